@@ -1,0 +1,44 @@
+import { connect } from 'node:net';
+import { randomInt } from 'node:crypto';
+import type { Upstream } from '../../src/server/upstreams.js';
+import { layoutMessage } from '../../src/wire/layout.js';
+import type { Query } from '../../src/wire/query.js';
+
+/**
+ * One query over TCP (RFC 7766), for replies that came back truncated over UDP. Resolves with
+ * the reply, or null on timeout, error or a reply that does not match what was asked.
+ */
+export function tcpExchange(upstream: Upstream, q: Query, timeoutMs: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const id = randomInt(0x10000);
+    const frame = Buffer.alloc(q.raw.length + 2);
+    frame.writeUInt16BE(q.raw.length, 0);
+    q.raw.copy(frame, 2);
+    frame.writeUInt16BE(id, 2);
+    const socket = connect({ host: upstream.address, port: upstream.port });
+    let data = Buffer.alloc(0);
+    const finish = (reply: Buffer | null): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(reply);
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    socket.on('connect', () => socket.write(frame));
+    socket.on('error', () => finish(null));
+    socket.on('close', () => finish(null));
+    socket.on('data', (chunk) => {
+      data = Buffer.concat([data, chunk]);
+      if (data.length < 2 || data.length < 2 + data.readUInt16BE(0)) return;
+      const msg = data.subarray(2, 2 + data.readUInt16BE(0));
+      const layout = layoutMessage(msg);
+      const matches =
+        msg.readUInt16BE(0) === id &&
+        layout !== null &&
+        layout.questionName === q.name &&
+        layout.questionType === q.type &&
+        layout.questionClass === q.qclass &&
+        layout.questionEnd === q.questionEnd;
+      finish(matches ? Buffer.from(msg) : null);
+    });
+  });
+}

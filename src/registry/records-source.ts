@@ -1,0 +1,94 @@
+import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Registry } from './registry.js';
+import type { RecordsState } from './types.js';
+import { parseRecords, RecordsError } from './validate.js';
+
+/** Reads a records file, or every `*.json` in a directory merged into one document (sorted by name). */
+export function readRecords(path: string): RecordsState {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .map((f) => join(path, f))
+    : [path];
+  const merged = { networks: [] as unknown[], endpoints: [] as unknown[], services: [] as unknown[] };
+  for (const file of files) {
+    let doc: Record<string, unknown>;
+    try {
+      doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`${file}: ${(err as Error).message}`, { cause: err });
+    }
+    for (const key of ['networks', 'endpoints', 'services'] as const) {
+      const list = doc?.[key];
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) throw new Error(`${file}: ${key}: ${JSON.stringify(list)} is not an array`);
+      merged[key].push(...list);
+    }
+  }
+  try {
+    return parseRecords(merged);
+  } catch (err) {
+    const where = files.length === 1 ? files[0] : path;
+    if (err instanceof RecordsError) throw new Error(`${where}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+export interface RecordsSourceOptions {
+  path: string;
+  registry: Registry;
+  onReload(result: { ok: true; generation: number } | { ok: false; error: Error }): void;
+  /** Quiet time after the last file event before reading (editors write in several steps). */
+  debounceMs?: number;
+}
+
+/**
+ * Keeps a registry in step with a records file or directory: read at start (a bad file then
+ * is an error), re-read on change and on `reload()`. A bad file later leaves the last good
+ * state in place; a good one is swapped in whole.
+ */
+export class RecordsSource {
+  readonly #opts: RecordsSourceOptions;
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #last = '';
+
+  constructor(opts: RecordsSourceOptions) {
+    this.#opts = opts;
+    this.#apply(readRecords(opts.path));
+  }
+
+  start(): void {
+    const { path, debounceMs = 50 } = this.#opts;
+    const isDir = statSync(path).isDirectory();
+    // Watch the directory: an editor's save often replaces the file, which a file watch misses.
+    this.#watcher = watch(isDir ? path : dirname(path), (_event, file) => {
+      if (!isDir && file !== null && file !== basename(path)) return;
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => this.reload(), debounceMs);
+    });
+  }
+
+  reload(): void {
+    try {
+      this.#apply(readRecords(this.#opts.path));
+    } catch (err) {
+      this.#opts.onReload({ ok: false, error: err as Error });
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#watcher?.close();
+  }
+
+  #apply(state: RecordsState): void {
+    const text = JSON.stringify(state);
+    if (text === this.#last) return; // a touch or a no-op save changes nothing
+    this.#last = text;
+    this.#opts.registry.replace(state);
+    this.#opts.onReload({ ok: true, generation: this.#opts.registry.generation });
+  }
+}

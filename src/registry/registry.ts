@@ -1,0 +1,196 @@
+import { EventEmitter } from 'node:events';
+import { buildNetworkIndex, mergeEntries, type NameEntry, type NetworkIndex } from './name-index.js';
+import type { EndpointSpec, NetworkSpec, RecordsState, ServiceSpec, TaskSpec } from './types.js';
+import { parseRecords } from './validate.js';
+
+/** The set of networks whose names a query may see. Scopes are shared objects: compare keys. */
+export class Scope {
+  readonly key: string;
+  constructor(readonly networks: readonly string[]) {
+    this.key = networks.join(',');
+  }
+}
+
+export interface RegistryChange {
+  generation: number;
+  /** Networks whose names or members changed. */
+  networks: readonly string[];
+}
+
+export interface RegistryEvents {
+  change: [RegistryChange];
+}
+
+const serviceKey = (network: string, name: string): string => `${network}/${name}`;
+
+/**
+ * The model: networks, endpoints and services, with lookup indexes per network, a scope per
+ * endpoint address and a `change` event after every mutation. It does no I/O; stores persist
+ * it and listeners (DNS answer cache, dataplane) react to its events.
+ */
+export class Registry extends EventEmitter<RegistryEvents> {
+  #networks = new Map<string, NetworkSpec>();
+  #endpoints = new Map<string, EndpointSpec>();
+  #services = new Map<string, ServiceSpec>();
+  #indexes = new Map<string, NetworkIndex>();
+  #scopeByAddress = new Map<string, Scope>();
+  #allScope = new Scope([]);
+  #generation = 0;
+
+  /** Builds a registry from a records document, validating it first. */
+  static fromRecords(doc: unknown): Registry {
+    const r = new Registry();
+    r.replace(parseRecords(doc));
+    return r;
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Swaps in a whole new state at once (a records reload): one event, no half-applied moment. */
+  replace(state: RecordsState): void {
+    const before = [...this.#networks.keys()];
+    this.#networks = new Map(state.networks.map((n) => [n.name, n]));
+    this.#endpoints = new Map(state.endpoints.map((e) => [e.id, e]));
+    this.#services = new Map(state.services.map((s) => [serviceKey(s.network, s.name), s]));
+    this.#reindex(new Set([...before, ...this.#networks.keys()]));
+  }
+
+  /** The whole state, as a records document (what stores persist). */
+  state(): RecordsState {
+    return {
+      networks: [...this.#networks.values()],
+      endpoints: [...this.#endpoints.values()],
+      services: [...this.#services.values()],
+    };
+  }
+
+  setNetwork(net: NetworkSpec): void {
+    this.#networks.set(net.name, net);
+    this.#reindex(new Set([net.name]));
+  }
+
+  /** Removes a network; endpoints and services still on it must be removed first. */
+  removeNetwork(name: string): void {
+    const users = [...this.#endpoints.values()].filter((e) => name in e.networks).map((e) => e.name);
+    users.push(...[...this.#services.values()].filter((s) => s.network === name).map((s) => `service ${s.name}`));
+    if (users.length > 0) throw new Error(`registry: network ${name} is in use by ${users.join(', ')}`);
+    if (!this.#networks.delete(name)) throw new Error(`registry: no network ${name}`);
+    this.#reindex(new Set([name]));
+  }
+
+  setEndpoint(ep: EndpointSpec): void {
+    for (const net of Object.keys(ep.networks)) this.#requireNetwork(net, `endpoint ${ep.name}`);
+    const old = this.#endpoints.get(ep.id);
+    this.#endpoints.set(ep.id, ep);
+    this.#reindex(new Set([...Object.keys(old?.networks ?? {}), ...Object.keys(ep.networks)]));
+  }
+
+  removeEndpoint(id: string): void {
+    const old = this.#endpoints.get(id);
+    if (old === undefined) throw new Error(`registry: no endpoint ${id}`);
+    this.#endpoints.delete(id);
+    this.#reindex(new Set(Object.keys(old.networks)));
+  }
+
+  setService(svc: ServiceSpec): void {
+    this.#requireNetwork(svc.network, `service ${svc.name}`);
+    this.#services.set(serviceKey(svc.network, svc.name), svc);
+    this.#reindex(new Set([svc.network]));
+  }
+
+  removeService(network: string, name: string): void {
+    if (!this.#services.delete(serviceKey(network, name))) throw new Error(`registry: no service ${name} on ${network}`);
+    this.#reindex(new Set([network]));
+  }
+
+  /** Changes one task's health, draining or weight: the next answer reflects it. */
+  updateTask(network: string, service: string, taskId: string, change: Pick<TaskSpec, 'healthy' | 'draining' | 'weight'>): void {
+    const svc = this.#services.get(serviceKey(network, service));
+    if (svc === undefined) throw new Error(`registry: no service ${service} on ${network}`);
+    if (!svc.tasks.some((t) => t.id === taskId)) throw new Error(`registry: service ${service} has no task ${taskId}`);
+    this.setService({ ...svc, tasks: svc.tasks.map((t) => (t.id === taskId ? { ...t, ...change } : t)) });
+  }
+
+  network(name: string): NetworkSpec | undefined {
+    return this.#networks.get(name);
+  }
+
+  /** Every network with names (dns not switched off): the default scope of a listener. */
+  get allScope(): Scope {
+    return this.#allScope;
+  }
+
+  /** A scope over the named networks, shared with endpoints that have the same set. */
+  scope(networks: readonly string[]): Scope {
+    const key = [...new Set(networks)].sort().join(',');
+    for (const s of this.#scopeByAddress.values()) if (s.key === key) return s;
+    return key === this.#allScope.key ? this.#allScope : new Scope(key === '' ? [] : key.split(','));
+  }
+
+  /** The scope of the endpoint holding `address`: the networks its queries may see. */
+  scopeOf(address: string): Scope | undefined {
+    return this.#scopeByAddress.get(address);
+  }
+
+  /** What `name` resolves to among `kind` names in `scope`, merged across its networks. */
+  lookup(scope: Scope, kind: 'endpoints' | 'services', name: string): NameEntry | undefined {
+    let found: NameEntry | undefined;
+    let several: NameEntry[] | undefined;
+    for (const net of scope.networks) {
+      const entry = this.#indexes.get(net)?.[kind].get(name);
+      if (entry === undefined) continue;
+      if (found === undefined) found = entry;
+      else (several ??= [found]).push(entry);
+    }
+    return several === undefined ? found : mergeEntries(several);
+  }
+
+  /** PTR targets of an address (an addressKey) in `scope`. */
+  reverse(scope: Scope, key: string): readonly string[] | undefined {
+    for (const net of scope.networks) {
+      const names = this.#indexes.get(net)?.ptr.get(key);
+      if (names !== undefined) return names;
+    }
+    return undefined;
+  }
+
+  #requireNetwork(name: string, who: string): void {
+    if (!this.#networks.has(name)) throw new Error(`registry: ${who}: network ${name} does not exist`);
+  }
+
+  #reindex(changed: Set<string>): void {
+    for (const name of changed) {
+      const net = this.#networks.get(name);
+      if (net === undefined || net.dns === false) {
+        this.#indexes.delete(name);
+        continue;
+      }
+      const eps = [...this.#endpoints.values()].filter((e) => name in e.networks);
+      const svcs = [...this.#services.values()].filter((s) => s.network === name);
+      this.#indexes.set(name, buildNetworkIndex(net, eps, svcs));
+    }
+    this.#rebuildScopes();
+    this.#generation++;
+    this.emit('change', { generation: this.#generation, networks: [...changed] });
+  }
+
+  /** One Scope object per distinct network set, so that caches can key on scope identity. */
+  #rebuildScopes(): void {
+    const dnsNets = [...this.#networks.values()].filter((n) => n.dns !== false).map((n) => n.name);
+    this.#allScope = new Scope(dnsNets.sort());
+    const byKey = new Map<string, Scope>([[this.#allScope.key, this.#allScope]]);
+    this.#scopeByAddress = new Map();
+    for (const ep of this.#endpoints.values()) {
+      const nets = Object.keys(ep.networks).filter((n) => this.#indexes.has(n)).sort();
+      const key = nets.join(',');
+      let scope = byKey.get(key);
+      if (scope === undefined) byKey.set(key, (scope = new Scope(nets)));
+      for (const att of Object.values(ep.networks)) {
+        if (att.ipv4 !== undefined) this.#scopeByAddress.set(att.ipv4, scope);
+        if (att.ipv6 !== undefined) this.#scopeByAddress.set(att.ipv6, scope);
+      }
+    }
+  }
+}

@@ -1,0 +1,247 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type {
+  EndpointAttachment,
+  EndpointSpec,
+  NetworkSpec,
+  RecordsState,
+  ServicePort,
+  ServiceSpec,
+  TaskSpec,
+} from './types.js';
+
+/** A records document was refused; `path` names the field, as in `endpoints[3].networks.app.ipv4`. */
+export class RecordsError extends Error {
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
+    super(`${path}: ${detail}`);
+    this.name = 'RecordsError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v)));
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+const HEX_ID = /^[0-9a-fA-F]{12,64}$/;
+
+function object(v: unknown, path: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new RecordsError(path, `${show(v)} is not an object`);
+  return v as Obj;
+}
+
+function array(v: unknown, path: string): unknown[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new RecordsError(path, `${show(v)} is not an array`);
+  return v;
+}
+
+function name(v: unknown, path: string): string {
+  if (typeof v !== 'string' || !NAME.test(v)) {
+    throw new RecordsError(path, `${show(v)} is not a valid name (letters, digits, '_', '.', '-'; up to 63)`);
+  }
+  return v;
+}
+
+function optional<T>(v: unknown, path: string, check: (v: unknown, path: string) => T): T | undefined {
+  return v === undefined || v === null ? undefined : check(v, path);
+}
+
+function ipv4(v: unknown, path: string): string {
+  if (typeof v !== 'string' || !isIPv4(v)) throw new RecordsError(path, `${show(v)} is not an IPv4 address`);
+  return v;
+}
+
+function ipv6(v: unknown, path: string): string {
+  if (typeof v !== 'string' || !isIPv6(v)) throw new RecordsError(path, `${show(v)} is not an IPv6 address`);
+  return v;
+}
+
+function subnet(v: unknown, path: string, family: 'ipv4' | 'ipv6'): string {
+  const [addr, bits, ...rest] = typeof v === 'string' ? v.split('/') : [];
+  const max = family === 'ipv4' ? 32 : 128;
+  const ok = family === 'ipv4' ? isIPv4(addr ?? '') : isIPv6(addr ?? '');
+  if (!ok || rest.length > 0 || !/^\d+$/.test(bits ?? '') || Number(bits) > max) {
+    throw new RecordsError(path, `${show(v)} is not an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} subnet in CIDR form`);
+  }
+  return v as string;
+}
+
+function bool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw new RecordsError(path, `${show(v)} is not true or false`);
+  return v;
+}
+
+function integer(v: unknown, path: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new RecordsError(path, `${show(v)} is not an integer from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function hexId(v: unknown, path: string): string {
+  if (typeof v !== 'string' || !HEX_ID.test(v)) throw new RecordsError(path, `${show(v)} is not an id of 12 to 64 hex digits`);
+  return v.toLowerCase();
+}
+
+function unique(seen: Set<string>, key: string, path: string, what: string): void {
+  if (seen.has(key)) throw new RecordsError(path, `${what} ${show(key)} appears twice`);
+  seen.add(key);
+}
+
+/** Checks `addr` falls inside the network's subnet of its family, when the network has one. */
+function inSubnet(addr: string, net: NetworkSpec, family: 'ipv4' | 'ipv6', path: string): void {
+  const cidr = family === 'ipv4' ? net.subnet : net.ipv6Subnet;
+  if (cidr === undefined) return;
+  const [base, bits] = cidr.split('/') as [string, string];
+  const list = new BlockList();
+  list.addSubnet(base, Number(bits), family);
+  if (!list.check(addr, family)) throw new RecordsError(path, `${show(addr)} is outside ${net.name}'s subnet ${cidr}`);
+}
+
+function network(v: unknown, path: string): NetworkSpec {
+  const o = object(v, path);
+  const net: NetworkSpec = { name: name(o.name, `${path}.name`) };
+  const id = optional(o.id, `${path}.id`, hexId);
+  if (id !== undefined) net.id = id;
+  const sub = optional(o.subnet, `${path}.subnet`, (x, p) => subnet(x, p, 'ipv4'));
+  if (sub !== undefined) net.subnet = sub;
+  const sub6 = optional(o.ipv6Subnet, `${path}.ipv6Subnet`, (x, p) => subnet(x, p, 'ipv6'));
+  if (sub6 !== undefined) net.ipv6Subnet = sub6;
+  const gw = optional(o.gateway, `${path}.gateway`, ipv4);
+  if (gw !== undefined) {
+    inSubnet(gw, net, 'ipv4', `${path}.gateway`);
+    net.gateway = gw;
+  }
+  const gw6 = optional(o.ipv6Gateway, `${path}.ipv6Gateway`, ipv6);
+  if (gw6 !== undefined) {
+    inSubnet(gw6, net, 'ipv6', `${path}.ipv6Gateway`);
+    net.ipv6Gateway = gw6;
+  }
+  const dns = optional(o.dns, `${path}.dns`, bool);
+  if (dns !== undefined) net.dns = dns;
+  return net;
+}
+
+function attachment(v: unknown, path: string, net: NetworkSpec): EndpointAttachment {
+  const o = object(v, path);
+  const att: EndpointAttachment = {};
+  const v4 = optional(o.ipv4, `${path}.ipv4`, ipv4);
+  if (v4 !== undefined) {
+    inSubnet(v4, net, 'ipv4', `${path}.ipv4`);
+    att.ipv4 = v4;
+  }
+  const v6 = optional(o.ipv6, `${path}.ipv6`, ipv6);
+  if (v6 !== undefined) {
+    inSubnet(v6, net, 'ipv6', `${path}.ipv6`);
+    att.ipv6 = v6;
+  }
+  const aliases = array(o.aliases, `${path}.aliases`).map((a, i) => name(a, `${path}.aliases[${i}]`));
+  if (aliases.length > 0) att.aliases = aliases;
+  return att;
+}
+
+function endpoint(v: unknown, path: string, networks: Map<string, NetworkSpec>): EndpointSpec {
+  const o = object(v, path);
+  const ep: EndpointSpec = { id: hexId(o.id, `${path}.id`), name: name(o.name, `${path}.name`), networks: {} };
+  const hostname = optional(o.hostname, `${path}.hostname`, name);
+  if (hostname !== undefined) ep.hostname = hostname;
+  for (const [netName, att] of Object.entries(object(o.networks ?? {}, `${path}.networks`))) {
+    const net = networks.get(netName);
+    if (net === undefined) throw new RecordsError(`${path}.networks`, `network ${show(netName)} is not defined`);
+    ep.networks[netName] = attachment(att, `${path}.networks.${netName}`, net);
+  }
+  return ep;
+}
+
+function port(v: unknown, path: string): ServicePort {
+  const o = object(v, path);
+  if (o.protocol !== 'tcp' && o.protocol !== 'udp') throw new RecordsError(`${path}.protocol`, `${show(o.protocol)} is not "tcp" or "udp"`);
+  return { name: name(o.name, `${path}.name`), protocol: o.protocol, port: integer(o.port, `${path}.port`, 1, 65535) };
+}
+
+function task(v: unknown, path: string, net: NetworkSpec): TaskSpec {
+  const o = object(v, path);
+  const t: TaskSpec = { id: hexId(o.id, `${path}.id`) };
+  const n = optional(o.name, `${path}.name`, name);
+  if (n !== undefined) t.name = n;
+  const v4 = optional(o.ipv4, `${path}.ipv4`, ipv4);
+  if (v4 !== undefined) {
+    inSubnet(v4, net, 'ipv4', `${path}.ipv4`);
+    t.ipv4 = v4;
+  }
+  const v6 = optional(o.ipv6, `${path}.ipv6`, ipv6);
+  if (v6 !== undefined) {
+    inSubnet(v6, net, 'ipv6', `${path}.ipv6`);
+    t.ipv6 = v6;
+  }
+  const healthy = optional(o.healthy, `${path}.healthy`, bool);
+  if (healthy !== undefined) t.healthy = healthy;
+  const draining = optional(o.draining, `${path}.draining`, bool);
+  if (draining !== undefined) t.draining = draining;
+  const weight = optional(o.weight, `${path}.weight`, (x, p) => integer(x, p, 0, 65535));
+  if (weight !== undefined) t.weight = weight;
+  return t;
+}
+
+function service(v: unknown, path: string, networks: Map<string, NetworkSpec>): ServiceSpec {
+  const o = object(v, path);
+  const svcName = name(o.name, `${path}.name`);
+  const netName = name(o.network, `${path}.network`);
+  const net = networks.get(netName);
+  if (net === undefined) throw new RecordsError(`${path}.network`, `network ${show(netName)} is not defined`);
+  const mode = o.mode ?? 'vip';
+  if (mode !== 'vip' && mode !== 'dnsrr') throw new RecordsError(`${path}.mode`, `${show(mode)} is not "vip" or "dnsrr"`);
+  const svc: ServiceSpec = { name: svcName, network: netName, mode, tasks: [] };
+  const vip = optional(o.vip, `${path}.vip`, ipv4);
+  if (vip !== undefined) svc.vip = vip;
+  const vip6 = optional(o.vip6, `${path}.vip6`, ipv6);
+  if (vip6 !== undefined) svc.vip6 = vip6;
+  if (mode === 'vip' && vip === undefined && vip6 === undefined) {
+    throw new RecordsError(`${path}.vip`, 'a service in "vip" mode needs a vip or vip6');
+  }
+  const ports = array(o.ports, `${path}.ports`).map((p, i) => port(p, `${path}.ports[${i}]`));
+  if (ports.length > 0) svc.ports = ports;
+  const ids = new Set<string>();
+  svc.tasks = array(o.tasks, `${path}.tasks`).map((t, i) => {
+    const parsed = task(t, `${path}.tasks[${i}]`, net);
+    unique(ids, parsed.id, `${path}.tasks[${i}].id`, 'task id');
+    return parsed;
+  });
+  return svc;
+}
+
+/**
+ * Validates a records document (parsed JSON) into a RecordsState. Throws a RecordsError naming
+ * the first bad field; nothing is half-accepted.
+ */
+export function parseRecords(doc: unknown): RecordsState {
+  const root = object(doc, '(root)');
+  const networks = new Map<string, NetworkSpec>();
+  array(root.networks, 'networks').forEach((n, i) => {
+    const net = network(n, `networks[${i}]`);
+    if (networks.has(net.name)) throw new RecordsError(`networks[${i}].name`, `network ${show(net.name)} appears twice`);
+    networks.set(net.name, net);
+  });
+  const ids = new Set<string>();
+  const addresses = new Set<string>();
+  const endpoints = array(root.endpoints, 'endpoints').map((e, i) => {
+    const ep = endpoint(e, `endpoints[${i}]`, networks);
+    unique(ids, ep.id, `endpoints[${i}].id`, 'endpoint id');
+    for (const [net, att] of Object.entries(ep.networks)) {
+      for (const family of ['ipv4', 'ipv6'] as const) {
+        const addr = att[family];
+        if (addr !== undefined) unique(addresses, `${net}/${addr}`, `endpoints[${i}].networks.${net}.${family}`, `address on ${net}`);
+      }
+    }
+    return ep;
+  });
+  const serviceKeys = new Set<string>();
+  const services = array(root.services, 'services').map((s, i) => {
+    const svc = service(s, `services[${i}]`, networks);
+    unique(serviceKeys, `${svc.name}.${svc.network}`, `services[${i}].name`, 'service');
+    return svc;
+  });
+  return { networks: [...networks.values()], endpoints, services };
+}

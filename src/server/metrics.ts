@@ -1,0 +1,101 @@
+import { collectDefaultMetrics, Registry as PromRegistry, type Metric } from 'prom-client';
+import { rcodeName, typeName } from '../wire/constants.js';
+
+/** Latency bucket bounds, seconds. */
+const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+type Sample = { labels: Record<string, string | number>; value: number; metricName?: string };
+
+/** A metric whose samples are read from plain counters at scrape time. */
+function scraped(name: string, help: string, type: 'counter' | 'histogram', samples: () => Sample[]): Metric {
+  return {
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    get: async () => ({ name, help, type, aggregator: 'sum', values: samples() }),
+  } as unknown as Metric;
+}
+
+/**
+ * Query metrics. The hot path only bumps plain numbers in maps; prom-client turns them into
+ * Prometheus text when scraped, so a query pays no label hashing or histogram call.
+ */
+export class DnsMetrics {
+  readonly registry = new PromRegistry();
+  readonly #queries = new Map<string, number>();
+  readonly #upstreamFailures = new Map<string, number>();
+  readonly #buckets = new Array<number>(BUCKETS.length + 1).fill(0);
+  #latencySum = 0;
+  #cacheHits = 0;
+  #cacheMisses = 0;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    for (const m of [
+      scraped('tsnet_dns_queries_total', 'DNS queries answered, by query type, rcode and resolver.', 'counter', () =>
+        this.#split(this.#queries, ['type', 'rcode', 'resolver']),
+      ),
+      scraped('tsnet_dns_upstream_failures_total', 'Upstream failures and dropped replies, by upstream and reason.', 'counter', () =>
+        this.#split(this.#upstreamFailures, ['upstream', 'reason']),
+      ),
+      scraped('tsnet_dns_cache_total', 'Lookups in the forwarded-answer cache, by result.', 'counter', () => [
+        { labels: { result: 'hit' }, value: this.#cacheHits },
+        { labels: { result: 'miss' }, value: this.#cacheMisses },
+      ]),
+      scraped('tsnet_dns_request_duration_seconds', 'Time from a query read to its reply written.', 'histogram', () => this.#histogram()),
+    ]) {
+      this.registry.registerMetric(m);
+    }
+  }
+
+  /** One answered query; `seconds` is its time in the server. */
+  query(type: number, rcode: number, resolver: string, seconds: number): void {
+    const key = `${type}|${rcode}|${resolver}`;
+    this.#queries.set(key, (this.#queries.get(key) ?? 0) + 1);
+    let i = 0;
+    while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
+    this.#buckets[i]!++;
+    this.#latencySum += seconds;
+  }
+
+  upstreamFailure(upstream: string, reason: string): void {
+    const key = `${upstream}|${reason}`;
+    this.#upstreamFailures.set(key, (this.#upstreamFailures.get(key) ?? 0) + 1);
+  }
+
+  cache(hit: boolean): void {
+    if (hit) this.#cacheHits++;
+    else this.#cacheMisses++;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  #split(counts: Map<string, number>, names: string[]): Sample[] {
+    return [...counts].map(([key, value]) => {
+      const parts = key.split('|');
+      const labels: Record<string, string> = {};
+      names.forEach((n, i) => {
+        const v = parts[i] ?? '';
+        labels[n] = n === 'type' ? typeName(Number(v)) : n === 'rcode' ? rcodeName(Number(v)) : v;
+      });
+      return { labels, value };
+    });
+  }
+
+  #histogram(): Sample[] {
+    const name = 'tsnet_dns_request_duration_seconds';
+    let cumulative = 0;
+    const samples: Sample[] = BUCKETS.map((le, i) => {
+      cumulative += this.#buckets[i]!;
+      return { labels: { le }, value: cumulative, metricName: `${name}_bucket` };
+    });
+    cumulative += this.#buckets[BUCKETS.length]!;
+    samples.push({ labels: { le: '+Inf' }, value: cumulative, metricName: `${name}_bucket` });
+    samples.push({ labels: {}, value: this.#latencySum, metricName: `${name}_sum` });
+    samples.push({ labels: {}, value: cumulative, metricName: `${name}_count` });
+    return samples;
+  }
+}

@@ -1,0 +1,89 @@
+import type { Logger } from 'pino';
+import type { Registry, Scope } from '../registry/registry.js';
+import { Rcode } from '../wire/constants.js';
+import { parseQuery, type Query } from '../wire/query.js';
+import { emptyReply } from '../wire/reply.js';
+import type { DnsMetrics } from './metrics.js';
+import { ReplayCache } from './replay.js';
+import type { QueryContext, Reply } from './resolver.js';
+import type { UpstreamSet } from './upstreams.js';
+
+/** What a listener adds to a query: the scope for askers the registry does not know, and upstreams. */
+export interface ListenerContext {
+  defaultScope(): Scope;
+  upstreams: UpstreamSet;
+}
+
+/** Writes one reply; `q` is null for replies to queries that did not parse. */
+export type Send = (reply: Buffer, q: Query | null) => void;
+
+export interface PipelineOptions {
+  registry: Registry;
+  chain(q: Query, ctx: QueryContext): Reply | Promise<Reply>;
+  metrics: DnsMetrics;
+  logger: Logger;
+}
+
+/**
+ * From query bytes to reply bytes: parse, scope by the asker's address, replay a stored
+ * registry answer if there is one, else run the resolver chain. Never throws.
+ */
+export class Pipeline {
+  readonly #registry: Registry;
+  readonly #chain: PipelineOptions['chain'];
+  readonly #metrics: DnsMetrics;
+  readonly #logger: Logger;
+  readonly #replays: ReplayCache;
+
+  constructor({ registry, chain, metrics, logger }: PipelineOptions) {
+    this.#registry = registry;
+    this.#chain = chain;
+    this.#metrics = metrics;
+    this.#logger = logger;
+    this.#replays = new ReplayCache(registry);
+  }
+
+  /** Answers `raw` through `send`, now or later; false when the message gets no reply at all. */
+  handle(raw: Buffer, source: { address: string; port: number }, transport: 'udp' | 'tcp', listener: ListenerContext, send: Send): boolean {
+    const started = performance.now();
+    const parsed = parseQuery(raw);
+    if (parsed.kind === 'drop') return false;
+    if (parsed.kind === 'error') {
+      send(emptyReply(raw, parsed.rcode, parsed.questionEnd, parsed.edns), null);
+      this.#metrics.query(0, parsed.rcode, 'wire', (performance.now() - started) / 1000);
+      return true;
+    }
+    const q = parsed.query;
+    const scope = this.#registry.scopeOf(source.address) ?? listener.defaultScope();
+    const key = ReplayCache.key(scope, q);
+    const replay = this.#replays.get(key);
+    if (replay !== undefined) {
+      send(ReplayCache.render(replay, q), q);
+      this.#metrics.query(q.type, Rcode.NOERROR, 'replay', (performance.now() - started) / 1000);
+      return true;
+    }
+    const generation = this.#registry.generation;
+    const finish = (reply: Reply): void => {
+      if (reply.replayable !== undefined && generation === this.#registry.generation) {
+        const stored = { bytes: reply.bytes, shuffle: reply.replayable.shuffle };
+        this.#replays.set(key, stored);
+        send(ReplayCache.render(stored, q), q);
+      } else {
+        send(reply.bytes, q);
+      }
+      this.#metrics.query(q.type, reply.rcode, reply.resolver, (performance.now() - started) / 1000);
+    };
+    const fail = (err: unknown): void => {
+      this.#logger.error({ err, name: q.name, type: q.type }, 'resolver chain failed');
+      finish({ bytes: emptyReply(raw, Rcode.SERVFAIL, q.questionEnd, q.edns), rcode: Rcode.SERVFAIL, resolver: 'error' });
+    };
+    try {
+      const reply = this.#chain(q, { scope, source, transport, upstreams: listener.upstreams });
+      if (reply instanceof Promise) reply.then(finish, fail);
+      else finish(reply);
+    } catch (err) {
+      fail(err);
+    }
+    return true;
+  }
+}

@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import type { Registry, Scope } from '../registry/registry.js';
+import type { Query } from '../wire/query.js';
+import type { UpstreamSet } from './upstreams.js';
+
+/** Where the reply came from and what it says; `bytes` is a whole DNS message for the query. */
+export interface Reply {
+  bytes: Buffer;
+  rcode: number;
+  /** The resolver that produced it, for metrics. */
+  resolver: string;
+  /**
+   * Set by resolvers that answer from the registry: the bytes depend only on (scope, name,
+   * type, EDNS) until the next registry change, so the server may replay them. `shuffle`
+   * says which equal-sized answer records to reorder on every reply (RFC 1794 round robin).
+   */
+  replayable?: { shuffle: ShuffleSpan | null };
+}
+
+export interface ShuffleSpan {
+  start: number;
+  size: number;
+  /** One weight per record, in the order they were encoded. */
+  weights: readonly number[];
+}
+
+/** What a resolver knows about who asked. */
+export interface QueryContext {
+  scope: Scope;
+  source: { address: string; port: number };
+  transport: 'udp' | 'tcp';
+  /** Servers for names tsnet does not own: the sandbox's own, or the listener's default. */
+  upstreams: UpstreamSet;
+}
+
+export type Next = () => Reply | Promise<Reply>;
+
+/** One link in the chain: answers, or hands the query on with `next()`. */
+export interface Resolver {
+  readonly name: string;
+  resolve(q: Query, ctx: QueryContext, next: Next): Reply | Promise<Reply>;
+  close?(): void | Promise<void>;
+}
+
+/** What every resolver's setup gets: shared state and the knobs of its own that the CLI parsed. */
+export interface ResolverSetup {
+  registry: Registry;
+  logger: Logger;
+  /** TTL of answers from the registry, seconds. */
+  ttl: number;
+  cacheSize: number;
+  maxInflight: number;
+  /** Reports an upstream failure for metrics. */
+  onUpstreamFailure(upstream: string, reason: string): void;
+  /** Reports a cache hit or miss for metrics. */
+  onCache(hit: boolean): void;
+}
+
+export interface ResolverPlugin {
+  readonly name: string;
+  setup(options: ResolverSetup): Resolver;
+}
+
+/**
+ * Runs `resolvers` in order. Replies stay synchronous as long as every resolver answers
+ * synchronously, so registry and cache hits cost no promise. The terminal answers when no
+ * resolver did (REFUSED: a name nobody here owns or can forward is not ours to deny).
+ */
+export function compose(resolvers: readonly Resolver[], terminal: (q: Query, ctx: QueryContext) => Reply) {
+  return function run(q: Query, ctx: QueryContext): Reply | Promise<Reply> {
+    const dispatch = (i: number): Reply | Promise<Reply> => {
+      const r = resolvers[i];
+      if (r === undefined) return terminal(q, ctx);
+      let called = false;
+      return r.resolve(q, ctx, () => {
+        if (called) throw new Error(`resolver/${r.name}: next() called twice`);
+        called = true;
+        return dispatch(i + 1);
+      });
+    };
+    return dispatch(0);
+  };
+}

@@ -1,0 +1,152 @@
+import type { Socket } from 'node:dgram';
+import type { Server } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { chainOf, PLUGIN_ORDER, PLUGINS } from '../../resolvers/index.js';
+import { Registry, type Scope } from '../registry/registry.js';
+import { emptyReply } from '../wire/reply.js';
+import { Rcode } from '../wire/constants.js';
+import { DnsMetrics } from './metrics.js';
+import { Pipeline, type ListenerContext } from './pipeline.js';
+import { compose, type Resolver } from './resolver.js';
+import { listenTcp } from './tcp.js';
+import { bindUdp, serveUdp } from './udp.js';
+import { resolvConfUpstreams, upstreamSet, type Upstream } from './upstreams.js';
+
+export interface ServerOptions {
+  /** The names to serve; a new empty registry by default. */
+  registry?: Registry;
+  /** Which resolvers run (their order is fixed): default all of PLUGIN_ORDER. */
+  resolvers?: readonly string[];
+  /** TTL of registry answers, seconds (default 5). */
+  ttl?: number;
+  /** Default upstreams of every listener (default: the nameservers of /etc/resolv.conf). */
+  upstreams?: readonly Upstream[];
+  /** Forwarded answers kept in the cache (default 10000). */
+  cacheSize?: number;
+  /** Forwarded queries in flight before more are answered SERVFAIL at once (default 1024). */
+  maxInflight?: number;
+  /** Idle TCP connections are closed after this (default 10 s). */
+  tcpIdleTimeoutMs?: number;
+  logger?: Logger;
+  metrics?: DnsMetrics;
+}
+
+export interface ListenOptions {
+  address: string;
+  /** 0 picks a free port, the same for UDP and TCP. */
+  port: number;
+  /** Networks a query sees when its source is no known endpoint (default: every network with names). */
+  scope?: readonly string[];
+  /** Overrides the server's upstreams for queries arriving here. */
+  upstreams?: readonly Upstream[];
+}
+
+export interface Listener {
+  readonly address: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The DNS server: one resolver chain, any number of UDP+TCP listeners. */
+export class DnsServer {
+  readonly registry: Registry;
+  readonly metrics: DnsMetrics;
+  readonly logger: Logger;
+  readonly #resolvers: Resolver[];
+  readonly #pipeline: Pipeline;
+  readonly #upstreams: readonly Upstream[];
+  readonly #tcpIdleTimeoutMs: number;
+  readonly #listeners = new Set<Listener>();
+
+  constructor({
+    registry = new Registry(),
+    resolvers = PLUGIN_ORDER,
+    ttl = 5,
+    upstreams = resolvConfUpstreams(),
+    cacheSize = 10_000,
+    maxInflight = 1024,
+    tcpIdleTimeoutMs = 10_000,
+    logger = pino({ level: 'silent' }),
+    metrics = new DnsMetrics(),
+  }: ServerOptions = {}) {
+    this.registry = registry;
+    this.metrics = metrics;
+    this.logger = logger;
+    this.#upstreams = upstreams;
+    this.#tcpIdleTimeoutMs = tcpIdleTimeoutMs;
+    const setup = {
+      registry,
+      logger,
+      ttl,
+      cacheSize,
+      maxInflight,
+      onUpstreamFailure: (u: string, reason: string) => metrics.upstreamFailure(u, reason),
+      onCache: (hit: boolean) => metrics.cache(hit),
+    };
+    this.#resolvers = chainOf(resolvers).map((name) => PLUGINS[name].setup({ ...setup, logger: logger.child({ resolver: name }) }));
+    const chain = compose(this.#resolvers, (q) => ({
+      bytes: emptyReply(q.raw, Rcode.REFUSED, q.questionEnd, q.edns),
+      rcode: Rcode.REFUSED,
+      resolver: 'none',
+    }));
+    this.#pipeline = new Pipeline({ registry, chain, metrics, logger });
+  }
+
+  /** Opens UDP and TCP on one address and port. */
+  async listen(opts: ListenOptions): Promise<Listener> {
+    const ctx = this.#context(opts);
+    const { udp, tcp } = await this.#bind(opts.address, opts.port, ctx);
+    const port = udp.address().port;
+    const listener: Listener = {
+      address: opts.address,
+      port,
+      close: async () => {
+        this.#listeners.delete(listener);
+        udp.close();
+        await new Promise<void>((resolve) => tcp.close(() => resolve()));
+      },
+    };
+    this.#listeners.add(listener);
+    this.logger.info({ address: opts.address, port }, 'listening');
+    return listener;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#listeners].map((l) => l.close()));
+    await Promise.all(this.#resolvers.map((r) => r.close?.()));
+  }
+
+  #context(opts: ListenOptions): ListenerContext {
+    const upstreams = upstreamSet(opts.upstreams ?? this.#upstreams);
+    if (opts.scope === undefined) return { upstreams, defaultScope: () => this.registry.allScope };
+    let cached: { generation: number; scope: Scope } | undefined;
+    const networks = opts.scope;
+    return {
+      upstreams,
+      defaultScope: () => {
+        if (cached?.generation !== this.registry.generation) {
+          cached = { generation: this.registry.generation, scope: this.registry.scope(networks) };
+        }
+        return cached.scope;
+      },
+    };
+  }
+
+  /** With port 0, UDP picks the port and TCP takes the same; a clash with another TCP user is retried. */
+  async #bind(address: string, port: number, ctx: ListenerContext): Promise<{ udp: Socket; tcp: Server }> {
+    for (let attempt = 0; ; attempt++) {
+      const udp = await bindUdp(address, port);
+      try {
+        const tcp = await listenTcp(address, udp.address().port, this.#pipeline, ctx, { idleTimeoutMs: this.#tcpIdleTimeoutMs });
+        serveUdp(udp, this.#pipeline, ctx, (err) => this.logger.error({ err }, 'udp socket error'));
+        return { udp, tcp };
+      } catch (err) {
+        udp.close();
+        if (port !== 0 || attempt >= 5) throw err;
+      }
+    }
+  }
+}
+
+/** Builds a DNS server; `listen()` opens its sockets. */
+export const createServer = (options: ServerOptions = {}): DnsServer => new DnsServer(options);

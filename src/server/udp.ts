@@ -1,0 +1,28 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { PLAIN_UDP_SIZE } from '../wire/constants.js';
+import { truncate, udpLimit } from '../wire/reply.js';
+import type { ListenerContext, Pipeline } from './pipeline.js';
+
+/** Binds a UDP socket; rejects with the bind error (EADDRINUSE, EACCES) naming the address. */
+export function bindUdp(address: string, port: number): Promise<Socket> {
+  const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
+  return new Promise((resolve, reject) => {
+    socket.once('error', (err) => reject(new Error(`udp ${address}:${port}: ${err.message}`, { cause: err })));
+    socket.bind(port, address, () => {
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+/** Serves queries arriving on `socket`: each datagram in, at most one datagram out, never over the asker's limit. */
+export function serveUdp(socket: Socket, pipeline: Pipeline, ctx: ListenerContext, onError: (err: Error) => void): void {
+  socket.on('error', onError);
+  socket.on('message', (msg, rinfo) => {
+    pipeline.handle(msg, rinfo, 'udp', ctx, (reply, q) => {
+      const limit = q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
+      socket.send(truncate(reply, limit), rinfo.port, rinfo.address);
+    });
+  });
+}

@@ -1,0 +1,65 @@
+import { QType } from './constants.js';
+import { readName, skipName } from './name.js';
+
+/** Where one resource record sits in a message. */
+export interface RecordSpan {
+  /** 0 answer, 1 authority, 2 additional. */
+  section: 0 | 1 | 2;
+  type: number;
+  start: number;
+  /** Offset of the 32-bit TTL; for OPT these bytes are the extended rcode, version and flags. */
+  ttlOffset: number;
+  rdataOffset: number;
+  end: number;
+}
+
+/** The layout of a whole message, found without decoding record data. */
+export interface MessageLayout {
+  questionName: string;
+  questionType: number;
+  questionClass: number;
+  questionEnd: number;
+  records: RecordSpan[];
+}
+
+/**
+ * Walks a message (typically an upstream reply) once: the question and the span of every
+ * record. Used to check replies, patch TTLs in cached answers and truncate. Null if malformed.
+ */
+export function layoutMessage(buf: Buffer): MessageLayout | null {
+  if (buf.length < 12) return null;
+  if (buf.readUInt16BE(4) !== 1) return null;
+  const q = readName(buf, 12);
+  if (q === null || q.end + 4 > buf.length) return null;
+  const counts = [buf.readUInt16BE(6), buf.readUInt16BE(8), buf.readUInt16BE(10)] as const;
+  const records: RecordSpan[] = [];
+  let pos = q.end + 4;
+  for (const section of [0, 1, 2] as const) {
+    for (let i = 0; i < counts[section]; i++) {
+      const nameEnd = skipName(buf, pos);
+      if (nameEnd < 0 || nameEnd + 10 > buf.length) return null;
+      const end = nameEnd + 10 + buf.readUInt16BE(nameEnd + 8);
+      if (end > buf.length) return null;
+      records.push({
+        section,
+        type: buf.readUInt16BE(nameEnd),
+        start: pos,
+        ttlOffset: nameEnd + 4,
+        rdataOffset: nameEnd + 10,
+        end,
+      });
+      pos = end;
+    }
+  }
+  return {
+    questionName: q.name,
+    questionType: buf.readUInt16BE(q.end),
+    questionClass: buf.readUInt16BE(q.end + 2),
+    questionEnd: q.end + 4,
+    records,
+  };
+}
+
+/** The OPT record of a layout, if any. */
+export const optRecord = (layout: MessageLayout): RecordSpan | undefined =>
+  layout.records.find((r) => r.section === 2 && r.type === QType.OPT);

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { PLUGIN_ORDER } from '../../resolvers/index.js';
 import { RecordsSource } from '../registry/records-source.js';
@@ -83,7 +84,10 @@ async function main(): Promise<void> {
   const metricsServer = opts.metrics === undefined ? undefined : await serveMetrics(server.metrics, opts.metrics.address, opts.metrics.port);
   source?.start();
   logger.info(
-    { listen: listeners.map((l) => `${l.address}:${l.port}`), upstreams: upstreams.map((u) => u.label), resolvers: opts.resolvers },
+    {
+      listen: listeners.map((l) => `${l.address}:${l.port}`),
+      metrics: metricsServer === undefined ? undefined : `${opts.metrics!.address}:${(metricsServer.address() as AddressInfo).port}`,
+      upstreams: upstreams.map((u) => u.label), resolvers: opts.resolvers },
     'ready',
   );
 

@@ -1,0 +1,141 @@
+import test from 'ava';
+import { dig } from './helpers/dig.js';
+import { startDns } from './helpers/tsnet-dns.js';
+import { startUpstream } from './helpers/upstream.js';
+import { records } from './fixtures.js';
+
+const upstreamArgs = (...labels: string[]): string[] => labels.flatMap((l) => ['--upstream', l]);
+
+test('unknown names go to the upstream; its answer and TTL are relayed, not authoritative', async (t) => {
+  const up = await startUpstream(t, { ttl: 123 });
+  const dns = await startDns(t, records(), upstreamArgs(up.label));
+  const r = await dig(dns.port, 'host.fwd.example', 'A');
+  t.is(r.status, 'NOERROR');
+  t.deepEqual(r.answers.map((a) => [a.data, a.ttl]), [['127.77.0.1', 123]]);
+  t.false(r.flags.includes('aa'));
+  t.true(r.flags.includes('ra'));
+  t.is(up.udpQueries, 1);
+});
+
+test('local names are never forwarded', async (t) => {
+  const up = await startUpstream(t);
+  const dns = await startDns(t, records(), upstreamArgs(up.label));
+  for (const q of [['web', 'A'], ['web2', 'AAAA'], ['web', 'MX'], ['tasks.api', 'A']]) await dig(dns.port, ...q);
+  t.is(up.udpQueries, 0);
+});
+
+test('a forwarded answer is cached: asked again it does not reach the upstream and its TTL counts down', async (t) => {
+  const up = await startUpstream(t, { ttl: 300 });
+  const dns = await startDns(t, records(), upstreamArgs(up.label));
+  await dig(dns.port, 'cached.fwd.example');
+  await new Promise((r) => setTimeout(r, 2100));
+  const again = await dig(dns.port, 'CACHED.fwd.example');
+  t.is(up.udpQueries, 1);
+  t.deepEqual(again.answers.map((a) => a.data), ['127.77.0.1']);
+  t.true(again.answers[0]!.ttl <= 298 && again.answers[0]!.ttl >= 297, `ttl ${again.answers[0]!.ttl}`);
+  t.regex(again.raw, /;CACHED\.fwd\.example\.\s+IN\s+A/, 'the question keeps the asker\'s case');
+});
+
+test('NXDOMAIN with an SOA is cached for min(SOA TTL, SOA minimum) (RFC 2308)', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const dns = await startDns(t, records(), upstreamArgs(up.label));
+  const first = await dig(dns.port, 'nope.fwd.example');
+  t.is(first.status, 'NXDOMAIN');
+  const second = await dig(dns.port, 'nope.fwd.example');
+  t.is(second.status, 'NXDOMAIN');
+  t.is(up.udpQueries, 1);
+});
+
+test('a silent first upstream fails over to the second within a second', async (t) => {
+  const silent = await startUpstream(t, { behaviour: 'silent' });
+  const good = await startUpstream(t);
+  const dns = await startDns(t, records(), upstreamArgs(silent.label, good.label));
+  const started = Date.now();
+  const r = await dig(dns.port, 'failover.fwd.example');
+  const took = Date.now() - started;
+  t.is(r.status, 'NOERROR');
+  t.true(took < 1500, `took ${took} ms`);
+  t.is(silent.udpQueries, 1);
+});
+
+for (const behaviour of ['servfail', 'refused'] as const) {
+  test(`an upstream answering ${behaviour.toUpperCase()} fails over to the next at once`, async (t) => {
+    const bad = await startUpstream(t, { behaviour });
+    const good = await startUpstream(t);
+    const dns = await startDns(t, records(), upstreamArgs(bad.label, good.label));
+    const started = Date.now();
+    const r = await dig(dns.port, `${behaviour}.fwd.example`);
+    t.is(r.status, 'NOERROR');
+    t.true(Date.now() - started < 500, `took ${Date.now() - started} ms`);
+  });
+}
+
+test('when every upstream is silent the query gets SERVFAIL within 2 s', async (t) => {
+  const a = await startUpstream(t, { behaviour: 'silent' });
+  const b = await startUpstream(t, { behaviour: 'silent' });
+  const c = await startUpstream(t, { behaviour: 'silent' });
+  const dns = await startDns(t, records(), upstreamArgs(a.label, b.label, c.label));
+  const started = Date.now();
+  const r = await dig(dns.port, 'void.fwd.example');
+  t.is(r.status, 'SERVFAIL');
+  t.true(Date.now() - started < 2200, `took ${Date.now() - started} ms`);
+  t.is(a.udpQueries + b.udpQueries + c.udpQueries, 3, 'all three were tried');
+});
+
+for (const behaviour of ['wrong-id', 'wrong-port', 'wrong-question'] as const) {
+  test(`a reply with the ${behaviour.replace('wrong-', 'wrong ')} is dropped, never relayed`, async (t) => {
+    const liar = await startUpstream(t, { behaviour });
+    const dns = await startDns(t, records(), upstreamArgs(liar.label));
+    const r = await dig(dns.port, 'spoof.fwd.example');
+    t.is(r.status, 'SERVFAIL');
+    t.is(r.answers.length, 0);
+  });
+}
+
+test('a truncated upstream reply is fetched again over TCP; the client gets TC over UDP and the whole answer over TCP', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'truncate' });
+  const dns = await startDns(t, records(), upstreamArgs(up.label));
+  const udp = await dig(dns.port, '+ignore', 'big.fwd.example');
+  t.true(udp.flags.includes('tc'));
+  t.is(up.tcpQueries, 1);
+  const tcp = await dig(dns.port, '+tcp', 'big.fwd.example');
+  t.is(tcp.answers.length, 60);
+  t.is(up.tcpQueries, 1, 'the second answer came from the cache');
+});
+
+test('--max-inflight: excess forwarded queries get SERVFAIL at once while local names answer without delay', async (t) => {
+  const slow = await startUpstream(t, { delayMs: 1000 });
+  const dns = await startDns(t, records(), [...upstreamArgs(slow.label), '--max-inflight', '2']);
+  const started = Date.now();
+  const forwarded = Array.from({ length: 6 }, (_, i) => dig(dns.port, `slow${i}.fwd.example`).then((r) => ({ r, ms: Date.now() - started })));
+  await new Promise((r) => setTimeout(r, 150));
+  const localStarted = Date.now();
+  const local = await dig(dns.port, 'web');
+  t.true(Date.now() - localStarted < 300, 'a local name is not held up by the forwarded backlog');
+  t.is(local.status, 'NOERROR');
+  const results = await Promise.all(forwarded);
+  const ok = results.filter((x) => x.r.status === 'NOERROR');
+  const refused = results.filter((x) => x.r.status === 'SERVFAIL');
+  t.is(ok.length, 2);
+  t.is(refused.length, 4);
+  t.true(refused.every((x) => x.ms < 500), 'the excess was answered at once');
+});
+
+test('metrics: queries by type, rcode and resolver, cache hits and upstream failures in Prometheus text', async (t) => {
+  const up = await startUpstream(t);
+  const dead = await startUpstream(t, { behaviour: 'refused' });
+  const dns = await startDns(t, records(), [...upstreamArgs(dead.label, up.label), '--metrics', '127.0.0.1:0']);
+  await dig(dns.port, 'web');
+  await dig(dns.port, 'web');
+  await dig(dns.port, 'm.fwd.example');
+  await dig(dns.port, 'm.fwd.example');
+  const ready = dns.logs.find((l) => l.msg === 'ready')!;
+  const text = await (await fetch(`http://${ready.metrics as string}/metrics`)).text();
+  t.regex(text, /tsnet_dns_queries_total\{type="A",rcode="NOERROR",resolver="local"\} 1/);
+  t.regex(text, /tsnet_dns_queries_total\{type="A",rcode="NOERROR",resolver="replay"\} 1/);
+  t.regex(text, /tsnet_dns_queries_total\{type="A",rcode="NOERROR",resolver="cache"\} 1/);
+  t.regex(text, /tsnet_dns_cache_total\{result="hit"\} 1/);
+  t.regex(text, new RegExp(`tsnet_dns_upstream_failures_total\\{upstream="${dead.label}",reason="refused"\\} 1`));
+  t.regex(text, /tsnet_dns_request_duration_seconds_count 4/);
+  t.regex(text, /process_resident_memory_bytes/);
+});

@@ -6,7 +6,7 @@ import { records } from './fixtures.js';
 
 const upstreamArgs = (...labels: string[]): string[] => labels.flatMap((l) => ['--upstream', l]);
 
-test('unknown names go to the upstream; its answer and TTL are relayed, not authoritative', async (t) => {
+test.serial('unknown names go to the upstream; its answer and TTL are relayed, not authoritative', async (t) => {
   const up = await startUpstream(t, { ttl: 123 });
   const dns = await startDns(t, records(), upstreamArgs(up.label));
   const r = await dig(dns.port, 'host.fwd.example', 'A');
@@ -17,14 +17,14 @@ test('unknown names go to the upstream; its answer and TTL are relayed, not auth
   t.is(up.udpQueries, 1);
 });
 
-test('local names are never forwarded', async (t) => {
+test.serial('local names are never forwarded', async (t) => {
   const up = await startUpstream(t);
   const dns = await startDns(t, records(), upstreamArgs(up.label));
   for (const q of [['web', 'A'], ['web2', 'AAAA'], ['web', 'MX'], ['tasks.api', 'A']]) await dig(dns.port, ...q);
   t.is(up.udpQueries, 0);
 });
 
-test('a forwarded answer is cached: asked again it does not reach the upstream and its TTL counts down', async (t) => {
+test.serial('a forwarded answer is cached: asked again it does not reach the upstream and its TTL counts down', async (t) => {
   const up = await startUpstream(t, { ttl: 300 });
   const dns = await startDns(t, records(), upstreamArgs(up.label));
   await dig(dns.port, 'cached.fwd.example');
@@ -36,7 +36,7 @@ test('a forwarded answer is cached: asked again it does not reach the upstream a
   t.regex(again.raw, /;CACHED\.fwd\.example\.\s+IN\s+A/, 'the question keeps the asker\'s case');
 });
 
-test('NXDOMAIN with an SOA is cached for min(SOA TTL, SOA minimum) (RFC 2308)', async (t) => {
+test.serial('NXDOMAIN with an SOA is cached for min(SOA TTL, SOA minimum) (RFC 2308)', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const dns = await startDns(t, records(), upstreamArgs(up.label));
   const first = await dig(dns.port, 'nope.fwd.example');
@@ -46,7 +46,7 @@ test('NXDOMAIN with an SOA is cached for min(SOA TTL, SOA minimum) (RFC 2308)', 
   t.is(up.udpQueries, 1);
 });
 
-test('a silent first upstream fails over to the second within a second', async (t) => {
+test.serial('a silent first upstream fails over to the second within a second', async (t) => {
   const silent = await startUpstream(t, { behaviour: 'silent' });
   const good = await startUpstream(t);
   const dns = await startDns(t, records(), upstreamArgs(silent.label, good.label));
@@ -59,7 +59,7 @@ test('a silent first upstream fails over to the second within a second', async (
 });
 
 for (const behaviour of ['servfail', 'refused'] as const) {
-  test(`an upstream answering ${behaviour.toUpperCase()} fails over to the next at once`, async (t) => {
+  test.serial(`an upstream answering ${behaviour.toUpperCase()} fails over to the next at once`, async (t) => {
     const bad = await startUpstream(t, { behaviour });
     const good = await startUpstream(t);
     const dns = await startDns(t, records(), upstreamArgs(bad.label, good.label));
@@ -70,7 +70,7 @@ for (const behaviour of ['servfail', 'refused'] as const) {
   });
 }
 
-test('when every upstream is silent the query gets SERVFAIL within 2 s', async (t) => {
+test.serial('when every upstream is silent the query gets SERVFAIL within 2 s', async (t) => {
   const a = await startUpstream(t, { behaviour: 'silent' });
   const b = await startUpstream(t, { behaviour: 'silent' });
   const c = await startUpstream(t, { behaviour: 'silent' });
@@ -83,7 +83,7 @@ test('when every upstream is silent the query gets SERVFAIL within 2 s', async (
 });
 
 for (const behaviour of ['wrong-id', 'wrong-port', 'wrong-question'] as const) {
-  test(`a reply with the ${behaviour.replace('wrong-', 'wrong ')} is dropped, never relayed`, async (t) => {
+  test.serial(`a reply with the ${behaviour.replace('wrong-', 'wrong ')} is dropped, never relayed`, async (t) => {
     const liar = await startUpstream(t, { behaviour });
     const dns = await startDns(t, records(), upstreamArgs(liar.label));
     const r = await dig(dns.port, 'spoof.fwd.example');
@@ -92,7 +92,7 @@ for (const behaviour of ['wrong-id', 'wrong-port', 'wrong-question'] as const) {
   });
 }
 
-test('a truncated upstream reply is fetched again over TCP; the client gets TC over UDP and the whole answer over TCP', async (t) => {
+test.serial('a truncated upstream reply is fetched again over TCP; the client gets TC over UDP and the whole answer over TCP', async (t) => {
   const up = await startUpstream(t, { behaviour: 'truncate' });
   const dns = await startDns(t, records(), upstreamArgs(up.label));
   const udp = await dig(dns.port, '+ignore', 'big.fwd.example');
@@ -103,7 +103,7 @@ test('a truncated upstream reply is fetched again over TCP; the client gets TC o
   t.is(up.tcpQueries, 1, 'the second answer came from the cache');
 });
 
-test('--max-inflight: excess forwarded queries get SERVFAIL at once while local names answer without delay', async (t) => {
+test.serial('--max-inflight: excess forwarded queries get SERVFAIL at once while local names answer without delay', async (t) => {
   const slow = await startUpstream(t, { delayMs: 1000 });
   const dns = await startDns(t, records(), [...upstreamArgs(slow.label), '--max-inflight', '2']);
   const started = Date.now();
@@ -121,7 +121,7 @@ test('--max-inflight: excess forwarded queries get SERVFAIL at once while local 
   t.true(refused.every((x) => x.ms < 500), 'the excess was answered at once');
 });
 
-test('metrics: queries by type, rcode and resolver, cache hits and upstream failures in Prometheus text', async (t) => {
+test.serial('metrics: queries by type, rcode and resolver, cache hits and upstream failures in Prometheus text', async (t) => {
   const up = await startUpstream(t);
   const dead = await startUpstream(t, { behaviour: 'refused' });
   const dns = await startDns(t, records(), [...upstreamArgs(dead.label, up.label), '--metrics', '127.0.0.1:0']);

@@ -19,17 +19,18 @@ export interface RunningDns {
 
 /**
  * Starts the real ./bin/tsnet-dns on a free loopback port with `doc` as its records file and
- * stops it (and removes its files) when the test ends, passed or failed.
+ * stops it (and removes its files) when the test ends, passed or failed. With `doc` null no
+ * records file is written and `args` should name one.
  */
 export async function startDns(t: ExecutionContext, doc: unknown, args: string[] = []): Promise<RunningDns> {
   const dir = mkdtempSync(join(tmpdir(), 'tsnet-test-'));
   const records = join(dir, 'records.json');
-  writeFileSync(records, JSON.stringify(doc));
+  if (doc !== null) writeFileSync(records, JSON.stringify(doc));
   const hasListen = args.includes('--listen');
   const hasUpstream = args.includes('--upstream');
   const child = spawn(
     process.execPath,
-    [BIN, '--records', records, ...(hasListen ? [] : ['--listen', '127.0.0.1:0']), ...(hasUpstream ? [] : ['--upstream', '127.0.0.1:9']), '--log-level', 'debug', ...args],
+    [BIN, ...(doc === null ? [] : ['--records', records]), ...(hasListen ? [] : ['--listen', '127.0.0.1:0']), ...(hasUpstream ? [] : ['--upstream', '127.0.0.1:9']), '--log-level', 'debug', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   t.teardown(() => {
@@ -64,7 +65,7 @@ export async function startDns(t: ExecutionContext, doc: unknown, args: string[]
       child.once('exit', (code) => reject(new Error(`tsnet-dns exited ${code}: ${stderr}`)));
       check();
     });
-  const ready = await waitForLog((l) => l.msg === 'ready');
+  const ready = await waitForLog((l) => l.msg === 'ready', 30_000);
   const [first] = ready.listen as string[];
   return {
     port: Number(first!.split(':').pop()),

@@ -1,0 +1,62 @@
+import test from 'ava';
+import { records } from '../../test/fixtures.js';
+import { addressKey, reverseNameKey } from './address.js';
+import { Registry } from './registry.js';
+import { parseRecords } from './validate.js';
+
+const bad = (mutate: (d: ReturnType<typeof records>) => void): string => {
+  const doc = records();
+  mutate(doc);
+  try {
+    parseRecords(doc);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return 'accepted';
+};
+
+test('records errors name the field and the value', (t) => {
+  t.is(bad((d) => ((d.endpoints[3]!.networks as Record<string, { ipv4: string }>)['lo-a']!.ipv4 = '300.1.1.1')), 'endpoints[3].networks.lo-a.ipv4: "300.1.1.1" is not an IPv4 address');
+  t.is(bad((d) => (d.endpoints[0]!.networks.app!.ipv4 = '10.0.0.5')), 'endpoints[0].networks.app.ipv4: "10.0.0.5" is outside app\'s subnet 172.30.0.0/24');
+  t.is(bad((d) => (d.networks[1]!.subnet = '172.31.0.0/33')), 'networks[1].subnet: "172.31.0.0/33" is not an IPv4 subnet in CIDR form');
+  t.is(bad((d) => ((d.services[0] as { mode: string }).mode = 'roundrobin')), 'services[0].mode: "roundrobin" is not "vip" or "dnsrr"');
+  t.is(bad((d) => (d.endpoints[1]!.id = d.endpoints[0]!.id)), `endpoints[1].id: endpoint id "${'a'.repeat(64)}" appears twice`);
+  t.is(bad((d) => (d.endpoints[1]!.networks.app!.ipv4 = '172.30.0.2')), 'endpoints[1].networks.app.ipv4: address on app "app/172.30.0.2" appears twice');
+  t.is(bad((d) => ((d.endpoints[0]!.networks as Record<string, object>).nope = {})), 'endpoints[0].networks: network "nope" is not defined');
+  t.is(bad((d) => (d.endpoints[0]!.name = 'has space')), 'endpoints[0].name: "has space" is not a valid name (letters, digits, \'_\', \'.\', \'-\'; up to 63)');
+  t.is(bad((d) => (d.services[0]!.tasks[0]!.ipv4 = '172.99.0.1')), 'services[0].tasks[0].ipv4: "172.99.0.1" is outside app\'s subnet 172.30.0.0/24');
+  t.is(bad((d) => ((d.services[0] as { vip?: string }).vip = undefined)), 'services[0].vip: a service in "vip" mode needs a vip or vip6');
+  t.is(bad((d) => ((d.services[0]!.ports![0] as { port: number }).port = 70000)), 'services[0].ports[0].port: 70000 is not an integer from 1 to 65535');
+});
+
+test('a change emits one event and bumps the generation', (t) => {
+  const r = Registry.fromRecords(records());
+  const events: number[] = [];
+  r.on('change', (c) => events.push(c.generation));
+  const before = r.generation;
+  r.setEndpoint({ id: 'f'.repeat(12), name: 'late', networks: { app: { ipv4: '172.30.0.50' } } });
+  t.deepEqual(events, [before + 1]);
+  t.deepEqual(r.lookup(r.allScope, 'endpoints', 'late')?.v4.map((a) => a.ip), ['172.30.0.50']);
+  r.removeEndpoint('f'.repeat(12));
+  t.is(r.lookup(r.allScope, 'endpoints', 'late'), undefined);
+});
+
+test('a network in use cannot be removed; the error names its users', (t) => {
+  const r = Registry.fromRecords(records());
+  t.throws(() => r.removeNetwork('db'), { message: 'registry: network db is in use by postgres' });
+});
+
+test('the scope of an endpoint address is its networks', (t) => {
+  const r = Registry.fromRecords(records());
+  t.deepEqual(r.scopeOf('127.0.20.3')?.networks, ['lo-a', 'lo-b']);
+  t.is(r.scopeOf('127.0.20.3'), r.scopeOf('127.0.10.3'), 'one Scope object per network set');
+  t.is(r.scopeOf('8.8.8.8'), undefined);
+});
+
+test('address keys: IPv6 forms compare equal; reverse names map back', (t) => {
+  t.is(addressKey('fd00::2'), addressKey('fd00:0:0:0::2'));
+  t.is(addressKey('::ffff:1.2.3.4'), '00000000000000000000ffff01020304');
+  t.is(reverseNameKey('4.3.2.1.in-addr.arpa'), '1.2.3.4');
+  t.is(reverseNameKey('01.3.2.1.in-addr.arpa'), undefined);
+  t.is(reverseNameKey('x.ip6.arpa'), undefined);
+});

@@ -1,0 +1,122 @@
+// `npm run bench`: tsnet-dns against its peers in one run, per ../shared/reference/targets.md.
+// Servers on CPU 0, dnsperf and the upstream on CPU 1; only loopback is used.
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { latencyAt, throughput, type PerfResult } from './dnsperf.js';
+import { aardvark, dnsmasq, echo, tsnet, unbound, type PeerContext, type Running } from './peers.js';
+import { rssMb } from './procs.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+type Workload = 'local' | 'cached' | 'unique';
+
+interface Row {
+  server: string;
+  results: Partial<Record<Workload, PerfResult>>;
+  rss: number;
+  p50?: number;
+  p99?: number;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'tsnet-bench-'));
+const file = (name: string, lines: string[]): string => {
+  const path = join(dir, name);
+  writeFileSync(path, lines.join('\n') + '\n');
+  return path;
+};
+const LOCAL_FILE = file('local.txt', ['web A', 'web AAAA', 'www A']);
+const CACHED_FILE = file('cached.txt', Array.from({ length: 200 }, (_, i) => `c${i}.fwd.example A`));
+const uniqueFile = (tag: string): string => file(`${tag}.txt`, Array.from({ length: 1_000_000 }, (_, i) => `${tag}${i}.fwd.example A`));
+
+let nextPort = 25300 + Math.floor(Math.random() * 2000) * 10;
+const port = (): number => nextPort++;
+
+async function measure(server: string, start: () => Promise<Running>, workloads: Workload[], latency = false): Promise<Row> {
+  const running = await start();
+  const row: Row = { server, results: {}, rss: 0 };
+  try {
+    const p = nextPort - 1;
+    for (const w of workloads) {
+      if (w === 'unique') {
+        // Warm with names of their own, then measure names never asked before.
+        await throughput(p, uniqueFile(`w${server.replace(/\W/g, '')}`), 2, 0);
+        row.results.unique = await throughput(p, uniqueFile(`u${server.replace(/\W/g, '')}`), SECONDS, 0);
+      } else {
+        row.results[w] = await throughput(p, w === 'local' ? LOCAL_FILE : CACHED_FILE, SECONDS);
+      }
+      process.stderr.write(`${server} ${w}: ${Math.round(row.results[w]!.qps)} qps\n`);
+    }
+    if (latency && row.results.local !== undefined) {
+      const l = await latencyAt(p, LOCAL_FILE, row.results.local.qps / 2, 3);
+      row.p50 = l.p50Ms;
+      row.p99 = l.p99Ms;
+    }
+    row.rss = rssMb(running.pid);
+  } finally {
+    running.stop();
+  }
+  return row;
+}
+
+async function main(): Promise<void> {
+  const upstreamPort = port();
+  const ctx: PeerContext = { dir, upstreamPort };
+  const upstream = await dnsmasq(ctx, upstreamPort, { cpu: 1, cache: 0, upstream: true });
+  const rows: Row[] = [];
+  try {
+    rows.push(await measure('Node dgram echo (floor)', () => echo(port()), ['local'], true));
+    rows.push(await measure('tsnet-dns', () => tsnet(ctx, port()), ['local', 'cached', 'unique'], true));
+    rows.push(await measure('aardvark-dns 1.4', () => aardvark(ctx, port()), ['local'], true));
+    rows.push(await measure('dnsmasq (cache 10000)', () => dnsmasq(ctx, port(), { cpu: 0, cache: 10_000, upstream: false }), ['local', 'cached']));
+    rows.push(await measure('dnsmasq (no cache)', () => dnsmasq(ctx, port(), { cpu: 0, cache: 0, upstream: false }), ['unique']));
+    rows.push(await measure('unbound, 1 thread', () => unbound(ctx, port()), ['local', 'cached', 'unique']));
+  } finally {
+    upstream.stop();
+  }
+  report(rows);
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
+
+function report(rows: Row[]): void {
+  const get = (server: string, w: Workload): number => rows.find((r) => r.server.startsWith(server))?.results[w]?.qps ?? NaN;
+  const floor = get('Node dgram echo', 'local');
+  const k = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '' : `${(n / 1000).toFixed(1)}k`);
+  const ms = (n: number | undefined): string => (n === undefined ? '' : n.toFixed(3));
+  const lines = [
+    `Run ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model.trim()}, servers on CPU 0, dnsperf -c 4 -q 100 -l ${SECONDS} on CPU 1 after a 2 s warm-up.`,
+    '',
+    '| server | local qps | × floor | cached qps | unique qps | avg ms (local) | p50 / p99 ms at half load | RSS MB |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) =>
+      [
+        r.server,
+        k(r.results.local?.qps),
+        r.results.local === undefined ? '' : (r.results.local.qps / floor).toFixed(2),
+        k(r.results.cached?.qps),
+        k(r.results.unique?.qps),
+        ms(r.results.local?.avgMs),
+        r.p50 === undefined ? '' : `${ms(r.p50)} / ${ms(r.p99)}`,
+        r.rss.toFixed(1),
+      ].join(' | ').replace(/^/, '| ').concat(' |'),
+    ),
+    '',
+    '| goal | measured | target |',
+    '|---|---|---|',
+    `| P1 local names vs echo floor | ${(get('tsnet', 'local') / floor).toFixed(2)} × (${(get('tsnet', 'local') / get('aardvark', 'local')).toFixed(2)} × aardvark-dns) | ≥ 0.9 × (≥ 1.1 × aardvark-dns) |`,
+    `| P2 forwarded, cached vs echo floor | ${(get('tsnet', 'cached') / floor).toFixed(2)} × (${(get('tsnet', 'cached') / get('dnsmasq (cache', 'cached')).toFixed(2)} × dnsmasq with cache) | ≥ 0.85 × |`,
+    `| P3 forwarded, unique vs dnsmasq without cache | ${(get('tsnet', 'unique') / get('dnsmasq (no cache', 'unique')).toFixed(2)} × | ≥ 1.0 × |`,
+    `| P7 local p99 at half load | ${ms(rows.find((r) => r.server === 'tsnet-dns')?.p99)} ms | < 1 ms |`,
+  ];
+  const text = lines.join('\n') + '\n';
+  process.stdout.write(text);
+  const out = new URL('./out/', import.meta.url.replace('/dist/bench/', '/bench/')).pathname;
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'results.md'), text);
+  writeFileSync(join(out, 'results.json'), JSON.stringify(rows, null, 2));
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

@@ -7,13 +7,14 @@ import { cacheable } from './ttl.js';
 interface Entry {
   bytes: Buffer;
   storedAt: number;
+  /** Seconds it may be served (its smallest TTL, or the SOA's for a denial). */
+  ttl: number;
   ttlOffsets: number[];
   rcode: number;
 }
 
 /** What the answer depends on: who we ask, the question, and whether an OPT (and DO) was sent. */
-const keyOf = (q: Query, upstreams: string): string =>
-  `${upstreams}|${q.name}|${q.type}|${q.qclass}|${q.edns === null ? '-' : q.edns.dnssecOk ? 'do' : 'e'}`;
+const keyOf = (q: Query, upstreams: string): string => q.key + (q.edns === null ? '-' : q.edns.dnssecOk ? 'd' : 'e') + upstreams;
 
 /** A cached reply, aged: TTLs lowered by the seconds it has been held, the asker's ID, RD and question case. */
 function serve(q: Query, e: Entry, elapsed: number): Reply {
@@ -35,16 +36,17 @@ export const cache: ResolverPlugin = {
       resolve(q, ctx, next) {
         const key = keyOf(q, ctx.upstreams.key);
         const hit = entries.get(key);
-        if (hit !== undefined) {
+        // Expiry is checked here rather than by lru-cache's TTL, which costs a clock read per get.
+        const elapsed = hit === undefined ? 0 : Math.floor((performance.now() - hit.storedAt) / 1000);
+        if (hit !== undefined && elapsed < hit.ttl) {
           onCache(true);
-          return serve(q, hit, Math.floor((performance.now() - hit.storedAt) / 1000));
+          return serve(q, hit, elapsed);
         }
         onCache(false);
         return Promise.resolve(next()).then((reply) => {
           const c = reply.resolver === 'forward' && q.questionEnd <= reply.bytes.length ? cacheable(reply.bytes) : null;
           if (c !== null) {
-            const entry = { bytes: reply.bytes, storedAt: performance.now(), ttlOffsets: c.ttlOffsets, rcode: reply.rcode };
-            entries.set(key, entry, { ttl: c.ttl * 1000 });
+            entries.set(key, { bytes: reply.bytes, storedAt: performance.now(), ttl: c.ttl, ttlOffsets: c.ttlOffsets, rcode: reply.rcode });
           }
           return reply;
         });

@@ -23,7 +23,10 @@ function scraped(name: string, help: string, type: 'counter' | 'histogram', samp
  */
 export class DnsMetrics {
   readonly registry = new PromRegistry();
-  readonly #queries = new Map<string, number>();
+  /** (resolver index, type, rcode) packed in one number → count: no key string per query. */
+  readonly #queries = new Map<number, number>();
+  readonly #resolverIndex = new Map<string, number>();
+  readonly #resolverNames: string[] = [];
   readonly #upstreamFailures = new Map<string, number>();
   readonly #buckets = new Array<number>(BUCKETS.length + 1).fill(0);
   #latencySum = 0;
@@ -34,10 +37,20 @@ export class DnsMetrics {
     collectDefaultMetrics({ register: this.registry });
     for (const m of [
       scraped('tsnet_dns_queries_total', 'DNS queries answered, by query type, rcode and resolver.', 'counter', () =>
-        this.#split(this.#queries, ['type', 'rcode', 'resolver']),
+        [...this.#queries].map(([key, value]) => ({
+          labels: {
+            type: typeName(Math.floor(key / 0x1000) % 0x10000),
+            rcode: rcodeName(key % 0x1000),
+            resolver: this.#resolverNames[Math.floor(key / 0x10000000)]!,
+          },
+          value,
+        })),
       ),
       scraped('tsnet_dns_upstream_failures_total', 'Upstream failures and dropped replies, by upstream and reason.', 'counter', () =>
-        this.#split(this.#upstreamFailures, ['upstream', 'reason']),
+        [...this.#upstreamFailures].map(([key, value]) => {
+          const [upstream = '', reason = ''] = key.split('|');
+          return { labels: { upstream, reason }, value };
+        }),
       ),
       scraped('tsnet_dns_cache_total', 'Lookups in the forwarded-answer cache, by result.', 'counter', () => [
         { labels: { result: 'hit' }, value: this.#cacheHits },
@@ -51,7 +64,12 @@ export class DnsMetrics {
 
   /** One answered query; `seconds` is its time in the server. */
   query(type: number, rcode: number, resolver: string, seconds: number): void {
-    const key = `${type}|${rcode}|${resolver}`;
+    let r = this.#resolverIndex.get(resolver);
+    if (r === undefined) {
+      r = this.#resolverNames.push(resolver) - 1;
+      this.#resolverIndex.set(resolver, r);
+    }
+    const key = (r * 0x10000 + type) * 0x1000 + rcode;
     this.#queries.set(key, (this.#queries.get(key) ?? 0) + 1);
     let i = 0;
     while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
@@ -73,17 +91,6 @@ export class DnsMetrics {
     return this.registry.metrics();
   }
 
-  #split(counts: Map<string, number>, names: string[]): Sample[] {
-    return [...counts].map(([key, value]) => {
-      const parts = key.split('|');
-      const labels: Record<string, string> = {};
-      names.forEach((n, i) => {
-        const v = parts[i] ?? '';
-        labels[n] = n === 'type' ? typeName(Number(v)) : n === 'rcode' ? rcodeName(Number(v)) : v;
-      });
-      return { labels, value };
-    });
-  }
 
   #histogram(): Sample[] {
     const name = 'tsnet_dns_request_duration_seconds';

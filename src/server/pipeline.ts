@@ -55,8 +55,7 @@ export class Pipeline {
     }
     const q = parsed.query;
     const scope = this.#registry.scopeOf(source.address) ?? listener.defaultScope();
-    const key = ReplayCache.key(scope, q);
-    const replay = this.#replays.get(key);
+    const replay = this.#replays.get(scope, q);
     if (replay !== undefined) {
       send(ReplayCache.render(replay, q), q);
       this.#metrics.query(q.type, Rcode.NOERROR, 'replay', (performance.now() - started) / 1000);
@@ -66,7 +65,7 @@ export class Pipeline {
     const finish = (reply: Reply): void => {
       if (reply.replayable !== undefined && generation === this.#registry.generation) {
         const stored = { bytes: reply.bytes, shuffle: reply.replayable.shuffle };
-        this.#replays.set(key, stored);
+        this.#replays.set(scope, q, stored);
         send(ReplayCache.render(stored, q), q);
       } else {
         send(reply.bytes, q);

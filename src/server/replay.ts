@@ -4,6 +4,8 @@ import { replyFor } from '../wire/reply.js';
 import type { ShuffleSpan } from './resolver.js';
 import { shuffleRecords } from './shuffle.js';
 
+const ednsSlot = (q: Query): number => (q.edns === null ? 0 : q.edns.dnssecOk ? 2 : 1);
+
 interface Replay {
   bytes: Buffer;
   shuffle: ShuffleSpan | null;
@@ -15,26 +17,33 @@ interface Replay {
  * every registry change, so the next query after a change is answered from the new state.
  */
 export class ReplayCache {
-  readonly #entries = new Map<string, Replay>();
+  /** Scope → question key → one slot per EDNS form (none, EDNS, EDNS with DO): no key strings built per query. */
+  #entries = new WeakMap<Scope, Map<string, (Replay | undefined)[]>>();
+  #size = 0;
   readonly #max: number;
 
   constructor(registry: Registry, max = 100_000) {
     this.#max = max;
-    registry.on('change', () => this.#entries.clear());
+    registry.on('change', () => this.clear());
   }
 
-  static key(scope: Scope, q: Query): string {
-    const edns = q.edns === null ? 0 : q.edns.dnssecOk ? 2 : 1;
-    return `${scope.key}\0${q.name}\0${q.type}\0${q.qclass}\0${edns}`;
+  clear(): void {
+    this.#entries = new WeakMap();
+    this.#size = 0;
   }
 
-  get(key: string): Replay | undefined {
-    return this.#entries.get(key);
+  get(scope: Scope, q: Query): Replay | undefined {
+    return this.#entries.get(scope)?.get(q.key)?.[ednsSlot(q)];
   }
 
-  set(key: string, replay: Replay): void {
-    if (this.#entries.size >= this.#max) this.#entries.clear();
-    this.#entries.set(key, replay);
+  set(scope: Scope, q: Query, replay: Replay): void {
+    if (this.#size >= this.#max) this.clear();
+    let byKey = this.#entries.get(scope);
+    if (byKey === undefined) this.#entries.set(scope, (byKey = new Map()));
+    let slots = byKey.get(q.key);
+    if (slots === undefined) byKey.set(q.key, (slots = []));
+    slots[ednsSlot(q)] = replay;
+    this.#size++;
   }
 
   /** A copy of `replay` made into the reply to `q`. */

@@ -70,6 +70,22 @@ export function readName(buf: Buffer, offset: number, allowPointers = true): Nam
   return null;
 }
 
+/**
+ * Checks a question name without decoding it (no pointers, labels up to 63, name up to 255)
+ * and returns the offset just past it, or -1.
+ */
+export function questionNameEnd(buf: Buffer, offset: number): number {
+  let pos = offset;
+  while (pos < buf.length) {
+    const len = buf[pos]!;
+    if (len === 0) return pos + 1;
+    if (len > 63) return -1;
+    pos += 1 + len;
+    if (pos - offset + 1 > MAX_NAME) return -1;
+  }
+  return -1;
+}
+
 /** Offset just past a name without decoding it; -1 when malformed. */
 export function skipName(buf: Buffer, offset: number): number {
   let pos = offset;

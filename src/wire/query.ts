@@ -1,5 +1,5 @@
 import { Flag, QType, Rcode } from './constants.js';
-import { readName, skipName } from './name.js';
+import { questionNameEnd, readName, skipName } from './name.js';
 
 /** What the EDNS OPT record of a query asked for (RFC 6891). */
 export interface Edns {
@@ -16,8 +16,13 @@ export interface Query {
   id: number;
   /** The header flags word as received. */
   flags: number;
-  /** Lowercased question name, no trailing dot, '' for the root. */
-  name: string;
+  /** Lowercased question name, no trailing dot, '' for the root (decoded on first use). */
+  readonly name: string;
+  /**
+   * The question (name, type, class) as its wire bytes with ASCII letters folded to lower
+   * case: equal for questions DNS treats as equal, and cheap to make. Keys the caches.
+   */
+  readonly key: string;
   type: number;
   qclass: number;
   /** Offset just past the question: bytes [12, questionEnd) are echoed verbatim in replies. */
@@ -49,16 +54,14 @@ export function parseQuery(raw: Buffer): ParseResult {
   const arcount = raw.readUInt16BE(10);
 
   let questionEnd = 0;
-  let name = '';
   let type = 0;
   let qclass = 0;
   if (qdcount === 1) {
-    const read = readName(raw, HEADER, false);
-    if (read !== null && read.end + 4 <= raw.length) {
-      name = read.name;
-      type = raw.readUInt16BE(read.end);
-      qclass = raw.readUInt16BE(read.end + 2);
-      questionEnd = read.end + 4;
+    const nameEnd = questionNameEnd(raw, HEADER);
+    if (nameEnd > 0 && nameEnd + 4 <= raw.length) {
+      type = raw.readUInt16BE(nameEnd);
+      qclass = raw.readUInt16BE(nameEnd + 2);
+      questionEnd = nameEnd + 4;
     }
   }
   const opcode = (flags >> 11) & 0xf;
@@ -72,7 +75,56 @@ export function parseQuery(raw: Buffer): ParseResult {
   if (edns !== null && edns.version !== 0) return { kind: 'error', rcode: Rcode.BADVERS, questionEnd, edns };
   if (type === QType.OPT) return { kind: 'error', rcode: Rcode.FORMERR, questionEnd, edns };
 
-  return { kind: 'query', query: { id: raw.readUInt16BE(0), flags, name, type, qclass, questionEnd, edns, raw } };
+  return { kind: 'query', query: new ParsedQuery(raw, flags, type, qclass, questionEnd, edns) };
+}
+
+const NON_ASCII = /[\x80-\xff]/;
+
+/**
+ * The dotted name read from a question key (already case-folded), when every label is plain
+ * printable ASCII without '.' or '\\'; undefined when it needs escapes (readName does those).
+ */
+function plainName(key: string): string | undefined {
+  let name = '';
+  let pos = 0;
+  for (let len = key.charCodeAt(0); len !== 0; len = key.charCodeAt(pos)) {
+    const label = key.slice(pos + 1, pos + 1 + len);
+    if (!PLAIN_LABEL.test(label)) return undefined;
+    name = pos === 0 ? label : name + '.' + label;
+    pos += 1 + len;
+  }
+  return name;
+}
+const PLAIN_LABEL = /^[\x21-\x2d\x2f-\x5b\x5d-\x7e]+$/;
+
+class ParsedQuery implements Query {
+  readonly id: number;
+  #name: string | undefined;
+  #key: string | undefined;
+
+  constructor(
+    readonly raw: Buffer,
+    readonly flags: number,
+    readonly type: number,
+    readonly qclass: number,
+    readonly questionEnd: number,
+    readonly edns: Edns | null,
+  ) {
+    this.id = raw.readUInt16BE(0);
+  }
+
+  get name(): string {
+    return (this.#name ??= plainName(this.key) ?? readName(this.raw, HEADER, false)!.name);
+  }
+
+  get key(): string {
+    if (this.#key === undefined) {
+      const wire = this.raw.toString('latin1', HEADER, this.questionEnd);
+      // Label-length bytes are at most 63, never a letter; only ASCII letters fold (RFC 4343).
+      this.#key = NON_ASCII.test(wire) ? wire.replace(/[A-Z]/g, (c: string) => c.toLowerCase()) : wire.toLowerCase();
+    }
+    return this.#key;
+  }
 }
 
 /** Finds the one OPT record among the additionals; more than one is malformed (RFC 6891 6.1.1). */

@@ -30,47 +30,67 @@ const uniqueFile = (tag: string): string => file(`${tag}.txt`, Array.from({ leng
 
 let nextPort = 25300 + Math.floor(Math.random() * 2000) * 10;
 const port = (): number => nextPort++;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-async function measure(server: string, start: () => Promise<Running>, workloads: Workload[], latency = false): Promise<Row> {
-  const running = await start();
-  const row: Row = { server, results: {}, rss: 0 };
-  try {
-    const p = nextPort - 1;
-    for (const w of workloads) {
-      if (w === 'unique') {
-        // Warm with names of their own, then measure names never asked before.
-        await throughput(p, uniqueFile(`w${server.replace(/\W/g, '')}`), 2, 0);
-        row.results.unique = await throughput(p, uniqueFile(`u${server.replace(/\W/g, '')}`), SECONDS, 0);
-      } else {
-        row.results[w] = await throughput(p, w === 'local' ? LOCAL_FILE : CACHED_FILE, SECONDS);
-      }
-      process.stderr.write(`${server} ${w}: ${Math.round(row.results[w]!.qps)} qps\n`);
-    }
-    if (latency && row.results.local !== undefined) {
-      const l = await latencyAt(p, LOCAL_FILE, row.results.local.qps / 2, 3);
-      row.p50 = l.p50Ms;
-      row.p99 = l.p99Ms;
-    }
-    row.rss = rssMb(running.pid);
-  } finally {
-    running.stop();
-  }
-  return row;
+interface Contender {
+  server: string;
+  workloads: Workload[];
+  latency: boolean;
+  start(p: number): Promise<Running>;
+  running?: Running;
+  port?: number;
+  samples: Partial<Record<Workload, PerfResult[]>>;
 }
 
+const median = (xs: PerfResult[]): PerfResult => [...xs].sort((a, b) => a.qps - b.qps)[Math.floor(xs.length / 2)]!;
+
+/**
+ * Every server runs for the whole bench; measurements are interleaved round by round and the
+ * median round is reported, so that a noisy moment on this shared machine hits all peers alike.
+ */
 async function main(): Promise<void> {
   const upstreamPort = port();
   const ctx: PeerContext = { dir, upstreamPort };
   const upstream = await dnsmasq(ctx, upstreamPort, { cpu: 1, cache: 0, upstream: true });
+  const contenders: Contender[] = [
+    { server: 'Node dgram echo (floor)', workloads: ['local'], latency: true, start: echo, samples: {} },
+    { server: 'tsnet-dns', workloads: ['local', 'cached', 'unique'], latency: true, start: (p) => tsnet(ctx, p), samples: {} },
+    { server: 'aardvark-dns 1.4', workloads: ['local'], latency: true, start: (p) => aardvark(ctx, p), samples: {} },
+    { server: 'dnsmasq (cache 10000)', workloads: ['local', 'cached'], latency: false, start: (p) => dnsmasq(ctx, p, { cpu: 0, cache: 10_000, upstream: false }), samples: {} },
+    { server: 'dnsmasq (no cache)', workloads: ['unique'], latency: false, start: (p) => dnsmasq(ctx, p, { cpu: 0, cache: 0, upstream: false }), samples: {} },
+    { server: 'unbound, 1 thread', workloads: ['local', 'cached', 'unique'], latency: false, start: (p) => unbound(ctx, p), samples: {} },
+  ];
   const rows: Row[] = [];
   try {
-    rows.push(await measure('Node dgram echo (floor)', () => echo(port()), ['local'], true));
-    rows.push(await measure('tsnet-dns', () => tsnet(ctx, port()), ['local', 'cached', 'unique'], true));
-    rows.push(await measure('aardvark-dns 1.4', () => aardvark(ctx, port()), ['local'], true));
-    rows.push(await measure('dnsmasq (cache 10000)', () => dnsmasq(ctx, port(), { cpu: 0, cache: 10_000, upstream: false }), ['local', 'cached']));
-    rows.push(await measure('dnsmasq (no cache)', () => dnsmasq(ctx, port(), { cpu: 0, cache: 0, upstream: false }), ['unique']));
-    rows.push(await measure('unbound, 1 thread', () => unbound(ctx, port()), ['local', 'cached', 'unique']));
+    for (const c of contenders) {
+      c.port = port();
+      c.running = await c.start(c.port);
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const w of ['local', 'cached', 'unique'] as const) {
+        for (const c of contenders.filter((x) => x.workloads.includes(w))) {
+          const tag = `${c.server.replace(/\W/g, '')}r${round}`;
+          const result =
+            w === 'unique'
+              ? (await throughput(c.port!, uniqueFile(`w${tag}`), 2, 0), await throughput(c.port!, uniqueFile(`u${tag}`), SECONDS, 0))
+              : await throughput(c.port!, w === 'local' ? LOCAL_FILE : CACHED_FILE, SECONDS);
+          (c.samples[w] ??= []).push(result);
+          process.stderr.write(`round ${round + 1} ${c.server} ${w}: ${Math.round(result.qps)} qps\n`);
+        }
+      }
+    }
+    for (const c of contenders) {
+      const row: Row = { server: c.server, results: {}, rss: rssMb(c.running!.pid) };
+      for (const w of c.workloads) row.results[w] = median(c.samples[w]!);
+      if (c.latency) {
+        const l = await latencyAt(c.port!, LOCAL_FILE, row.results.local!.qps / 2, 3);
+        row.p50 = l.p50Ms;
+        row.p99 = l.p99Ms;
+      }
+      rows.push(row);
+    }
   } finally {
+    for (const c of contenders) c.running?.stop();
     upstream.stop();
   }
   report(rows);
@@ -84,7 +104,7 @@ function report(rows: Row[]): void {
   const k = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '' : `${(n / 1000).toFixed(1)}k`);
   const ms = (n: number | undefined): string => (n === undefined ? '' : n.toFixed(3));
   const lines = [
-    `Run ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model.trim()}, servers on CPU 0, dnsperf -c 4 -q 100 -l ${SECONDS} on CPU 1 after a 2 s warm-up.`,
+    `Run ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model.trim()}, servers on CPU 0, dnsperf -c 4 -q 100 -l ${SECONDS} on CPU 1 after a 2 s warm-up; median of ${ROUNDS} interleaved rounds. RSS after the run.`,
     '',
     '| server | local qps | × floor | cached qps | unique qps | avg ms (local) | p50 / p99 ms at half load | RSS MB |',
     '|---|---|---|---|---|---|---|---|',

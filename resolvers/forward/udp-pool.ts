@@ -1,16 +1,19 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { randomInt } from 'node:crypto';
-import { isIPv6 } from 'node:net';
 import type { Upstream } from '../../src/server/upstreams.js';
 import { layoutMessage } from '../../src/wire/layout.js';
 import type { Query } from '../../src/wire/query.js';
+import { RandomPool } from './random.js';
 
 interface Pending {
   upstream: Upstream;
   query: Query;
   resolve(reply: Buffer | null): void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the sweep gives up on it. */
+  expiresAt: number;
 }
+
+/** How often waiting queries are checked for expiry: one timer for the pool, none per query. */
+const SWEEP_MS = 20;
 
 interface Slot {
   socket: Socket;
@@ -18,7 +21,9 @@ interface Slot {
   uses: number;
   /** Replaced by a fresh socket: closed as soon as its last reply is in. */
   retired: boolean;
+  /** Resolved once bound; `bound` spares a microtask on every query after that. */
   ready: Promise<void>;
+  bound: boolean;
 }
 
 export interface UdpPoolOptions {
@@ -41,6 +46,10 @@ export class UdpPool {
   readonly #size: number;
   readonly #maxUses: number;
   readonly #onDrop: (reason: string) => void;
+  readonly #random = new RandomPool();
+  /** Replaced sockets still waiting for replies. */
+  readonly #retired = new Set<Slot>();
+  #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor({ size = 16, maxUses = 2000, onDrop = () => {} }: UdpPoolOptions = {}) {
@@ -52,36 +61,50 @@ export class UdpPool {
   /** Sends `q` to `upstream`; resolves with the reply, or null when `timeoutMs` passes first. */
   async exchange(upstream: Upstream, q: Query, timeoutMs: number): Promise<Buffer | null> {
     if (this.#closed) return null;
-    const slot = this.#slot(isIPv6(upstream.address) ? 6 : 4);
-    await slot.ready;
-    let id = randomInt(0x10000);
-    while (slot.pending.has(id)) id = randomInt(0x10000);
+    const slot = this.#slot(upstream.family);
+    if (!slot.bound) await slot.ready;
+    let id = this.#random.next16();
+    while (slot.pending.has(id)) id = this.#random.next16();
     const out = Buffer.from(q.raw);
     out.writeUInt16BE(id, 0);
     return new Promise<Buffer | null>((resolve) => {
-      const timer = setTimeout(() => {
-        slot.pending.delete(id);
-        this.#retire(slot);
-        resolve(null);
-      }, timeoutMs);
-      slot.pending.set(id, { upstream, query: q, resolve, timer });
+      slot.pending.set(id, { upstream, query: q, resolve, expiresAt: performance.now() + timeoutMs });
+      this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS);
       slot.socket.send(out, upstream.port, upstream.address, (err) => {
-        if (err === null || err === undefined) return;
-        clearTimeout(timer);
+        if (err === null || err === undefined || slot.pending.get(id)?.resolve !== resolve) return;
         slot.pending.delete(id);
         resolve(null);
       });
     });
   }
 
-  close(): void {
-    this.#closed = true;
-    for (const slot of [...this.#slots[4], ...this.#slots[6]]) {
-      for (const p of slot.pending.values()) {
-        clearTimeout(p.timer);
+  /** Answers null to every query past its time; stops itself when nothing waits. */
+  #sweep(): void {
+    const now = performance.now();
+    let waiting = 0;
+    for (const slot of [...this.#slots[4], ...this.#slots[6], ...this.#retired]) {
+      for (const [id, p] of slot.pending) {
+        if (p.expiresAt > now) continue;
+        slot.pending.delete(id);
         p.resolve(null);
       }
-      slot.socket.close();
+      waiting += slot.pending.size;
+      this.#retire(slot);
+    }
+    if (waiting === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    for (const slot of [...this.#slots[4], ...this.#slots[6], ...this.#retired]) {
+      for (const p of slot.pending.values()) p.resolve(null);
+      slot.pending.clear();
+      this.#retire(slot);
+      if (!slot.retired) slot.socket.close();
     }
   }
 
@@ -92,11 +115,12 @@ export class UdpPool {
       slots.push(slot);
       return slot;
     }
-    let slot = slots[randomInt(slots.length)]!;
+    let slot = slots[this.#random.below(slots.length)]!;
     if (slot.uses >= this.#maxUses) {
       const fresh = this.#open(family);
       slots[slots.indexOf(slot)] = fresh;
       slot.retired = true;
+      this.#retired.add(slot);
       this.#retire(slot);
       slot = fresh;
     }
@@ -111,10 +135,12 @@ export class UdpPool {
       pending: new Map(),
       uses: 1,
       retired: false,
+      bound: false,
       ready: new Promise((resolve, reject) => {
         socket.once('error', reject);
         socket.bind(0, family === 4 ? '0.0.0.0' : '::', () => {
           socket.off('error', reject);
+          slot.bound = true;
           resolve();
         });
       }),
@@ -127,7 +153,7 @@ export class UdpPool {
 
   /** Closes a worn-out socket once nothing waits on it. */
   #retire(slot: Slot): void {
-    if (slot.retired && slot.pending.size === 0) slot.socket.close();
+    if (slot.retired && slot.pending.size === 0 && this.#retired.delete(slot)) slot.socket.close();
   }
 
   #receive(slot: Slot, msg: Buffer, address: string, port: number): void {
@@ -146,7 +172,6 @@ export class UdpPool {
     ) {
       return this.#onDrop('wrong-question');
     }
-    clearTimeout(p.timer);
     slot.pending.delete(msg.readUInt16BE(0));
     this.#retire(slot);
     p.resolve(msg);

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 export interface Upstream {
   address: string;
   port: number;
+  family: 4 | 6;
   /** `address:port` (IPv6 in brackets): the name used in logs and metrics. */
   label: string;
 }
@@ -41,7 +42,8 @@ export function parseHostPort(text: string, defaultPort: number, what: string): 
 export function parseUpstream(text: string): Upstream {
   const { address, port } = parseHostPort(text, 53, 'upstream');
   if (port === 0) throw new Error(`upstream ${JSON.stringify(text)}: port 0`);
-  return { address, port, label: isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}` };
+  const family = isIP(address) === 6 ? 6 : 4;
+  return { address, port, family, label: family === 6 ? `[${address}]:${port}` : `${address}:${port}` };
 }
 
 /** The `nameserver` lines of a resolv.conf, as upstreams (zone ids are dropped). */

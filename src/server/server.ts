@@ -10,6 +10,8 @@ import { Pipeline, type ListenerContext } from './pipeline.js';
 import { compose, type Resolver } from './resolver.js';
 import { listenTcp } from './tcp.js';
 import { bindUdp, serveUdp } from './udp.js';
+import { openListenFds } from '../netns/listen-sockets.js';
+import { closeSync as closeFd } from 'node:fs';
 import { resolvConfUpstreams, upstreamSet, type Upstream } from './upstreams.js';
 
 export interface ServerOptions {
@@ -39,6 +41,8 @@ export interface ListenOptions {
   scope?: readonly string[];
   /** Overrides the server's upstreams for queries arriving here. */
   upstreams?: readonly Upstream[];
+  /** Listen inside this network namespace (e.g. /run/netns/NAME) instead of the host's. */
+  netns?: string;
 }
 
 export interface Listener {
@@ -95,7 +99,7 @@ export class DnsServer {
   /** Opens UDP and TCP on one address and port. */
   async listen(opts: ListenOptions): Promise<Listener> {
     const ctx = this.#context(opts);
-    const { udp, tcp } = await this.#bind(opts.address, opts.port, ctx);
+    const { udp, tcp } = opts.netns === undefined ? await this.#bind(opts.address, opts.port, ctx) : await this.#adopt(opts, ctx);
     const port = udp.address().port;
     const listener: Listener = {
       address: opts.address,
@@ -107,7 +111,7 @@ export class DnsServer {
       },
     };
     this.#listeners.add(listener);
-    this.logger.info({ address: opts.address, port }, 'listening');
+    this.logger.info({ address: opts.address, port, netns: opts.netns }, 'listening');
     return listener;
   }
 
@@ -130,6 +134,22 @@ export class DnsServer {
         return cached.scope;
       },
     };
+  }
+
+  /** Sockets opened inside a namespace, then handed to Node. */
+  async #adopt(opts: ListenOptions, ctx: ListenerContext): Promise<{ udp: Socket; tcp: Server }> {
+    const fds = openListenFds(opts.netns!, opts.address, opts.port);
+    const udp = await bindUdp(opts.address, opts.port, fds.udp);
+    let tcp: Server;
+    try {
+      tcp = await listenTcp(opts.address, opts.port, this.#pipeline, ctx, { idleTimeoutMs: this.#tcpIdleTimeoutMs }, fds.tcp);
+    } catch (err) {
+      udp.close();
+      closeFd(fds.tcp);
+      throw err;
+    }
+    serveUdp(udp, this.#pipeline, ctx, (err) => this.logger.error({ err, netns: opts.netns }, 'udp socket error'));
+    return { udp, tcp };
   }
 
   /** With port 0, UDP picks the port and TCP takes the same; a clash with another TCP user is retried. */

@@ -42,12 +42,12 @@ function serveConnection(conn: Socket, pipeline: Pipeline, ctx: ListenerContext,
   });
 }
 
-/** Listens for DNS over TCP on `address:port`; rejects with the listen error naming the address. */
-export function listenTcp(address: string, port: number, pipeline: Pipeline, ctx: ListenerContext, opts: TcpOptions): Promise<Server> {
+/** Listens for DNS over TCP on `address:port` (or on the listening socket `fd`); rejects with the error naming the address. */
+export function listenTcp(address: string, port: number, pipeline: Pipeline, ctx: ListenerContext, opts: TcpOptions, fd?: number): Promise<Server> {
   const server = createServer((conn) => serveConnection(conn, pipeline, ctx, opts));
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`tcp ${address}:${port}: ${err.message}`, { cause: err })));
-    server.listen({ host: address, port, exclusive: true }, () => {
+    server.listen(fd === undefined ? { host: address, port, exclusive: true } : { fd }, () => {
       server.removeAllListeners('error');
       resolve(server);
     });

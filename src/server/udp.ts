@@ -4,12 +4,15 @@ import { PLAIN_UDP_SIZE } from '../wire/constants.js';
 import { truncate, udpLimit } from '../wire/reply.js';
 import type { ListenerContext, Pipeline } from './pipeline.js';
 
-/** Binds a UDP socket; rejects with the bind error (EADDRINUSE, EACCES) naming the address. */
-export function bindUdp(address: string, port: number): Promise<Socket> {
+/**
+ * Binds a UDP socket, or adopts `fd` (a socket already bound, e.g. inside a sandbox's
+ * namespace); rejects with the bind error (EADDRINUSE, EACCES) naming the address.
+ */
+export function bindUdp(address: string, port: number, fd?: number): Promise<Socket> {
   const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
   return new Promise((resolve, reject) => {
     socket.once('error', (err) => reject(new Error(`udp ${address}:${port}: ${err.message}`, { cause: err })));
-    socket.bind(port, address, () => {
+    socket.bind(fd === undefined ? { port, address } : { fd }, () => {
       socket.removeAllListeners('error');
       resolve(socket);
     });

@@ -1,0 +1,78 @@
+import { Cidr, toBigInt } from './cidr.js';
+
+/** Docker's default address pools: 172.17-31.0.0/16, then 192.168.0-240.0/20. */
+export const DEFAULT_POOLS: readonly string[] = [
+  ...Array.from({ length: 15 }, (_, i) => `172.${17 + i}.0.0/16`),
+  ...Array.from({ length: 16 }, (_, i) => `192.168.${i * 16}.0/20`),
+];
+
+/** What IPAM knows of one network's address space. */
+export interface AddressSpace {
+  network: string;
+  subnet: string;
+  gateway?: string;
+  /** Addresses for endpoints come only from here (`--ip-range`); default the whole subnet. */
+  ipRange?: string;
+}
+
+export interface SubnetRequest {
+  subnet?: string;
+  gateway?: string;
+  ipRange?: string;
+}
+
+/**
+ * Checks a requested subnet, or picks the first default pool free of every existing one, and
+ * fills in the gateway (first host address) — with errors that name the clash.
+ */
+export function planSubnet(network: string, req: SubnetRequest, existing: readonly AddressSpace[], pools = DEFAULT_POOLS): Required<Pick<AddressSpace, 'subnet' | 'gateway'>> & AddressSpace {
+  const taken = existing.map((s) => ({ name: s.network, cidr: Cidr.parse(s.subnet) }));
+  let cidr: Cidr;
+  if (req.subnet !== undefined) {
+    cidr = Cidr.parse(req.subnet);
+    if (cidr.toString() !== req.subnet) throw new Error(`subnet ${req.subnet} has host bits set (did you mean ${cidr.toString()}?)`);
+    const clash = taken.find((t) => t.cidr.overlaps(cidr));
+    if (clash !== undefined) throw new Error(`subnet ${req.subnet} overlaps network ${clash.name} (${clash.cidr.toString()})`);
+  } else {
+    const free = pools.map((p) => Cidr.parse(p)).find((p) => !taken.some((t) => t.cidr.overlaps(p)));
+    if (free === undefined) throw new Error('all default address pools are in use: give --subnet');
+    cidr = free;
+  }
+  if (cidr.size < 4n && cidr.family === 4) throw new Error(`subnet ${cidr.toString()} is too small (at most /30)`);
+  const gateway = req.gateway ?? cidr.at(1n);
+  if (!cidr.contains(gateway)) throw new Error(`gateway ${gateway} is outside subnet ${cidr.toString()}`);
+  const space: AddressSpace & { subnet: string; gateway: string } = { network, subnet: cidr.toString(), gateway };
+  if (req.ipRange !== undefined) {
+    const range = Cidr.parse(req.ipRange);
+    if (range.family !== cidr.family || range.base < cidr.base || range.last > cidr.last) {
+      throw new Error(`ip-range ${req.ipRange} is outside subnet ${cidr.toString()}`);
+    }
+    space.ipRange = range.toString();
+  }
+  return space;
+}
+
+/**
+ * An address for a new endpoint: the requested one after checks, or the lowest free one in the
+ * range — never the network address, the gateway or (IPv4) the broadcast address.
+ */
+export function allocateAddress(space: AddressSpace, inUse: ReadonlySet<string>, requested?: string): string {
+  const subnet = Cidr.parse(space.subnet);
+  const reserved = new Set([subnet.base, ...(space.gateway === undefined ? [] : [toBigInt(space.gateway)]), ...(subnet.family === 4 ? [subnet.last] : [])]);
+  const used = new Set([...inUse].filter((a) => subnet.contains(a)).map(toBigInt));
+  if (requested !== undefined) {
+    if (!subnet.contains(requested)) throw new Error(`address ${requested} is outside ${space.network}'s subnet ${space.subnet}`);
+    const n = toBigInt(requested);
+    if (reserved.has(n)) throw new Error(`address ${requested} is reserved on ${space.network} (network, gateway or broadcast)`);
+    if (used.has(n)) throw new Error(`address ${requested} is already in use on ${space.network}`);
+    return requested;
+  }
+  const range = space.ipRange === undefined ? subnet : Cidr.parse(space.ipRange);
+  // Bounded scan: a /64 is never walked to its end, only past the addresses in use.
+  const limit = BigInt(used.size + reserved.size + 1);
+  for (let i = 0n; i < range.size && i <= limit; i++) {
+    const n = range.base + i;
+    if (!reserved.has(n) && !used.has(n)) return range.at(i);
+  }
+  throw new Error(`no free address left on ${space.network} (${space.ipRange ?? space.subnet})`);
+}

@@ -1,0 +1,44 @@
+import koffi from 'koffi';
+
+/**
+ * The few libc calls that Node has no API for: entering a network namespace (setns applies to
+ * the calling thread, so it must wrap a synchronous socket+bind) and raw socket set-up.
+ */
+const libc = koffi.load('libc.so.6');
+
+export const CLONE_NEWNET = 0x40000000;
+export const AF_INET = 2;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SIOCGIFFLAGS = 0x8913;
+export const SIOCSIFFLAGS = 0x8914;
+export const IFF_UP = 0x1;
+
+export const setns = libc.func('int setns(int fd, int nstype)');
+export const socket = libc.func('int socket(int domain, int type, int protocol)');
+export const bind = libc.func('int bind(int fd, const uint8_t *addr, uint32_t len)');
+export const listen = libc.func('int listen(int fd, int backlog)');
+export const close = libc.func('int close(int fd)');
+export const setsockopt = libc.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)');
+export const ioctl = libc.func('int ioctl(int fd, unsigned long request, uint8_t *arg)');
+const strerror = libc.func('const char *strerror(int errnum)');
+
+/** Throws with the call's name, what it was doing and errno's text when `rc` is negative. */
+export function check(rc: number, what: string): number {
+  if (rc >= 0) return rc;
+  const errno = koffi.errno();
+  throw new Error(`${what}: ${strerror(errno) as string} (errno ${errno})`);
+}
+
+/** A struct sockaddr_in for an IPv4 address and port. */
+export function sockaddrIn(address: string, port: number): Buffer {
+  const sa = Buffer.alloc(16);
+  sa.writeUInt16LE(AF_INET, 0);
+  sa.writeUInt16BE(port, 2);
+  address.split('.').forEach((octet, i) => (sa[4 + i] = Number(octet)));
+  return sa;
+}

@@ -37,8 +37,11 @@ export interface ListenOptions {
   address: string;
   /** 0 picks a free port, the same for UDP and TCP. */
   port: number;
-  /** Networks a query sees when its source is no known endpoint (default: every network with names). */
-  scope?: readonly string[];
+  /**
+   * Networks a query sees when its source is no known endpoint (default: every network with
+   * names); a function is asked again after every registry change.
+   */
+  scope?: readonly string[] | (() => readonly string[]);
   /** Overrides the server's upstreams for queries arriving here. */
   upstreams?: readonly Upstream[];
   /** Listen inside this network namespace (e.g. /run/netns/NAME) instead of the host's. */
@@ -124,12 +127,12 @@ export class DnsServer {
     const upstreams = upstreamSet(opts.upstreams ?? this.#upstreams);
     if (opts.scope === undefined) return { upstreams, defaultScope: () => this.registry.allScope };
     let cached: { generation: number; scope: Scope } | undefined;
-    const networks = opts.scope;
+    const scope = opts.scope;
     return {
       upstreams,
       defaultScope: () => {
         if (cached?.generation !== this.registry.generation) {
-          cached = { generation: this.registry.generation, scope: this.registry.scope(networks) };
+          cached = { generation: this.registry.generation, scope: this.registry.scope(typeof scope === 'function' ? scope() : scope) };
         }
         return cached.scope;
       },

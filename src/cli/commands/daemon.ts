@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { serveControl } from '../../control/server.js';
+import { Manager } from '../../daemon/manager.js';
+import { FileStore } from '../../daemon/store.js';
+import { Registry } from '../../registry/registry.js';
+import { serveMetrics } from '../../server/metrics-http.js';
+import { createServer } from '../../server/server.js';
+import { parseHostPort, parseUpstream, resolvConfUpstreams, type Upstream } from '../../server/upstreams.js';
+
+const hostSearch = (): string[] => {
+  try {
+    return readFileSync('/etc/resolv.conf', 'utf8').split('\n').flatMap((l) => /^\s*(?:search|domain)\s+(.*)$/.exec(l)?.[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return [];
+  }
+};
+
+export function daemonCommand(program: Command): void {
+  program
+    .command('daemon')
+    .description('run the daemon: the control API, the networks and a resolver at 127.0.0.11:53 in every sandbox')
+    .option('--state-dir <dir>', 'where networks and sandboxes are kept', '/var/lib/tsnet')
+    .option('--upstream <ip[:port]>', 'servers for names tsnet does not own (default: /etc/resolv.conf); repeatable', (v: string, p: Upstream[] = []) => [...p, parseUpstream(v)])
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--metrics <addr:port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics')
+    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string }) => {
+      const socket = program.opts<{ socket: string }>().socket;
+      const logger = pino({ level: opts.logLevel, base: { name: 'tsnet' } });
+      const registry = new Registry();
+      const dns = createServer({ registry, upstreams: opts.upstream ?? resolvConfUpstreams(), logger: logger.child({ part: 'dns' }) });
+      const manager = new Manager({ store: new FileStore(opts.stateDir), registry, dns, logger, hostSearch: hostSearch() });
+      await manager.restore();
+      mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
+      const control = await serveControl(manager, socket, logger);
+      const metrics = opts.metrics === undefined ? undefined : await serveMetrics(dns.metrics, ...(Object.values(parseHostPort(opts.metrics, 9153, 'metrics')) as [string, number]));
+      logger.info({ socket, stateDir: opts.stateDir, networks: manager.state.networks.length, sandboxes: manager.state.sandboxes.length }, 'ready');
+      const stop = (signal: string): void => {
+        logger.info({ signal }, 'shutting down; networks and sandboxes stay');
+        control.close();
+        metrics?.close();
+        void dns.close().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}

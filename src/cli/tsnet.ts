@@ -1,0 +1,19 @@
+import { Command } from 'commander';
+import { ControlError } from '../control/client.js';
+import { daemonCommand } from './commands/daemon.js';
+import { networkCommand } from './commands/network.js';
+import { sandboxCommand } from './commands/sandbox.js';
+
+const program = new Command('tsnet')
+  .description('container networks with a DNS resolver at 127.0.0.11 in every sandbox')
+  .option('--socket <path>', 'the daemon\'s control socket', '/run/tsnet/tsnet.sock')
+  .showHelpAfterError();
+
+daemonCommand(program);
+networkCommand(program);
+sandboxCommand(program);
+
+program.parseAsync().catch((err: Error) => {
+  process.stderr.write(`tsnet: ${err instanceof ControlError ? `Error response from daemon: ${err.message}` : err.message}\n`);
+  process.exit(1);
+});

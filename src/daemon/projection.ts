@@ -1,0 +1,55 @@
+import type { RecordsState } from '../registry/types.js';
+import type { SandboxFiles } from '../netns/sandbox-files.js';
+import type { DaemonState, SandboxRecord } from './state.js';
+
+/** The DNS view of the daemon's state: what the registry (and so every resolver) sees. */
+export function toRecords(state: DaemonState): RecordsState {
+  return {
+    networks: state.networks.map((n) => ({
+      name: n.name,
+      id: n.id,
+      dns: n.dns,
+      ...(n.ipam === null ? {} : { subnet: n.ipam.subnet, gateway: n.ipam.gateway }),
+      ...(n.ipam?.subnet6 === undefined ? {} : { ipv6Subnet: n.ipam.subnet6 }),
+    })),
+    endpoints: state.sandboxes
+      .filter((s) => Object.keys(s.attachments).length > 0)
+      .map((s) => ({
+        id: s.id,
+        name: s.name,
+        hostname: s.hostname,
+        networks: Object.fromEntries(
+          Object.entries(s.attachments).map(([net, a]) => [
+            net,
+            { ...(a.ipv4 === undefined ? {} : { ipv4: a.ipv4 }), ...(a.ipv6 === undefined ? {} : { ipv6: a.ipv6 }), aliases: [...new Set([...s.aliases, ...a.aliases])] },
+          ]),
+        ),
+      })),
+    services: [],
+  };
+}
+
+/** The networks whose names a sandbox's resolver answers. */
+export const dnsScope = (state: DaemonState, sb: SandboxRecord): string[] =>
+  Object.keys(sb.attachments).filter((n) => state.networks.find((x) => x.name === n)?.dns === true);
+
+/** The address another sandbox is reached at from `sb`: on a shared network first, else any. */
+function addressFor(target: SandboxRecord, sb: SandboxRecord): string | undefined {
+  const shared = Object.keys(sb.attachments).find((n) => target.attachments[n]?.ipv4 !== undefined);
+  return (shared === undefined ? Object.values(target.attachments).find((a) => a.ipv4 !== undefined) : target.attachments[shared])?.ipv4;
+}
+
+/** resolv.conf, hosts and hostname for a sandbox, with Docker's --link entries. */
+export function sandboxFiles(state: DaemonState, sb: SandboxRecord, hostSearch: readonly string[]): SandboxFiles {
+  const own = Object.values(sb.attachments).flatMap((a) => (a.ipv4 === undefined ? [] : [{ ip: a.ipv4, names: [sb.hostname] }]));
+  const links = sb.links.flatMap((l) => {
+    const target = state.sandboxes.find((s) => s.name === l.name);
+    const ip = target === undefined ? undefined : addressFor(target, sb);
+    return ip === undefined || target === undefined ? [] : [{ ip, names: [...new Set([l.alias, target.id.slice(0, 12), target.name])] }];
+  });
+  return { hostname: sb.hostname, search: sb.dnsSearch.length > 0 ? sb.dnsSearch : hostSearch, options: sb.dnsOptions, hosts: [...links, ...own] };
+}
+
+/** The environment Docker gives a container for each --link (ALIAS_NAME=/sandbox/alias). */
+export const linkEnv = (sb: SandboxRecord): Record<string, string> =>
+  Object.fromEntries(sb.links.map((l) => [`${l.alias.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_NAME`, `/${sb.name}/${l.alias}`]));

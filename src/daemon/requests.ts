@@ -1,0 +1,37 @@
+/** What API callers ask for; validated by the manager. */
+
+export interface NetworkCreate {
+  name: string;
+  driver?: string;
+  subnet?: string;
+  gateway?: string;
+  ipRange?: string;
+  subnet6?: string;
+  gateway6?: string;
+  internal?: boolean;
+  labels?: Record<string, string>;
+  options?: Record<string, string>;
+}
+
+export interface AttachRequest {
+  network: string;
+  ip?: string;
+  ip6?: string;
+  aliases?: string[];
+}
+
+export interface SandboxCreate {
+  name: string;
+  /** Networks to join; `host`, `none` or `container:<sandbox>` as the only entry select that mode. Default: `bridge`. */
+  networks?: AttachRequest[];
+  hostname?: string;
+  aliases?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** `name` or `name:alias`. */
+  links?: string[];
+  /** Adopt this namespace (a path such as /proc/PID/ns/net or /run/netns/X) instead of making one. */
+  netns?: string;
+  pid?: number;
+}

@@ -1,0 +1,74 @@
+/** The daemon's persisted state: what `tsnet` users created, enough to rebuild the kernel side. */
+
+export interface IpamRecord {
+  subnet: string;
+  gateway: string;
+  ipRange?: string;
+  subnet6?: string;
+  gateway6?: string;
+}
+
+export interface NetworkRecord {
+  /** 64 hex, Docker-style. */
+  id: string;
+  name: string;
+  driver: 'bridge' | 'host' | 'null';
+  /** ISO time. */
+  created: string;
+  internal: boolean;
+  /** Names resolve on it (false for the default `bridge`, like docker0). */
+  dns: boolean;
+  ipam: IpamRecord | null;
+  /** The bridge device (tsnet0, tsbr-<10 hex>). */
+  device?: string;
+  mtu: number;
+  labels: Record<string, string>;
+  options: Record<string, string>;
+}
+
+export interface AttachmentRecord {
+  ipv4?: string;
+  ipv6?: string;
+  aliases: string[];
+  /** Interface inside the sandbox. */
+  ifname: string;
+  /** Host end of the veth pair. */
+  hostIf: string;
+  /** Endpoint id (64 hex). */
+  endpointId: string;
+}
+
+export interface LinkRecord {
+  /** The linked sandbox's name. */
+  name: string;
+  alias: string;
+}
+
+export interface SandboxRecord {
+  id: string;
+  name: string;
+  created: string;
+  hostname: string;
+  /** `networks`: its own namespace wired to networks; `host`/`none`; or another sandbox's namespace. */
+  mode: 'networks' | 'host' | 'none' | `container:${string}`;
+  /** Name of its namespace under /run/netns (tsnet-<name>); absent in host mode. */
+  netns?: string;
+  /** Made by tsnet (deleted with the sandbox) or adopted from a runtime (only its mount is removed). */
+  ownsNetns: boolean;
+  aliases: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
+  links: LinkRecord[];
+  attachments: Record<string, AttachmentRecord>;
+  /** sha256 of each sandbox file as tsnet last wrote it: a file that differs was edited and is kept. */
+  fileHashes: Record<string, string>;
+}
+
+export interface DaemonState {
+  version: 1;
+  networks: NetworkRecord[];
+  sandboxes: SandboxRecord[];
+}
+
+export const emptyState = (): DaemonState => ({ version: 1, networks: [], sandboxes: [] });

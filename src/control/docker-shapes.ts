@@ -103,7 +103,7 @@ export function sandboxView(sb: SandboxRecord, env: Record<string, string>): Jso
     Mode: sb.mode,
     Netns: sb.netns === undefined ? null : `/run/netns/${sb.netns}`,
     NetnsName: sb.netns ?? null,
-    Networks: Object.fromEntries(Object.entries(sb.attachments).map(([n, a]) => [n, { IPv4Address: a.ipv4 ?? '', IPv6Address: a.ipv6 ?? '', Aliases: a.aliases, Interface: a.ifname, EndpointID: a.endpointId }])),
+    Networks: Object.fromEntries(Object.entries(sb.attachments).map(([n, a]) => [n, { IPv4Address: a.ipv4 ?? '', IPv6Address: a.ipv6 ?? '', Aliases: a.aliases, Interface: a.ifname, HostInterface: a.hostIf, EndpointID: a.endpointId }])),
     Aliases: sb.aliases,
     Dns: sb.dns,
     DnsSearch: sb.dnsSearch,

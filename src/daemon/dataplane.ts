@@ -9,7 +9,6 @@ import { renderDelete, renderRuleset } from '../net/nft/ruleset.js';
 import type { NetworkRecord, SandboxRecord } from './state.js';
 
 const run = promisify(execFile);
-export const NFT_TABLE = 'tsnet';
 export const netnsPath = (name: string): string => `/run/netns/${name}`;
 export const filesDir = (netns: string): string => `/etc/netns/${netns}`;
 
@@ -48,14 +47,14 @@ export const dataplane = {
   detach: (net: NetworkRecord, sb: SandboxRecord) => bridgeDriver.detach(networkInfo(net), attachInfo(net, sb, false)),
 
   /** The whole firewall for these networks in one transaction; the table goes when none is left. */
-  async applyFirewall(networks: readonly NetworkRecord[]): Promise<void> {
+  async applyFirewall(table: string, networks: readonly NetworkRecord[]): Promise<void> {
     const bridges = networks.filter((n) => n.driver === 'bridge' && n.ipam !== null && n.device !== undefined);
     if (bridges.length === 0) {
       const { stdout } = await run('nft', ['list', 'tables']);
-      if (stdout.includes(`table inet ${NFT_TABLE}\n`)) await nftApply(renderDelete(NFT_TABLE));
+      if (stdout.includes(`table inet ${table}\n`)) await nftApply(renderDelete(table));
       return;
     }
-    await nftApply(renderRuleset(NFT_TABLE, bridges.map((n) => ({ network: n.name, bridge: n.device!, subnet: n.ipam!.subnet, internal: n.internal }))));
+    await nftApply(renderRuleset(table, bridges.map((n) => ({ network: n.name, bridge: n.device!, subnet: n.ipam!.subnet, internal: n.internal }))));
     if (bridges.some((n) => !n.internal)) writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
   },
 

@@ -22,6 +22,12 @@ export interface ManagerOptions {
   logger: Logger;
   /** Search domains of the host, copied into sandboxes that set none (as Docker does). */
   hostSearch: readonly string[];
+  /** The default `bridge` network's device and subnet (Docker: docker0, 172.17.0.0/16). */
+  defaultBridge?: { device: string; subnet?: string };
+  /** The nftables table (family inet) tsnet owns. */
+  nftTable?: string;
+  /** Sandbox namespaces are named prefix + sandbox name under /run/netns. */
+  netnsPrefix?: string;
 }
 
 /**
@@ -65,9 +71,12 @@ export class Manager {
 
   /** Brings the kernel in line with the saved state (after a restart or kill -9) and starts every listener. */
   async restore(): Promise<void> {
-    if (!this.#state.networks.some((n) => n.name === 'bridge')) await this.#addNetwork({ name: 'bridge', options: { 'com.docker.network.bridge.name': 'tsnet0' } }, false);
+    if (!this.#state.networks.some((n) => n.name === 'bridge')) {
+      const { device = 'tsnet0', subnet = '172.17.0.0/16' } = this.#o.defaultBridge ?? {};
+      await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, false);
+    }
     for (const net of this.#state.networks) await dataplane.createNetwork(net);
-    await dataplane.applyFirewall(this.#state.networks);
+    await this.#firewall(this.#state.networks);
     for (const sb of this.#state.sandboxes) {
       try {
         await this.#wire(sb);
@@ -117,10 +126,10 @@ export class Manager {
     };
     try {
       await dataplane.createNetwork(net);
-      await dataplane.applyFirewall([...this.#state.networks, net]);
+      await this.#firewall([...this.#state.networks, net]);
     } catch (err) {
       await dataplane.deleteNetwork(net).catch(() => {});
-      await dataplane.applyFirewall(this.#state.networks).catch(() => {});
+      await this.#firewall(this.#state.networks).catch(() => {});
       throw err;
     }
     this.#state = { ...this.#state, networks: [...this.#state.networks, net] };
@@ -136,7 +145,7 @@ export class Manager {
       if (users.length > 0) throw forbidden(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${users.join(', ')})`);
       await dataplane.deleteNetwork(net);
       const rest = this.#state.networks.filter((n) => n !== net);
-      await dataplane.applyFirewall(rest);
+      await this.#firewall(rest);
       this.#state = { ...this.#state, networks: rest };
       this.#commit();
     });
@@ -226,7 +235,7 @@ export class Manager {
       created: new Date().toISOString(),
       hostname: req.hostname ?? id.slice(0, 12),
       mode: 'networks',
-      netns: `tsnet-${req.name}`,
+      netns: `${this.#o.netnsPrefix ?? 'tsnet-'}${req.name}`,
       ownsNetns: req.netns === undefined && req.pid === undefined,
       aliases: req.aliases ?? [],
       dns: req.dns ?? [],
@@ -306,6 +315,10 @@ export class Manager {
     await step(() => dataplane.deleteNetns(sb.netns!, sb.ownsNetns));
     await step(() => removeSandboxFiles(filesDir(sb.netns!)));
     if (errors.length > 0) throw new AggregateError(errors, `removing sandbox ${sb.name}: ${errors.map((e) => e.message).join('; ')}`);
+  }
+
+  #firewall(networks: readonly NetworkRecord[]): Promise<void> {
+    return dataplane.applyFirewall(this.#o.nftTable ?? 'tsnet', networks);
   }
 
   #files(sb: SandboxRecord): void {

@@ -27,12 +27,25 @@ export function daemonCommand(program: Command): void {
     .option('--upstream <ip[:port]>', 'servers for names tsnet does not own (default: /etc/resolv.conf); repeatable', (v: string, p: Upstream[] = []) => [...p, parseUpstream(v)])
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--metrics <addr:port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics')
-    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string }) => {
+    .option('--bridge <name>', 'device of the default bridge network', 'tsnet0')
+    .option('--bip <cidr>', 'subnet of the default bridge network', '172.17.0.0/16')
+    .option('--nft-table <name>', 'the nftables table (inet) tsnet owns', 'tsnet')
+    .option('--netns-prefix <prefix>', 'sandbox namespaces are /run/netns/PREFIX<name>', 'tsnet-')
+    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string }) => {
       const socket = program.opts<{ socket: string }>().socket;
       const logger = pino({ level: opts.logLevel, base: { name: 'tsnet' } });
       const registry = new Registry();
       const dns = createServer({ registry, upstreams: opts.upstream ?? resolvConfUpstreams(), logger: logger.child({ part: 'dns' }) });
-      const manager = new Manager({ store: new FileStore(opts.stateDir), registry, dns, logger, hostSearch: hostSearch() });
+      const manager = new Manager({
+        store: new FileStore(opts.stateDir),
+        registry,
+        dns,
+        logger,
+        hostSearch: hostSearch(),
+        defaultBridge: { device: opts.bridge, subnet: opts.bip },
+        nftTable: opts.nftTable,
+        netnsPrefix: opts.netnsPrefix,
+      });
       await manager.restore();
       mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
       const control = await serveControl(manager, socket, logger);

@@ -18,6 +18,8 @@ export interface BridgeRules {
  */
 export function renderRuleset(table: string, networks: readonly BridgeRules[]): string {
   const external = networks.filter((n) => !n.internal);
+  // Order matters: replies, then traffic within one bridge, then new connections into a bridge
+  // from anywhere else are dropped; what is left (egress) falls to the accept policy.
   const lines = [
     `table inet ${table} {}`,
     `flush table inet ${table}`,
@@ -30,7 +32,6 @@ export function renderRuleset(table: string, networks: readonly BridgeRules[]): 
     '    type filter hook forward priority filter; policy accept;',
     '    ct state established,related accept',
     ...networks.map((n) => `    iifname "${n.bridge}" oifname "${n.bridge}" accept comment "${n.network}"`),
-    ...external.map((n) => `    iifname "${n.bridge}" accept comment "${n.network}"`),
     ...networks.map((n) => `    oifname "${n.bridge}" ct state new drop comment "${n.network}"`),
     ...networks.filter((n) => n.internal).map((n) => `    iifname "${n.bridge}" drop comment "${n.network}"`),
     '  }',

@@ -1,0 +1,149 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { startDaemon } from './helpers/daemon.js';
+import { startUpstream } from './helpers/upstream.js';
+
+const run = promisify(execFile);
+
+test.serial('two sandboxes on a user-defined bridge resolve each other by name, alias, short id and name.network, and ping each other', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const webId = (await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app:alias=www', '--hostname', 'webhost')).trim();
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  const webIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'web'))[0].Networks.app.IPv4Address as string;
+  for (const name of ['web', 'www', 'webhost', webId.slice(0, 12), 'web.app']) {
+    t.regex(await d.tsnet('exec', 'client', '--', 'getent', 'hosts', name), new RegExp(`^${webIp.replaceAll('.', '\\.')}\\s`), name);
+    t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', name)).trim(), webIp, name);
+  }
+  t.regex(await d.tsnet('exec', 'client', '--', 'ping', '-c', '1', '-W', '2', 'web'), /1 received/);
+  t.regex(await d.tsnet('exec', 'web', '--', 'ping', '-c', '1', '-W', '2', 'client'), /1 received/);
+  const resolv = await d.tsnet('exec', 'client', '--', 'cat', '/etc/resolv.conf');
+  t.regex(resolv, /^nameserver 127\.0\.0\.11$/m);
+  t.regex(resolv, /^options ndots:0$/m);
+});
+
+test.serial('a sandbox on another network can neither resolve nor reach them; connect and disconnect change that at once', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'other');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'lonely', '--network', 'other');
+  const webIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'web'))[0].Networks.app.IPv4Address as string;
+  t.regex(await d.tsnet('exec', 'lonely', '--', 'dig', 'web'), /status: NXDOMAIN/);
+  await t.throwsAsync(d.tsnet('exec', 'lonely', '--', 'ping', '-c', '1', '-W', '1', webIp));
+  await d.tsnet('network', 'connect', '--alias', 'solo', 'app', 'lonely');
+  t.is((await d.tsnet('exec', 'lonely', '--', 'dig', '+short', 'web')).trim(), webIp);
+  t.regex(await d.tsnet('exec', 'web', '--', 'getent', 'hosts', 'solo'), /solo/);
+  t.regex(await d.tsnet('exec', 'lonely', '--', 'ping', '-c', '1', '-W', '2', 'web'), /1 received/);
+  await d.tsnet('network', 'disconnect', 'app', 'lonely');
+  t.regex(await d.tsnet('exec', 'lonely', '--', 'dig', 'web'), /status: NXDOMAIN/);
+  t.regex(await d.tsnet('exec', 'web', '--', 'dig', 'solo'), /status: NXDOMAIN/);
+});
+
+test.serial('the default bridge has no names, but --link writes hosts entries and sets the link variables', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('sandbox', 'create', '--name', 'db');
+  await d.tsnet('sandbox', 'create', '--name', 'app', '--link', 'db:database');
+  const dbIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'db'))[0].Networks.bridge.IPv4Address as string;
+  t.regex(await d.tsnet('exec', 'app', '--', 'dig', 'db'), /status: NXDOMAIN/, 'no DNS names on the default bridge');
+  t.regex(await d.tsnet('exec', 'app', '--', 'getent', 'hosts', 'database'), new RegExp(`^${dbIp.replaceAll('.', '\\.')}\\s+database`));
+  t.regex(await d.tsnet('exec', 'app', '--', 'ping', '-c', '1', '-W', '2', 'database'), /1 received/);
+  t.regex(await d.tsnet('exec', 'app', '--', 'env'), /^DATABASE_NAME=\/app\/database$/m);
+});
+
+test.serial('names nobody owns go to the host upstream, a fake on host loopback', async (t) => {
+  const up = await startUpstream(t, { ttl: 77 });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'far.fwd.example')).trim(), '127.77.0.1');
+  t.is(up.udpQueries, 1);
+});
+
+test.serial('after kill -9 and a restart every network, sandbox, name and route works again', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await d.kill9();
+  await d.start();
+  t.regex(await d.tsnet('network', 'ls'), /\bapp\b/);
+  t.regex(await d.tsnet('exec', 'client', '--', 'getent', 'hosts', 'web'), /\sweb$/m);
+  t.regex(await d.tsnet('exec', 'client', '--', 'ping', '-c', '1', '-W', '2', 'web'), /1 received/);
+  await d.tsnet('sandbox', 'create', '--name', 'late', '--network', 'app');
+  t.regex(await d.tsnet('exec', 'late', '--', 'getent', 'hosts', 'client'), /\sclient$/m);
+});
+
+test.serial('a user\'s edit to resolv.conf is kept when tsnet rewrites the sandbox files', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'two');
+  await d.tsnet('sandbox', 'create', '--name', 'box', '--network', 'app');
+  const path = `/etc/netns/${d.netnsPrefix}box/resolv.conf`;
+  writeFileSync(path, readFileSync(path, 'utf8') + 'options edns0 # mine\n');
+  await d.tsnet('network', 'connect', 'two', 'box');
+  t.regex(readFileSync(path, 'utf8'), /# mine/);
+  t.regex(readFileSync(`/etc/netns/${d.netnsPrefix}box/hosts`, 'utf8'), /^10\.\d+\.\d+\.\d+\t\S+$/m, 'hosts (not edited) was rewritten with both addresses');
+});
+
+test.serial('bad input gets a clear error, a non-zero exit and changes nothing', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const subnet = d.subnet();
+  await d.tsnet('network', 'create', '--subnet', subnet, 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
+  const before = [await d.tsnet('network', 'ls'), await d.tsnet('sandbox', 'ls')];
+  const cases: [string[], RegExp][] = [
+    [['sandbox', 'create', '--name', 'x', '--network', 'nope'], /network nope not found/],
+    [['sandbox', 'create', '--name', 'web', '--network', 'app'], /sandbox name web is already in use/],
+    [['network', 'create', '--subnet', subnet, 'app2'], new RegExp(`subnet ${subnet.replaceAll('.', '\\.')} overlaps network app`)],
+    [['network', 'create', 'app'], /network with name app already exists/],
+    [['sandbox', 'create', '--name', 'y', '--network', 'app:ip=192.0.2.9'], /address 192\.0\.2\.9 is outside app's subnet/],
+    [['network', 'rm', 'app'], /has active endpoints \(web\)/],
+    [['network', 'create', 'bad name'], /invalid network name/],
+    [['sandbox', 'rm', 'ghost'], /sandbox ghost not found/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await d.fails(...args);
+    t.not(r.code, 0, args.join(' '));
+    t.regex(r.stderr, message, args.join(' '));
+  }
+  t.deepEqual([await d.tsnet('network', 'ls'), await d.tsnet('sandbox', 'ls')], before);
+});
+
+test.serial('rm and prune leave no namespace, link, or rule behind', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const device = JSON.parse(await d.tsnet('network', 'inspect', 'app'))[0].Options['com.docker.network.bridge.name'] as string;
+  await d.tsnet('sandbox', 'create', '--name', 'a', '--network', 'app');
+  const veth = JSON.parse(await d.tsnet('sandbox', 'inspect', 'a'))[0].Networks.app.HostInterface as string;
+  await run('ip', ['link', 'show', veth]);
+  await d.tsnet('sandbox', 'rm', 'a');
+  await t.throwsAsync(run('ip', ['link', 'show', veth]));
+  t.regex(await d.tsnet('network', 'prune', '-f'), /app/);
+  t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(d.netnsPrefix));
+  await t.throwsAsync(run('ip', ['link', 'show', device]));
+  t.notRegex((await run('nft', ['list', 'table', 'inet', `tsnet_t${d.tag}`])).stdout, /"app"/);
+});
+
+test.serial('the docker CLI manages networks through the control socket', async (t) => {
+  const which = await run('sh', ['-c', 'command -v docker']).catch(() => null);
+  if (which === null) return t.pass('docker CLI not installed');
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const docker = async (...args: string[]) => (await run('docker', ['-H', `unix://${d.socket}`, ...args])).stdout;
+  const subnet = d.subnet();
+  await docker('network', 'create', '--subnet', subnet, 'viadocker');
+  t.regex(await docker('network', 'ls'), /viadocker\s+bridge\s+local/);
+  t.is(JSON.parse(await docker('network', 'inspect', 'viadocker'))[0].IPAM.Config[0].Subnet, subnet);
+  await docker('network', 'rm', 'viadocker');
+  t.notRegex(await docker('network', 'ls'), /viadocker/);
+});

@@ -1,0 +1,102 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { ExecutionContext } from 'ava';
+
+const run = promisify(execFile);
+const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
+
+export interface TestDaemon {
+  socket: string;
+  tag: string;
+  netnsPrefix: string;
+  /** A /24 for this test's own user-defined network, unlikely to meet another run's. */
+  subnet(): string;
+  /** Runs `tsnet --socket … ARGS`; rejects with stderr on a non-zero exit. */
+  tsnet(...args: string[]): Promise<string>;
+  /** Runs it and returns exit code and stderr, for commands expected to fail. */
+  fails(...args: string[]): Promise<{ code: number; stderr: string }>;
+  kill9(): Promise<void>;
+  start(): Promise<void>;
+}
+
+/**
+ * A tsnet daemon with names of its own (socket, state dir, default bridge, nft table, namespace
+ * prefix) so that runs cannot collide. Everything it made in the kernel is removed when the test
+ * ends, pass or fail, from its state file and its prefixes.
+ */
+export async function startDaemon(t: ExecutionContext, upstream: string): Promise<TestDaemon> {
+  const tag = randomBytes(3).toString('hex');
+  const dir = mkdtempSync(join(tmpdir(), 'tsnet-daemon-'));
+  const socket = join(dir, 'tsnet.sock');
+  const netnsPrefix = `tsnet-t${tag}-`;
+  const table = `tsnet_t${tag}`;
+  const usedSubnets = new Set<string>();
+  const subnet = (): string => {
+    for (;;) {
+      const s = `10.${randomInt(100, 250)}.${randomInt(0, 255)}.0/24`;
+      if (!usedSubnets.has(s)) return usedSubnets.add(s), s;
+    }
+  };
+  const bip = subnet();
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    const args = [BIN, '--socket', socket, 'daemon', '--state-dir', join(dir, 'state'), '--upstream', upstream, '--bridge', `tst${tag}`, '--bip', bip, '--nft-table', table, '--netns-prefix', netnsPrefix, '--log-level', 'warn'];
+    const c = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = c;
+    let stderr = '';
+    c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    for (let i = 0; i < 200 && !existsSync(socket); i++) {
+      if (c.exitCode !== null) throw new Error(`tsnet daemon exited ${c.exitCode}: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!existsSync(socket)) throw new Error(`tsnet daemon did not open ${socket}: ${stderr}`);
+  };
+  t.teardown(async () => {
+    child?.kill('SIGKILL');
+    const state = (() => {
+      try {
+        return JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[]; sandboxes: { netns?: string; ownsNetns: boolean }[] };
+      } catch {
+        return { networks: [], sandboxes: [] };
+      }
+    })();
+    const { stdout } = await run('ip', ['netns', 'list']);
+    for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix))) {
+      await run('ip', ['netns', 'del', ns]).catch(() => run('umount', [`/run/netns/${ns}`]).then(() => rmSync(`/run/netns/${ns}`, { force: true }), () => {}));
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    }
+    for (const dev of [`tst${tag}`, ...state.networks.map((n) => n.device).filter((d): d is string => d !== undefined)]) await run('ip', ['link', 'del', dev]).catch(() => {});
+    await run('nft', ['delete', 'table', 'inet', table]).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await start();
+  const tsnet = async (...args: string[]): Promise<string> => (await run(process.execPath, [BIN, '--socket', socket, ...args], { timeout: 20_000 })).stdout;
+  return {
+    socket,
+    tag,
+    netnsPrefix,
+    subnet,
+    tsnet,
+    fails: async (...args) => {
+      try {
+        await tsnet(...args);
+      } catch (err) {
+        const e = err as { code: number; stderr: string };
+        return { code: e.code, stderr: e.stderr };
+      }
+      throw new Error(`tsnet ${args.join(' ')} succeeded`);
+    },
+    kill9: async () => {
+      const c = child!;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await exited;
+      rmSync(socket, { force: true });
+    },
+    start,
+  };
+}

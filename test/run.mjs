@@ -1,9 +1,12 @@
 // Runs the ava suite with its TAP reporter and ends with the runner's own counts on one line,
 // `N passed, N failed`, which CI reads.
 import { spawn } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 
 const ava = spawn(new URL('../node_modules/.bin/ava', import.meta.url).pathname, ['--tap', ...process.argv.slice(2)], {
   stdio: ['ignore', 'pipe', 'inherit'],
+  // Tests check that nothing they start has wandered out of the namespace the run began in.
+  env: { ...process.env, TSNET_TEST_HOST_NETNS: readlinkSync('/proc/self/ns/net') },
 });
 let passed = 0;
 let failed = 0;

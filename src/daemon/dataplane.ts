@@ -1,3 +1,4 @@
+import { systemTool } from '../net/tools.js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,7 +51,7 @@ export const dataplane = {
   async applyFirewall(table: string, networks: readonly NetworkRecord[]): Promise<void> {
     const bridges = networks.filter((n) => n.driver === 'bridge' && n.ipam !== null && n.device !== undefined);
     if (bridges.length === 0) {
-      const { stdout } = await run('nft', ['list', 'tables']);
+      const { stdout } = await run(systemTool('nft'), ['list', 'tables']);
       if (stdout.includes(`table inet ${table}\n`)) await nftApply(renderDelete(table));
       return;
     }
@@ -62,20 +63,20 @@ export const dataplane = {
   async createNetns(name: string, adopt?: string): Promise<void> {
     if (existsSync(netnsPath(name))) return;
     if (adopt === undefined) {
-      await run('ip', ['netns', 'add', name]);
+      await run(systemTool('ip'), ['netns', 'add', name]);
       return;
     }
     if (!existsSync(adopt)) throw new Error(`namespace ${adopt} does not exist`);
     mkdirSync('/run/netns', { recursive: true });
     writeFileSync(netnsPath(name), '');
-    await run('mount', ['--bind', adopt, netnsPath(name)]);
+    await run(systemTool('mount'), ['--bind', adopt, netnsPath(name)]);
   },
 
   async deleteNetns(name: string, owned: boolean): Promise<void> {
     if (!existsSync(netnsPath(name))) return;
-    if (owned) await run('ip', ['netns', 'del', name]);
+    if (owned) await run(systemTool('ip'), ['netns', 'del', name]);
     else {
-      await run('umount', [netnsPath(name)]).catch(() => {});
+      await run(systemTool('umount'), [netnsPath(name)]).catch(() => {});
       rmSync(netnsPath(name), { force: true });
     }
   },

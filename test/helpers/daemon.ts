@@ -1,10 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
+import { systemTool } from '../../src/net/tools.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
@@ -54,6 +55,10 @@ export async function startDaemon(t: ExecutionContext, upstream: string): Promis
       await new Promise((r) => setTimeout(r, 50));
     }
     if (!existsSync(socket)) throw new Error(`tsnet daemon did not open ${socket}: ${stderr}`);
+    const host = process.env.TSNET_TEST_HOST_NETNS ?? readlinkSync('/proc/self/ns/net');
+    const mine = readlinkSync('/proc/self/ns/net');
+    const its = readlinkSync(`/proc/${c.pid}/ns/net`);
+    if (its !== host || mine !== host) throw new Error(`daemon netns ${its}, test ${mine}, host ${host}`);
   };
   t.teardown(async () => {
     child?.kill('SIGKILL');
@@ -70,7 +75,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string): Promis
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
     for (const dev of [`tst${tag}`, ...state.networks.map((n) => n.device).filter((d): d is string => d !== undefined)]) await run('ip', ['link', 'del', dev]).catch(() => {});
-    await run('nft', ['delete', 'table', 'inet', table]).catch(() => {});
+    await run(systemTool('nft'), ['delete', 'table', 'inet', table]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
   await start();

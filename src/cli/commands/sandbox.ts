@@ -1,3 +1,4 @@
+import { systemTool } from '../../net/tools.js';
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { call } from '../../control/client.js';
@@ -93,7 +94,7 @@ export function sandboxCommand(program: Command): void {
       const s = await call<SandboxView>(socket(), 'GET', `/sandboxes/${encodeURIComponent(ref)}`);
       if (s.NetnsName === null) throw new Error(`sandbox ${s.Name} has no namespace of its own`);
       const env = Object.entries(s.Env).map(([k, v]) => `${k}=${v}`);
-      const child = spawn('ip', ['netns', 'exec', s.NetnsName, 'env', ...env, ...command], { stdio: 'inherit' });
+      const child = spawn(systemTool('ip'), ['netns', 'exec', s.NetnsName, 'env', ...env, ...command], { stdio: 'inherit' });
       child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
     });
 }

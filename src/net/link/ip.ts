@@ -1,3 +1,4 @@
+import { systemTool } from '../tools.js';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -14,7 +15,7 @@ export function ipBatch(commands: readonly string[][], netns?: string): Promise<
   if (commands.length === 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const args = [...(netns === undefined ? [] : ['-n', netns]), '-batch', '-'];
-    const child = spawn('ip', args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(systemTool('ip'), args, { stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
@@ -29,14 +30,14 @@ export function ipBatch(commands: readonly string[][], netns?: string): Promise<
 
 /** `ip -j ...` output, parsed. */
 export async function ipJson<T>(args: string[], netns?: string): Promise<T> {
-  const { stdout } = await run('ip', [...(netns === undefined ? [] : ['-n', netns]), '-j', ...args]);
+  const { stdout } = await run(systemTool('ip'), [...(netns === undefined ? [] : ['-n', netns]), '-j', ...args]);
   return (stdout.trim() === '' ? [] : JSON.parse(stdout)) as T;
 }
 
 /** Whether a link of that name exists in the host namespace. */
 export async function linkExists(name: string): Promise<boolean> {
   try {
-    await run('ip', ['link', 'show', 'dev', name]);
+    await run(systemTool('ip'), ['link', 'show', 'dev', name]);
     return true;
   } catch {
     return false;

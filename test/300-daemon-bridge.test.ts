@@ -153,3 +153,25 @@ test.serial('the docker CLI manages networks through the control socket', async 
   await docker('network', 'rm', 'viadocker');
   t.notRegex(await docker('network', 'ls'), /viadocker/);
 });
+
+test.serial('modes: none has only loopback, host runs in the host namespace, container: shares another sandbox\'s', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
+  const webIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'web'))[0].Networks.app.IPv4Address as string;
+
+  await d.tsnet('sandbox', 'create', '--name', 'isolated', '--network', 'none');
+  t.deepEqual((await d.tsnet('exec', 'isolated', '--', 'ip', '-br', 'link')).trim().split('\n').map((l) => l.split(/\s+/)[0]), ['lo']);
+  await t.throwsAsync(d.tsnet('exec', 'isolated', '--', 'ping', '-c', '1', '-W', '1', webIp));
+
+  await d.tsnet('sandbox', 'create', '--name', 'onhost', '--network', 'host');
+  t.is((await d.tsnet('exec', 'onhost', '--', 'readlink', '/proc/self/ns/net')).trim(), process.env.TSNET_TEST_HOST_NETNS ?? (await run('readlink', ['/proc/self/ns/net'])).stdout.trim());
+
+  await d.tsnet('sandbox', 'create', '--name', 'sidecar', '--network', 'container:web');
+  t.regex(await d.tsnet('exec', 'sidecar', '--', 'ip', '-4', '-br', 'addr'), new RegExp(webIp.replaceAll('.', '\\.')));
+  t.regex((await d.fails('sandbox', 'rm', 'web')).stderr, /shares its namespace with sidecar/);
+  t.regex((await d.fails('network', 'connect', 'app', 'sidecar')).stderr, /cannot join networks/);
+  await d.tsnet('sandbox', 'rm', 'sidecar', 'onhost', 'isolated', 'web');
+  t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(d.netnsPrefix));
+});

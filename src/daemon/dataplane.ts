@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { bridgeDriver } from '../net/drivers/bridge.js';
+import { ipBatch } from '../net/link/ip.js';
 import type { AttachInfo, NetworkInfo } from '../net/drivers/driver.js';
 import { nftApply } from '../net/nft/apply.js';
 import { renderDelete, renderRuleset } from '../net/nft/ruleset.js';
@@ -71,6 +72,8 @@ export const dataplane = {
     writeFileSync(netnsPath(name), '');
     await run(systemTool('mount'), ['--bind', adopt, netnsPath(name)]);
   },
+
+  loopbackUp: (netns: string) => ipBatch([['link', 'set', 'dev', 'lo', 'up']], netns),
 
   async deleteNetns(name: string, owned: boolean): Promise<void> {
     if (!existsSync(netnsPath(name))) return;

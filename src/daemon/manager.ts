@@ -14,6 +14,8 @@ import type { FileStore } from './store.js';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 const newId = (): string => randomBytes(32).toString('hex');
+/** Modes whose sandbox has a namespace (and files) of its own; host and container: share one. */
+const ownNamespace = (mode: SandboxRecord['mode']): boolean => mode === 'networks' || mode === 'none';
 
 export interface ManagerOptions {
   store: FileStore;
@@ -94,6 +96,7 @@ export class Manager {
   async #addNetwork(req: NetworkCreate, dns: boolean): Promise<NetworkRecord> {
     if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
     if (this.#state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
+    if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
     const driver = req.driver ?? 'bridge';
     if (driver !== 'bridge') throw badRequest(`driver ${JSON.stringify(driver)} is not supported here (bridge)`);
     const mtu = Number(req.options?.['com.docker.network.driver.mtu'] ?? 1500);
@@ -162,7 +165,7 @@ export class Manager {
     return this.serial(async () => {
       const sb = this.#planSandbox(req);
       try {
-        await dataplane.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
+        if (ownNamespace(sb.mode)) await dataplane.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
         this.#state = { ...this.#state, sandboxes: [...this.#state.sandboxes, sb] };
         await this.#wire(sb);
       } catch (err) {
@@ -178,6 +181,8 @@ export class Manager {
   removeSandbox(ref: string): Promise<void> {
     return this.serial(async () => {
       const sb = this.sandbox(ref);
+      const sharers = this.#state.sandboxes.filter((s) => s.mode === `container:${sb.name}`).map((s) => s.name);
+      if (sharers.length > 0) throw forbidden(`sandbox ${sb.name} shares its namespace with ${sharers.join(', ')}: remove them first`);
       await this.#teardown(sb);
       this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
       this.#commit();
@@ -222,21 +227,24 @@ export class Manager {
     const wanted = req.networks ?? [{ network: 'bridge' }];
     const special = wanted.find((w) => w.network === 'host' || w.network === 'none' || w.network.startsWith('container:'));
     if (special !== undefined && wanted.length > 1) throw badRequest(`${special.network} networking cannot be combined with other networks`);
-    if (special !== undefined) throw badRequest(`${special.network} networking is not built yet`);
+    const shared = special?.network.startsWith('container:') === true ? this.sandbox(special.network.slice('container:'.length)) : undefined;
+    if (shared !== undefined && (req.netns !== undefined || req.pid !== undefined)) throw badRequest('container: networking cannot adopt a namespace too');
     for (const d of req.dns ?? []) parseUpstream(d);
     const links = (req.links ?? []).map((l) => {
       const [name = '', alias = name] = l.split(':');
       if (!this.#state.sandboxes.some((s) => s.name === name)) throw badRequest(`--link ${l}: no sandbox named ${name}`);
       return { name, alias };
     });
+    const mode: SandboxRecord['mode'] = special === undefined ? 'networks' : shared !== undefined ? `container:${shared.name}` : (special.network as 'host' | 'none');
+    const netns = mode === 'host' ? undefined : shared !== undefined ? shared.netns : `${this.#o.netnsPrefix ?? 'tsnet-'}${req.name}`;
     const sb: SandboxRecord = {
       id,
       name: req.name,
       created: new Date().toISOString(),
       hostname: req.hostname ?? id.slice(0, 12),
-      mode: 'networks',
-      netns: `${this.#o.netnsPrefix ?? 'tsnet-'}${req.name}`,
-      ownsNetns: req.netns === undefined && req.pid === undefined,
+      mode,
+      ...(netns === undefined ? {} : { netns }),
+      ownsNetns: ownNamespace(mode) && req.netns === undefined && req.pid === undefined,
       aliases: req.aliases ?? [],
       dns: req.dns ?? [],
       dnsSearch: req.dnsSearch ?? [],
@@ -245,7 +253,7 @@ export class Manager {
       attachments: {},
       fileHashes: {},
     };
-    for (const w of wanted) {
+    for (const w of special === undefined ? wanted : []) {
       const net = this.network(w.network);
       if (net.name in sb.attachments) throw badRequest(`network ${net.name} is given twice`);
       this.#attachRecord(sb, net, w);
@@ -279,8 +287,13 @@ export class Manager {
 
   /** Wires a sandbox whose namespace exists: links, files, its resolver. Safe to repeat. */
   async #wire(sb: SandboxRecord): Promise<void> {
-    if (!this.#state.sandboxes.includes(sb)) return;
+    if (!this.#state.sandboxes.includes(sb) || !ownNamespace(sb.mode)) return;
     if (sb.ownsNetns) await dataplane.createNetns(sb.netns!);
+    if (sb.mode === 'none') {
+      await dataplane.loopbackUp(sb.netns!);
+      this.#files(sb);
+      return;
+    }
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
     for (const [i, net] of nets.entries()) await dataplane.attach(net, sb, i === 0);
     this.#files(sb);
@@ -312,8 +325,10 @@ export class Manager {
       const rec = this.#state.networks.find((n) => n.name === net);
       if (rec !== undefined) await step(() => dataplane.detach(rec, sb));
     }
-    await step(() => dataplane.deleteNetns(sb.netns!, sb.ownsNetns));
-    await step(() => removeSandboxFiles(filesDir(sb.netns!)));
+    if (ownNamespace(sb.mode)) {
+      await step(() => dataplane.deleteNetns(sb.netns!, sb.ownsNetns));
+      await step(() => removeSandboxFiles(filesDir(sb.netns!)));
+    }
     if (errors.length > 0) throw new AggregateError(errors, `removing sandbox ${sb.name}: ${errors.map((e) => e.message).join('; ')}`);
   }
 

@@ -92,9 +92,10 @@ export function sandboxCommand(program: Command): void {
     .description("run a command in a sandbox's namespace with its resolv.conf, hosts and hostname (as ip netns exec does)")
     .action(async (ref: string, command: string[]) => {
       const s = await call<SandboxView>(socket(), 'GET', `/sandboxes/${encodeURIComponent(ref)}`);
-      if (s.NetnsName === null) throw new Error(`sandbox ${s.Name} has no namespace of its own`);
       const env = Object.entries(s.Env).map(([k, v]) => `${k}=${v}`);
-      const child = spawn(systemTool('ip'), ['netns', 'exec', s.NetnsName, 'env', ...env, ...command], { stdio: 'inherit' });
+      // A host-mode sandbox is the host's namespace and files: the command runs as it is.
+      const argv = s.NetnsName === null ? ['env', ...env, ...command] : [systemTool('ip'), 'netns', 'exec', s.NetnsName, 'env', ...env, ...command];
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
       child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
     });
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
@@ -174,4 +174,22 @@ test.serial('modes: none has only loopback, host runs in the host namespace, con
   t.regex((await d.fails('network', 'connect', 'app', 'sidecar')).stderr, /cannot join networks/);
   await d.tsnet('sandbox', 'rm', 'sidecar', 'onhost', 'isolated', 'web');
   t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(d.netnsPrefix));
+});
+
+test.serial('--dns servers are asked from inside the sandbox\'s namespace', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'dnsbox', '--network', 'app');
+  const [box] = JSON.parse(await d.tsnet('sandbox', 'inspect', 'dnsbox'));
+  const serverIp = box.Networks.app.IPv4Address as string;
+  // Bound to the sandbox's address: 127.0.0.11:53 in there is tsnet's own listener.
+  const whoami = spawn(systemTool('ip'), ['netns', 'exec', box.NetnsName, process.execPath, new URL('./fixtures/whoami-dns.mjs', import.meta.url).pathname, serverIp, '53'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => whoami.kill('SIGKILL'));
+  await new Promise((r) => whoami.stdout!.once('data', r));
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app', '--dns', serverIp);
+  const clientIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].Networks.app.IPv4Address as string;
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'who.example')).trim(), clientIp, 'the query left from the client\'s own address');
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', '+tcp', 'who2.example')).trim(), clientIp);
+  t.is(up.udpQueries, 0, 'the host upstream was not asked');
 });

@@ -6,6 +6,8 @@ import type { UdpPool } from './udp-pool.js';
 
 export interface ExchangeOptions {
   pool: UdpPool;
+  /** The namespace TCP retries are made from (the pool's). */
+  netns?: string;
   /** Every query is settled within this time (SERVFAIL at worst). */
   deadlineMs: number;
   /** The longest any one upstream is waited on before the next is asked too. */
@@ -54,7 +56,7 @@ export function exchange(q: Query, upstreams: readonly Upstream[], opts: Exchang
       let reply = await opts.pool.exchange(upstream, q, remaining);
       if (done) return;
       if (reply !== null && reply.readUInt16BE(2) & Flag.TC) {
-        reply = await tcpExchange(upstream, q, opts.deadlineMs - (Date.now() - started));
+        reply = await tcpExchange(upstream, q, opts.deadlineMs - (Date.now() - started), opts.netns);
         if (done) return;
         if (reply === null) return failed(upstream, 'tcp');
       }

@@ -28,7 +28,16 @@ function relay(q: Query, reply: Buffer): Reply {
 export const forward: ResolverPlugin = {
   name: 'forward',
   setup({ logger, maxInflight, onUpstreamFailure }): Resolver {
-    const pool = new UdpPool({ onDrop: (reason) => onUpstreamFailure('(unknown)', `dropped-${reason}`) });
+    // One pool per namespace the upstreams are asked from ('' is the host's).
+    const pools = new Map<string, UdpPool>();
+    const poolFor = (netns: string | undefined): UdpPool => {
+      let pool = pools.get(netns ?? '');
+      if (pool === undefined) {
+        pool = new UdpPool({ onDrop: (reason) => onUpstreamFailure('(unknown)', `dropped-${reason}`), ...(netns === undefined ? {} : { netns }) });
+        pools.set(netns ?? '', pool);
+      }
+      return pool;
+    };
     const failedAt = new Map<string, number>();
     let inflight = 0;
 
@@ -49,7 +58,8 @@ export const forward: ResolverPlugin = {
         inflight++;
         try {
           const result = await exchange(q, order(ctx.upstreams.servers), {
-            pool,
+            pool: poolFor(ctx.upstreams.netns),
+            ...(ctx.upstreams.netns === undefined ? {} : { netns: ctx.upstreams.netns }),
             deadlineMs: 1900,
             perServerMs: 1000,
             onFailure(upstream, reason) {
@@ -67,7 +77,14 @@ export const forward: ResolverPlugin = {
           inflight--;
         }
       },
-      close: () => pool.close(),
+      release(upstreams) {
+        if (upstreams.netns === undefined) return;
+        pools.get(upstreams.netns)?.close();
+        pools.delete(upstreams.netns);
+      },
+      close: () => {
+        for (const p of pools.values()) p.close();
+      },
     };
   },
 };

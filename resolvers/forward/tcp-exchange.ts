@@ -1,4 +1,5 @@
-import { connect } from 'node:net';
+import { connect, Socket } from 'node:net';
+import { socketInNetns } from '../../src/netns/socket-in-netns.js';
 import { randomInt } from 'node:crypto';
 import type { Upstream } from '../../src/server/upstreams.js';
 import { layoutMessage } from '../../src/wire/layout.js';
@@ -8,14 +9,18 @@ import type { Query } from '../../src/wire/query.js';
  * One query over TCP (RFC 7766), for replies that came back truncated over UDP. Resolves with
  * the reply, or null on timeout, error or a reply that does not match what was asked.
  */
-export function tcpExchange(upstream: Upstream, q: Query, timeoutMs: number): Promise<Buffer | null> {
+export function tcpExchange(upstream: Upstream, q: Query, timeoutMs: number, netns?: string): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const id = randomInt(0x10000);
     const frame = Buffer.alloc(q.raw.length + 2);
     frame.writeUInt16BE(q.raw.length, 0);
     q.raw.copy(frame, 2);
     frame.writeUInt16BE(id, 2);
-    const socket = connect({ host: upstream.address, port: upstream.port });
+    // In a sandbox's namespace the socket is made there and Node connects the adopted fd.
+    const socket =
+      netns === undefined
+        ? connect({ host: upstream.address, port: upstream.port })
+        : new Socket({ fd: socketInNetns(netns, 'tcp', upstream.family) }).connect({ host: upstream.address, port: upstream.port });
     let data = Buffer.alloc(0);
     const finish = (reply: Buffer | null): void => {
       clearTimeout(timer);

@@ -3,6 +3,7 @@ import type { Upstream } from '../../src/server/upstreams.js';
 import { layoutMessage } from '../../src/wire/layout.js';
 import type { Query } from '../../src/wire/query.js';
 import { RandomPool } from './random.js';
+import { socketInNetns } from '../../src/netns/socket-in-netns.js';
 
 interface Pending {
   upstream: Upstream;
@@ -33,6 +34,8 @@ export interface UdpPoolOptions {
   maxUses?: number;
   /** Called for every reply that is dropped, with the reason. */
   onDrop?(reason: string): void;
+  /** Open the sockets inside this network namespace. */
+  netns?: string;
 }
 
 /**
@@ -46,13 +49,15 @@ export class UdpPool {
   readonly #size: number;
   readonly #maxUses: number;
   readonly #onDrop: (reason: string) => void;
+  readonly #netns: string | undefined;
   readonly #random = new RandomPool();
   /** Replaced sockets still waiting for replies. */
   readonly #retired = new Set<Slot>();
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor({ size = 16, maxUses = 2000, onDrop = () => {} }: UdpPoolOptions = {}) {
+  constructor({ size = 16, maxUses = 2000, onDrop = () => {}, netns }: UdpPoolOptions = {}) {
+    this.#netns = netns;
     this.#size = size;
     this.#maxUses = maxUses;
     this.#onDrop = onDrop;
@@ -130,21 +135,17 @@ export class UdpPool {
 
   #open(family: 4 | 6): Slot {
     const socket = createSocket(family === 4 ? 'udp4' : 'udp6');
-    const slot: Slot = {
-      socket,
-      pending: new Map(),
-      uses: 1,
-      retired: false,
-      bound: false,
-      ready: new Promise((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind(0, family === 4 ? '0.0.0.0' : '::', () => {
-          socket.off('error', reject);
-          slot.bound = true;
-          resolve();
-        });
-      }),
-    };
+    const slot: Slot = { socket, pending: new Map(), uses: 1, retired: false, bound: false, ready: Promise.resolve() };
+    // Built after `slot` exists: adopting an fd reports 'listening' synchronously.
+    slot.ready = new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      const where = this.#netns === undefined ? { port: 0, address: family === 4 ? '0.0.0.0' : '::' } : { fd: socketInNetns(this.#netns, 'udp', family) };
+      socket.bind(where, () => {
+        socket.off('error', reject);
+        slot.bound = true;
+        resolve();
+      });
+    });
     slot.ready.catch(() => {});
     socket.on('error', () => {}); // send errors are reported to each send's callback
     socket.on('message', (msg, rinfo) => this.#receive(slot, msg, rinfo.address, rinfo.port));

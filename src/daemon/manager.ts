@@ -304,7 +304,7 @@ export class Manager {
         port: 53,
         netns: netnsPath(sb.netns!),
         scope: () => dnsScope(this.#state, sb),
-        ...(upstreams === undefined ? {} : { upstreams }),
+        ...(upstreams === undefined ? {} : { upstreams, upstreamNetns: netnsPath(sb.netns!) }),
       });
       this.#listeners.set(sb.id, listener);
     }

@@ -39,6 +39,8 @@ export type Next = () => Reply | Promise<Reply>;
 export interface Resolver {
   readonly name: string;
   resolve(q: Query, ctx: QueryContext, next: Next): Reply | Promise<Reply>;
+  /** A listener using `upstreams` closed: drop whatever was kept for them (sockets in its namespace). */
+  release?(upstreams: UpstreamSet): void;
   close?(): void | Promise<void>;
 }
 

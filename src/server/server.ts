@@ -44,6 +44,8 @@ export interface ListenOptions {
   scope?: readonly string[] | (() => readonly string[]);
   /** Overrides the server's upstreams for queries arriving here. */
   upstreams?: readonly Upstream[];
+  /** Ask `upstreams` from inside this namespace rather than the host's. */
+  upstreamNetns?: string;
   /** Listen inside this network namespace (e.g. /run/netns/NAME) instead of the host's. */
   netns?: string;
 }
@@ -109,6 +111,7 @@ export class DnsServer {
       port,
       close: async () => {
         this.#listeners.delete(listener);
+        for (const r of this.#resolvers) r.release?.(ctx.upstreams);
         udp.close();
         await new Promise<void>((resolve) => tcp.close(() => resolve()));
       },
@@ -124,7 +127,7 @@ export class DnsServer {
   }
 
   #context(opts: ListenOptions): ListenerContext {
-    const upstreams = upstreamSet(opts.upstreams ?? this.#upstreams);
+    const upstreams = upstreamSet(opts.upstreams ?? this.#upstreams, opts.upstreams === undefined ? undefined : opts.upstreamNetns);
     if (opts.scope === undefined) return { upstreams, defaultScope: () => this.registry.allScope };
     let cached: { generation: number; scope: Scope } | undefined;
     const scope = opts.scope;

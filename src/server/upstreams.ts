@@ -14,11 +14,14 @@ export interface Upstream {
 export interface UpstreamSet {
   key: string;
   servers: readonly Upstream[];
+  /** Ask them from inside this network namespace (a sandbox's own servers); default the host's. */
+  netns?: string;
 }
 
-export const upstreamSet = (servers: readonly Upstream[]): UpstreamSet => ({
-  key: servers.map((s) => s.label).join(','),
+export const upstreamSet = (servers: readonly Upstream[], netns?: string): UpstreamSet => ({
+  key: servers.map((s) => s.label).join(',') + (netns === undefined ? '' : `@${netns}`),
   servers,
+  ...(netns === undefined ? {} : { netns }),
 });
 
 /** Parses `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address; `what` names it in errors. */

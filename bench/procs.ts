@@ -47,9 +47,10 @@ export function rssMb(pid: number): number {
   return m === null ? NaN : Number(m[1]) / 1024;
 }
 
-/** Waits until 127.0.0.1:`port` answers a DNS query over UDP (any answer). */
-export async function waitForDns(port: number, timeoutMs = 10_000): Promise<void> {
-  const query = Buffer.from('000100000001000000000000037765620000010001', 'hex');
+/** Waits until 127.0.0.1:`port` answers an A query for `name` over UDP (any answer). */
+export async function waitForDns(port: number, timeoutMs = 10_000, name = 'web'): Promise<void> {
+  const qname = Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const query = Buffer.concat([Buffer.from('000100000001000000000000', 'hex'), qname, Buffer.from('00010001', 'hex')]);
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const ok = await new Promise<boolean>((resolve) => {

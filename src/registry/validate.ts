@@ -100,6 +100,13 @@ function inSubnet(addr: string, net: NetworkSpec, family: 'ipv4' | 'ipv6', path:
   if (!list.check(addr, family)) throw new RecordsError(path, `${show(addr)} is outside ${net.name}'s subnet ${cidr}`);
 }
 
+/** The optional address `o[key]` of `family`, checked to lie in the network's subnet. */
+function addressIn(o: Obj, key: string, path: string, net: NetworkSpec, family: 'ipv4' | 'ipv6'): string | undefined {
+  const addr = optional(o[key], `${path}.${key}`, family === 'ipv4' ? ipv4 : ipv6);
+  if (addr !== undefined) inSubnet(addr, net, family, `${path}.${key}`);
+  return addr;
+}
+
 function network(v: unknown, path: string): NetworkSpec {
   const o = object(v, path);
   const net: NetworkSpec = { name: name(o.name, `${path}.name`) };
@@ -109,16 +116,10 @@ function network(v: unknown, path: string): NetworkSpec {
   if (sub !== undefined) net.subnet = sub;
   const sub6 = optional(o.ipv6Subnet, `${path}.ipv6Subnet`, (x, p) => subnet(x, p, 'ipv6'));
   if (sub6 !== undefined) net.ipv6Subnet = sub6;
-  const gw = optional(o.gateway, `${path}.gateway`, ipv4);
-  if (gw !== undefined) {
-    inSubnet(gw, net, 'ipv4', `${path}.gateway`);
-    net.gateway = gw;
-  }
-  const gw6 = optional(o.ipv6Gateway, `${path}.ipv6Gateway`, ipv6);
-  if (gw6 !== undefined) {
-    inSubnet(gw6, net, 'ipv6', `${path}.ipv6Gateway`);
-    net.ipv6Gateway = gw6;
-  }
+  const gw = addressIn(o, 'gateway', path, net, 'ipv4');
+  if (gw !== undefined) net.gateway = gw;
+  const gw6 = addressIn(o, 'ipv6Gateway', path, net, 'ipv6');
+  if (gw6 !== undefined) net.ipv6Gateway = gw6;
   const dns = optional(o.dns, `${path}.dns`, bool);
   if (dns !== undefined) net.dns = dns;
   return net;
@@ -127,16 +128,10 @@ function network(v: unknown, path: string): NetworkSpec {
 function attachment(v: unknown, path: string, net: NetworkSpec): EndpointAttachment {
   const o = object(v, path);
   const att: EndpointAttachment = {};
-  const v4 = optional(o.ipv4, `${path}.ipv4`, ipv4);
-  if (v4 !== undefined) {
-    inSubnet(v4, net, 'ipv4', `${path}.ipv4`);
-    att.ipv4 = v4;
-  }
-  const v6 = optional(o.ipv6, `${path}.ipv6`, ipv6);
-  if (v6 !== undefined) {
-    inSubnet(v6, net, 'ipv6', `${path}.ipv6`);
-    att.ipv6 = v6;
-  }
+  const v4 = addressIn(o, 'ipv4', path, net, 'ipv4');
+  if (v4 !== undefined) att.ipv4 = v4;
+  const v6 = addressIn(o, 'ipv6', path, net, 'ipv6');
+  if (v6 !== undefined) att.ipv6 = v6;
   const aliases = array(o.aliases, `${path}.aliases`).map((a, i) => name(a, `${path}.aliases[${i}]`));
   if (aliases.length > 0) att.aliases = aliases;
   return att;
@@ -166,16 +161,10 @@ function task(v: unknown, path: string, net: NetworkSpec): TaskSpec {
   const t: TaskSpec = { id: hexId(o.id, `${path}.id`) };
   const n = optional(o.name, `${path}.name`, name);
   if (n !== undefined) t.name = n;
-  const v4 = optional(o.ipv4, `${path}.ipv4`, ipv4);
-  if (v4 !== undefined) {
-    inSubnet(v4, net, 'ipv4', `${path}.ipv4`);
-    t.ipv4 = v4;
-  }
-  const v6 = optional(o.ipv6, `${path}.ipv6`, ipv6);
-  if (v6 !== undefined) {
-    inSubnet(v6, net, 'ipv6', `${path}.ipv6`);
-    t.ipv6 = v6;
-  }
+  const v4 = addressIn(o, 'ipv4', path, net, 'ipv4');
+  if (v4 !== undefined) t.ipv4 = v4;
+  const v6 = addressIn(o, 'ipv6', path, net, 'ipv6');
+  if (v6 !== undefined) t.ipv6 = v6;
   const healthy = optional(o.healthy, `${path}.healthy`, bool);
   if (healthy !== undefined) t.healthy = healthy;
   const draining = optional(o.draining, `${path}.draining`, bool);

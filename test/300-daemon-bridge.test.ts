@@ -21,6 +21,7 @@ test.serial('two sandboxes on a user-defined bridge resolve each other by name, 
   }
   t.regex(await d.tsnet('exec', 'client', '--', 'ping', '-c', '1', '-W', '2', 'web'), /1 received/);
   t.regex(await d.tsnet('exec', 'web', '--', 'ping', '-c', '1', '-W', '2', 'client'), /1 received/);
+  t.is((await d.tsnet('exec', 'web', '--', 'hostname')).trim(), 'webhost');
   const resolv = await d.tsnet('exec', 'client', '--', 'cat', '/etc/resolv.conf');
   t.regex(resolv, /^nameserver 127\.0\.0\.11$/m);
   t.regex(resolv, /^options ndots:0$/m);
@@ -192,4 +193,22 @@ test.serial('--dns servers are asked from inside the sandbox\'s namespace', asyn
   t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'who.example')).trim(), clientIp, 'the query left from the client\'s own address');
   t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', '+tcp', 'who2.example')).trim(), clientIp);
   t.is(up.udpQueries, 0, 'the host upstream was not asked');
+});
+
+test.serial('--pid adopts the namespace a runtime made: it is wired and resolves, and rm leaves it to its owner', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
+  const runtime = spawn('unshare', ['--net', 'sleep', '120'], { stdio: 'ignore' });
+  t.teardown(() => runtime.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 200));
+  const inode = (await run('readlink', [`/proc/${runtime.pid}/ns/net`])).stdout.trim();
+  await d.tsnet('sandbox', 'create', '--name', 'adopted', '--network', 'app', '--pid', String(runtime.pid));
+  const ip = JSON.parse(await d.tsnet('sandbox', 'inspect', 'adopted'))[0].Networks.app.IPv4Address as string;
+  t.regex((await run('nsenter', ['-t', String(runtime.pid), '-n', 'ip', '-4', '-br', 'addr'])).stdout, new RegExp(ip.replaceAll('.', '\\.')));
+  t.regex(await d.tsnet('exec', 'adopted', '--', 'getent', 'hosts', 'web'), /\sweb$/m);
+  await d.tsnet('sandbox', 'rm', 'adopted');
+  t.is((await run('readlink', [`/proc/${runtime.pid}/ns/net`])).stdout.trim(), inode, 'the runtime\'s namespace is still its own');
+  t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}adopted`));
 });

@@ -7,6 +7,7 @@ import { many, printJson, printTable } from './output.js';
 interface SandboxView {
   Id: string;
   Name: string;
+  Hostname: string;
   Mode: string;
   NetnsName: string | null;
   Networks: Record<string, { IPv4Address: string }>;
@@ -94,7 +95,11 @@ export function sandboxCommand(program: Command): void {
       const s = await call<SandboxView>(socket(), 'GET', `/sandboxes/${encodeURIComponent(ref)}`);
       const env = Object.entries(s.Env).map(([k, v]) => `${k}=${v}`);
       // A host-mode sandbox is the host's namespace and files: the command runs as it is.
-      const argv = s.NetnsName === null ? ['env', ...env, ...command] : [systemTool('ip'), 'netns', 'exec', s.NetnsName, 'env', ...env, ...command];
+      // Elsewhere a UTS namespace of its own carries the sandbox's hostname, as a container's does.
+      const argv =
+        s.NetnsName === null
+          ? ['env', ...env, ...command]
+          : [systemTool('ip'), 'netns', 'exec', s.NetnsName, 'unshare', '--uts', '--', 'sh', '-c', 'hostname "$1" && shift && exec env "$@"', 'sh', s.Hostname, ...env, ...command];
       const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
       child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
     });

@@ -212,3 +212,20 @@ test.serial('--pid adopts the namespace a runtime made: it is wired and resolves
   t.is((await run('readlink', [`/proc/${runtime.pid}/ns/net`])).stdout.trim(), inode, 'the runtime\'s namespace is still its own');
   t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}adopted`));
 });
+
+test.serial('a restart removes what the state no longer names (a crash between the kernel change and the store write)', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'keep', '--network', 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'ghost', '--network', 'app');
+  const veth = JSON.parse(await d.tsnet('sandbox', 'inspect', 'ghost'))[0].Networks.app.HostInterface as string;
+  await d.kill9();
+  const state = JSON.parse(readFileSync(d.stateFile, 'utf8')) as { sandboxes: { name: string }[] };
+  state.sandboxes = state.sandboxes.filter((s) => s.name !== 'ghost');
+  writeFileSync(d.stateFile, JSON.stringify(state));
+  await d.start();
+  t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}ghost`));
+  await t.throwsAsync(run('ip', ['link', 'show', veth]));
+  t.regex(await d.tsnet('exec', 'keep', '--', 'getent', 'hosts', 'keep'), /keep/);
+});

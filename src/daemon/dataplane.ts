@@ -1,14 +1,14 @@
 import { systemTool } from '../net/tools.js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { bridgeDriver } from '../net/drivers/bridge.js';
-import { ipBatch } from '../net/link/ip.js';
+import { ipBatch, ipJson } from '../net/link/ip.js';
 import type { AttachInfo, NetworkInfo } from '../net/drivers/driver.js';
 import { nftApply } from '../net/nft/apply.js';
 import { renderDelete, renderRuleset } from '../net/nft/ruleset.js';
-import type { NetworkRecord, SandboxRecord } from './state.js';
+import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
 const run = promisify(execFile);
 export const netnsPath = (name: string): string => `/run/netns/${name}`;
@@ -16,8 +16,8 @@ export const filesDir = (netns: string): string => `/etc/netns/${netns}`;
 
 const prefixOf = (cidr: string): number => Number(cidr.split('/')[1]);
 
-export function networkInfo(net: NetworkRecord): NetworkInfo {
-  const info: NetworkInfo = { name: net.name, mtu: net.mtu };
+export function networkInfo(net: NetworkRecord, owner: string): NetworkInfo {
+  const info: NetworkInfo = { name: net.name, mtu: net.mtu, owner };
   if (net.device !== undefined) info.device = net.device;
   if (net.ipam !== null) {
     info.gateway = { address: net.ipam.gateway, prefix: prefixOf(net.ipam.subnet) };
@@ -32,21 +32,47 @@ export function networkInfo(net: NetworkRecord): NetworkInfo {
 export const hostIfName = (sandboxId: string, network: string): string =>
   `tsv${createHash('sha256').update(`${sandboxId}/${network}`).digest('hex').slice(0, 10)}`;
 
-export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean): AttachInfo {
+export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean, owner: string): AttachInfo {
   const att = sb.attachments[net.name]!;
-  const info: AttachInfo = { netns: sb.netns!, ifname: att.ifname, hostIf: att.hostIf, defaultRoute, mtu: net.mtu };
+  const info: AttachInfo = { netns: sb.netns!, ifname: att.ifname, hostIf: att.hostIf, defaultRoute, mtu: net.mtu, owner };
   if (att.ipv4 !== undefined && net.ipam !== null) info.ipv4 = { address: att.ipv4, prefix: prefixOf(net.ipam.subnet) };
   if (att.ipv6 !== undefined && net.ipam?.subnet6 !== undefined) info.ipv6 = { address: att.ipv6, prefix: prefixOf(net.ipam.subnet6) };
   if (net.ipam !== null) info.gateway = net.ipam.gateway;
   return info;
 }
 
-/** Kernel side of networks and sandboxes: namespaces, bridges, veths and the nft table. */
-export const dataplane = {
-  createNetwork: (net: NetworkRecord) => (net.driver === 'bridge' ? bridgeDriver.createNetwork(networkInfo(net)) : Promise.resolve()),
-  deleteNetwork: (net: NetworkRecord) => (net.driver === 'bridge' ? bridgeDriver.deleteNetwork(networkInfo(net)) : Promise.resolve()),
-  attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) => bridgeDriver.attach(networkInfo(net), attachInfo(net, sb, defaultRoute)),
-  detach: (net: NetworkRecord, sb: SandboxRecord) => bridgeDriver.detach(networkInfo(net), attachInfo(net, sb, false)),
+/**
+ * Kernel side of networks and sandboxes: namespaces, bridges, veths and the nft table. `owner`
+ * marks the links one daemon made (its alias), so that reconciling never touches another's.
+ */
+export const dataplane = (owner: string) => ({
+  createNetwork: (net: NetworkRecord) => (net.driver === 'bridge' ? bridgeDriver.createNetwork(networkInfo(net, owner)) : Promise.resolve()),
+  deleteNetwork: (net: NetworkRecord) => (net.driver === 'bridge' ? bridgeDriver.deleteNetwork(networkInfo(net, owner)) : Promise.resolve()),
+  attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) =>
+    bridgeDriver.attach(networkInfo(net, owner), attachInfo(net, sb, defaultRoute, owner)),
+  detach: (net: NetworkRecord, sb: SandboxRecord) => bridgeDriver.detach(networkInfo(net, owner), attachInfo(net, sb, false, owner)),
+
+  /**
+   * Removes what this daemon made but its state no longer names: links with its alias, and
+   * namespaces with its prefix (left by a crash between a kernel change and the store write).
+   */
+  async removeStale(state: DaemonState, netnsPrefix: string): Promise<string[]> {
+    const keepLinks = new Set([...state.networks.flatMap((n) => (n.device === undefined ? [] : [n.device])), ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf))]);
+    const keepNetns = new Set(state.sandboxes.flatMap((s) => (s.netns === undefined ? [] : [s.netns])));
+    const removed: string[] = [];
+    for (const link of await ipJson<{ ifname: string; ifalias?: string }[]>(['link', 'show'])) {
+      if (link.ifalias !== owner || keepLinks.has(link.ifname)) continue;
+      await ipBatch([['link', 'del', 'dev', link.ifname]]).catch(() => {});
+      removed.push(link.ifname);
+    }
+    const named = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+    for (const ns of named.filter((n) => n.startsWith(netnsPrefix) && !keepNetns.has(n))) {
+      await run(systemTool('ip'), ['netns', 'del', ns]).catch(() => {});
+      rmSync(filesDir(ns), { recursive: true, force: true });
+      removed.push(ns);
+    }
+    return removed;
+  },
 
   /** The whole firewall for these networks in one transaction; the table goes when none is left. */
   async applyFirewall(table: string, networks: readonly NetworkRecord[]): Promise<void> {
@@ -83,4 +109,6 @@ export const dataplane = {
       rmSync(netnsPath(name), { force: true });
     }
   },
-};
+});
+
+export type Dataplane = ReturnType<typeof dataplane>;

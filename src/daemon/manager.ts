@@ -5,7 +5,7 @@ import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js
 import type { Registry } from '../registry/registry.js';
 import type { DnsServer, Listener } from '../server/server.js';
 import { parseUpstream, type Upstream } from '../server/upstreams.js';
-import { dataplane, filesDir, hostIfName, netnsPath } from './dataplane.js';
+import { dataplane, filesDir, hostIfName, netnsPath, type Dataplane } from './dataplane.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { dnsScope, sandboxFiles, toRecords } from './projection.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
@@ -30,6 +30,8 @@ export interface ManagerOptions {
   nftTable?: string;
   /** Sandbox namespaces are named prefix + sandbox name under /run/netns. */
   netnsPrefix?: string;
+  /** Marks the links this daemon makes (their alias); default derived from nothing, `tsnet`. */
+  owner?: string;
 }
 
 /**
@@ -39,12 +41,14 @@ export interface ManagerOptions {
  */
 export class Manager {
   readonly #o: ManagerOptions;
+  readonly #dp: Dataplane;
   #state: DaemonState;
   readonly #listeners = new Map<string, Listener>();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: ManagerOptions) {
     this.#o = options;
+    this.#dp = dataplane(options.owner ?? 'tsnet');
     this.#state = options.store.load();
   }
 
@@ -77,7 +81,7 @@ export class Manager {
       const { device = 'tsnet0', subnet = '172.17.0.0/16' } = this.#o.defaultBridge ?? {};
       await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, false);
     }
-    for (const net of this.#state.networks) await dataplane.createNetwork(net);
+    for (const net of this.#state.networks) await this.#dp.createNetwork(net);
     await this.#firewall(this.#state.networks);
     for (const sb of this.#state.sandboxes) {
       try {
@@ -86,6 +90,8 @@ export class Manager {
         this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
       }
     }
+    const stale = await this.#dp.removeStale(this.#state, this.#o.netnsPrefix ?? 'tsnet-');
+    if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
     this.#commit();
   }
 
@@ -128,10 +134,10 @@ export class Manager {
       options: req.options ?? {},
     };
     try {
-      await dataplane.createNetwork(net);
+      await this.#dp.createNetwork(net);
       await this.#firewall([...this.#state.networks, net]);
     } catch (err) {
-      await dataplane.deleteNetwork(net).catch(() => {});
+      await this.#dp.deleteNetwork(net).catch(() => {});
       await this.#firewall(this.#state.networks).catch(() => {});
       throw err;
     }
@@ -146,7 +152,7 @@ export class Manager {
       if (net.name === 'bridge') throw forbidden('bridge is a pre-defined network and cannot be removed');
       const users = this.#state.sandboxes.filter((s) => net.name in s.attachments).map((s) => s.name);
       if (users.length > 0) throw forbidden(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${users.join(', ')})`);
-      await dataplane.deleteNetwork(net);
+      await this.#dp.deleteNetwork(net);
       const rest = this.#state.networks.filter((n) => n !== net);
       await this.#firewall(rest);
       this.#state = { ...this.#state, networks: rest };
@@ -165,7 +171,7 @@ export class Manager {
     return this.serial(async () => {
       const sb = this.#planSandbox(req);
       try {
-        if (ownNamespace(sb.mode)) await dataplane.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
+        if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
         this.#state = { ...this.#state, sandboxes: [...this.#state.sandboxes, sb] };
         await this.#wire(sb);
       } catch (err) {
@@ -197,9 +203,9 @@ export class Manager {
       if (net.name in sb.attachments) throw conflict(`sandbox ${sb.name} is already connected to network ${net.name}`);
       this.#attachRecord(sb, net, { network: net.name, ...req });
       try {
-        await dataplane.attach(net, sb, Object.keys(sb.attachments).length === 1);
+        await this.#dp.attach(net, sb, Object.keys(sb.attachments).length === 1);
       } catch (err) {
-        await dataplane.detach(net, sb).catch(() => {});
+        await this.#dp.detach(net, sb).catch(() => {});
         delete sb.attachments[net.name];
         throw err;
       }
@@ -213,7 +219,7 @@ export class Manager {
       const net = this.network(netRef);
       const sb = this.sandbox(sbRef);
       if (!(net.name in sb.attachments)) throw notFound(`sandbox ${sb.name} is not connected to network ${net.name}`);
-      await dataplane.detach(net, sb);
+      await this.#dp.detach(net, sb);
       delete sb.attachments[net.name];
       this.#files(sb);
       this.#commit();
@@ -288,14 +294,14 @@ export class Manager {
   /** Wires a sandbox whose namespace exists: links, files, its resolver. Safe to repeat. */
   async #wire(sb: SandboxRecord): Promise<void> {
     if (!this.#state.sandboxes.includes(sb) || !ownNamespace(sb.mode)) return;
-    if (sb.ownsNetns) await dataplane.createNetns(sb.netns!);
+    if (sb.ownsNetns) await this.#dp.createNetns(sb.netns!);
     if (sb.mode === 'none') {
-      await dataplane.loopbackUp(sb.netns!);
+      await this.#dp.loopbackUp(sb.netns!);
       this.#files(sb);
       return;
     }
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
-    for (const [i, net] of nets.entries()) await dataplane.attach(net, sb, i === 0);
+    for (const [i, net] of nets.entries()) await this.#dp.attach(net, sb, i === 0);
     this.#files(sb);
     if (!this.#listeners.has(sb.id)) {
       const upstreams: Upstream[] | undefined = sb.dns.length > 0 ? sb.dns.map(parseUpstream) : undefined;
@@ -323,17 +329,17 @@ export class Manager {
     this.#listeners.delete(sb.id);
     for (const net of Object.keys(sb.attachments)) {
       const rec = this.#state.networks.find((n) => n.name === net);
-      if (rec !== undefined) await step(() => dataplane.detach(rec, sb));
+      if (rec !== undefined) await step(() => this.#dp.detach(rec, sb));
     }
     if (ownNamespace(sb.mode)) {
-      await step(() => dataplane.deleteNetns(sb.netns!, sb.ownsNetns));
+      await step(() => this.#dp.deleteNetns(sb.netns!, sb.ownsNetns));
       await step(() => removeSandboxFiles(filesDir(sb.netns!)));
     }
     if (errors.length > 0) throw new AggregateError(errors, `removing sandbox ${sb.name}: ${errors.map((e) => e.message).join('; ')}`);
   }
 
   #firewall(networks: readonly NetworkRecord[]): Promise<void> {
-    return dataplane.applyFirewall(this.#o.nftTable ?? 'tsnet', networks);
+    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks);
   }
 
   #files(sb: SandboxRecord): void {

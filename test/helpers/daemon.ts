@@ -12,6 +12,8 @@ const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
 
 export interface TestDaemon {
   socket: string;
+  /** The daemon's state file. */
+  stateFile: string;
   tag: string;
   netnsPrefix: string;
   /** A /24 for this test's own user-defined network, unlikely to meet another run's. */
@@ -82,6 +84,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string): Promis
   const tsnet = async (...args: string[]): Promise<string> => (await run(process.execPath, [BIN, '--socket', socket, ...args], { timeout: 20_000 })).stdout;
   return {
     socket,
+    stateFile: join(dir, 'state', 'state.json'),
     tag,
     netnsPrefix,
     subnet,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { pino } from 'pino';
@@ -45,6 +46,7 @@ export function daemonCommand(program: Command): void {
         defaultBridge: { device: opts.bridge, subnet: opts.bip },
         nftTable: opts.nftTable,
         netnsPrefix: opts.netnsPrefix,
+        owner: `tsnet:${createHash('sha256').update(resolve(opts.stateDir)).digest('hex').slice(0, 12)}`,
       });
       await manager.restore();
       mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });

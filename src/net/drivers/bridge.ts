@@ -13,7 +13,7 @@ export const bridgeDriver: NetworkDriver = {
     if (!(await linkExists(dev))) cmds.push(['link', 'add', 'name', dev, 'mtu', String(net.mtu), 'type', 'bridge']);
     if (net.gateway !== undefined) cmds.push(['addr', 'replace', cidr(net.gateway), 'dev', dev]);
     if (net.gateway6 !== undefined) cmds.push(['addr', 'replace', cidr(net.gateway6), 'dev', dev, 'nodad']);
-    cmds.push(['link', 'set', 'dev', dev, 'up']);
+    cmds.push(['link', 'set', 'dev', dev, 'alias', net.owner], ['link', 'set', 'dev', dev, 'up']);
     await ipBatch(cmds);
   },
 
@@ -26,6 +26,7 @@ export const bridgeDriver: NetworkDriver = {
       await ipBatch([
         ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'netns', info.netns],
         ['link', 'set', 'dev', info.hostIf, 'master', net.device!],
+        ['link', 'set', 'dev', info.hostIf, 'alias', info.owner],
         ['link', 'set', 'dev', info.hostIf, 'up'],
       ]);
     }

@@ -12,6 +12,8 @@ export interface AttachInfo {
   /** Whether this attachment carries the sandbox's default route. */
   defaultRoute: boolean;
   mtu: number;
+  /** Written as the host link's alias, so a restart can find what this daemon made. */
+  owner: string;
 }
 
 /** A network as the driver sees it. */
@@ -22,6 +24,8 @@ export interface NetworkInfo {
   gateway?: { address: string; prefix: number };
   gateway6?: { address: string; prefix: number };
   mtu: number;
+  /** Written as the device's alias (see AttachInfo.owner). */
+  owner: string;
 }
 
 /**

@@ -1,9 +1,11 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
 import { startDaemon } from './helpers/daemon.js';
+import { testNetns } from './helpers/netns.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -228,4 +230,40 @@ test.serial('a restart removes what the state no longer names (a crash between t
   t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}ghost`));
   await t.throwsAsync(run('ip', ['link', 'show', veth]));
   t.regex(await d.tsnet('exec', 'keep', '--', 'getent', 'hosts', 'keep'), /keep/);
+});
+
+test.serial('a dual-stack network gives sandboxes IPv6 addresses that resolve (AAAA) and answer ping -6', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const v6 = `fd${d.tag.slice(0, 2)}:${d.tag.slice(2)}::/64`;
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), '--subnet', v6, 'dual');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'dual');
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'dual');
+  const web = JSON.parse(await d.tsnet('sandbox', 'inspect', 'web'))[0].Networks.dual as { IPv6Address: string };
+  t.regex(web.IPv6Address, /^fd[0-9a-f]{2}:[0-9a-f]{4}::2$/);
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'web', 'AAAA')).trim(), web.IPv6Address);
+  t.regex(await d.tsnet('exec', 'client', '--', 'ping', '-6', '-c', '1', '-W', '2', web.IPv6Address), /1 received/);
+  t.deepEqual(JSON.parse(await d.tsnet('network', 'inspect', 'dual'))[0].IPAM.Config.map((c: { Subnet: string }) => c.Subnet)[1], v6);
+});
+
+test.serial('egress leaves masqueraded: the outside world (a namespace on a veth to the host) sees the host\'s address', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const outside = await testNetns(t);
+  const link = `tso${d.tag}`;
+  const [a, b] = [randomInt(100, 250), randomInt(0, 255)];
+  const hostIp = `10.${a}.${b}.1`;
+  const outIp = `10.${a}.${b}.2`;
+  await run('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
+  t.teardown(() => run('ip', ['link', 'del', link]).catch(() => {}));
+  await run('ip', ['addr', 'add', `${hostIp}/30`, 'dev', link]);
+  await run('ip', ['link', 'set', link, 'up']);
+  await run('ip', ['-n', outside.name, 'addr', 'add', `${outIp}/30`, 'dev', 'eth0']);
+  await run('ip', ['-n', outside.name, 'link', 'set', 'eth0', 'up']);
+  const whoami = spawn(systemTool('ip'), ['netns', 'exec', outside.name, process.execPath, new URL('./fixtures/whoami-dns.mjs', import.meta.url).pathname, outIp, '53'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => whoami.kill('SIGKILL'));
+  await new Promise((r) => whoami.stdout!.once('data', r));
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', `@${outIp}`, '+short', '+tries=1', 'who.example')).trim(), hostIp);
 });

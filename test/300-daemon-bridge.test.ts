@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,14 @@ import { testNetns } from './helpers/netns.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const run = promisify(execFile);
+
+/** The whoami DNS server (answers with the asker's address) at `ip`:53 inside namespace `netns`. */
+async function startWhoami(t: ExecutionContext, netns: string, ip: string): Promise<void> {
+  const script = new URL('./fixtures/whoami-dns.mjs', import.meta.url).pathname;
+  const child = spawn(systemTool('ip'), ['netns', 'exec', netns, process.execPath, script, ip, '53'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  await new Promise((r) => child.stdout!.once('data', r));
+}
 
 test.serial('two sandboxes on a user-defined bridge resolve each other by name, alias, short id and name.network, and ping each other', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
@@ -187,9 +195,7 @@ test.serial('--dns servers are asked from inside the sandbox\'s namespace', asyn
   const [box] = JSON.parse(await d.tsnet('sandbox', 'inspect', 'dnsbox'));
   const serverIp = box.Networks.app.IPv4Address as string;
   // Bound to the sandbox's address: 127.0.0.11:53 in there is tsnet's own listener.
-  const whoami = spawn(systemTool('ip'), ['netns', 'exec', box.NetnsName, process.execPath, new URL('./fixtures/whoami-dns.mjs', import.meta.url).pathname, serverIp, '53'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => whoami.kill('SIGKILL'));
-  await new Promise((r) => whoami.stdout!.once('data', r));
+  await startWhoami(t, box.NetnsName as string, serverIp);
   await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app', '--dns', serverIp);
   const clientIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].Networks.app.IPv4Address as string;
   t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'who.example')).trim(), clientIp, 'the query left from the client\'s own address');
@@ -260,9 +266,7 @@ test.serial('egress leaves masqueraded: the outside world (a namespace on a veth
   await run('ip', ['link', 'set', link, 'up']);
   await run('ip', ['-n', outside.name, 'addr', 'add', `${outIp}/30`, 'dev', 'eth0']);
   await run('ip', ['-n', outside.name, 'link', 'set', 'eth0', 'up']);
-  const whoami = spawn(systemTool('ip'), ['netns', 'exec', outside.name, process.execPath, new URL('./fixtures/whoami-dns.mjs', import.meta.url).pathname, outIp, '53'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => whoami.kill('SIGKILL'));
-  await new Promise((r) => whoami.stdout!.once('data', r));
+  await startWhoami(t, outside.name, outIp);
   await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
   await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
   t.is((await d.tsnet('exec', 'client', '--', 'dig', `@${outIp}`, '+short', '+tries=1', 'who.example')).trim(), hostIp);

@@ -1,21 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { allocateAddress, planSubnet, type AddressSpace } from '../net/ipam/ipam.js';
 import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
 import type { Registry } from '../registry/registry.js';
 import type { DnsServer, Listener } from '../server/server.js';
 import { parseUpstream, type Upstream } from '../server/upstreams.js';
-import { dataplane, filesDir, hostIfName, netnsPath, type Dataplane } from './dataplane.js';
+import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
+import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { dnsScope, sandboxFiles, toRecords } from './projection.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 import type { FileStore } from './store.js';
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
-const newId = (): string => randomBytes(32).toString('hex');
-/** Modes whose sandbox has a namespace (and files) of its own; host and container: share one. */
-const ownNamespace = (mode: SandboxRecord['mode']): boolean => mode === 'networks' || mode === 'none';
 
 export interface ManagerOptions {
   store: FileStore;
@@ -64,15 +59,11 @@ export class Manager {
   }
 
   network(ref: string): NetworkRecord {
-    const net = this.#state.networks.find((n) => n.name === ref || n.id === ref) ?? this.#state.networks.find((n) => ref.length >= 3 && n.id.startsWith(ref));
-    if (net === undefined) throw notFound(`network ${ref} not found`);
-    return net;
+    return findNetwork(this.#state, ref);
   }
 
   sandbox(ref: string): SandboxRecord {
-    const sb = this.#state.sandboxes.find((s) => s.name === ref || s.id === ref) ?? this.#state.sandboxes.find((s) => ref.length >= 3 && s.id.startsWith(ref));
-    if (sb === undefined) throw notFound(`sandbox ${ref} not found`);
-    return sb;
+    return findSandbox(this.#state, ref);
   }
 
   /** Brings the kernel in line with the saved state (after a restart or kill -9) and starts every listener. */
@@ -100,39 +91,7 @@ export class Manager {
   }
 
   async #addNetwork(req: NetworkCreate, dns: boolean): Promise<NetworkRecord> {
-    if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
-    if (this.#state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
-    if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
-    const driver = req.driver ?? 'bridge';
-    if (driver !== 'bridge') throw badRequest(`driver ${JSON.stringify(driver)} is not supported here (bridge)`);
-    const mtu = Number(req.options?.['com.docker.network.driver.mtu'] ?? 1500);
-    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw badRequest(`mtu ${req.options?.['com.docker.network.driver.mtu']} is not between 576 and 65535`);
-    const spaces = this.#state.networks.filter((n) => n.ipam !== null).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet }));
-    const spaces6 = this.#state.networks.filter((n) => n.ipam?.subnet6 !== undefined).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet6! }));
-    let ipam;
-    try {
-      const v4 = planSubnet(req.name, { subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, spaces);
-      const v6 = req.subnet6 === undefined ? undefined : planSubnet(req.name, { subnet: req.subnet6, gateway: req.gateway6 }, spaces6);
-      ipam = { subnet: v4.subnet, gateway: v4.gateway, ...(v4.ipRange === undefined ? {} : { ipRange: v4.ipRange }), ...(v6 === undefined ? {} : { subnet6: v6.subnet, gateway6: v6.gateway }) };
-    } catch (err) {
-      throw badRequest((err as Error).message);
-    }
-    const id = newId();
-    const device = req.options?.['com.docker.network.bridge.name'] ?? `tsbr-${id.slice(0, 10)}`;
-    if (device.length > 15) throw badRequest(`bridge name ${device} is longer than 15 characters`);
-    const net: NetworkRecord = {
-      id,
-      name: req.name,
-      driver: 'bridge',
-      created: new Date().toISOString(),
-      internal: req.internal === true,
-      dns,
-      ipam,
-      device,
-      mtu,
-      labels: req.labels ?? {},
-      options: req.options ?? {},
-    };
+    const net = planNetwork(this.#state, req, dns);
     try {
       await this.#dp.createNetwork(net);
       await this.#firewall([...this.#state.networks, net]);
@@ -169,7 +128,7 @@ export class Manager {
 
   createSandbox(req: SandboxCreate): Promise<SandboxRecord> {
     return this.serial(async () => {
-      const sb = this.#planSandbox(req);
+      const sb = planSandbox(this.#state, req, this.#o.netnsPrefix ?? 'tsnet-');
       try {
         if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
         this.#state = { ...this.#state, sandboxes: [...this.#state.sandboxes, sb] };
@@ -201,7 +160,7 @@ export class Manager {
       const sb = this.sandbox(sbRef);
       if (sb.mode !== 'networks') throw badRequest(`sandbox ${sb.name} uses ${sb.mode} networking and cannot join networks`);
       if (net.name in sb.attachments) throw conflict(`sandbox ${sb.name} is already connected to network ${net.name}`);
-      this.#attachRecord(sb, net, { network: net.name, ...req });
+      attachRecord(this.#state, sb, net, { network: net.name, ...req });
       try {
         await this.#dp.attach(net, sb, Object.keys(sb.attachments).length === 1);
       } catch (err) {
@@ -224,71 +183,6 @@ export class Manager {
       this.#files(sb);
       this.#commit();
     });
-  }
-
-  #planSandbox(req: SandboxCreate): SandboxRecord {
-    if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
-    if (this.#state.sandboxes.some((s) => s.name === req.name)) throw conflict(`sandbox name ${req.name} is already in use`);
-    const id = newId();
-    const wanted = req.networks ?? [{ network: 'bridge' }];
-    const special = wanted.find((w) => w.network === 'host' || w.network === 'none' || w.network.startsWith('container:'));
-    if (special !== undefined && wanted.length > 1) throw badRequest(`${special.network} networking cannot be combined with other networks`);
-    const shared = special?.network.startsWith('container:') === true ? this.sandbox(special.network.slice('container:'.length)) : undefined;
-    if (shared !== undefined && (req.netns !== undefined || req.pid !== undefined)) throw badRequest('container: networking cannot adopt a namespace too');
-    for (const d of req.dns ?? []) parseUpstream(d);
-    const links = (req.links ?? []).map((l) => {
-      const [name = '', alias = name] = l.split(':');
-      if (!this.#state.sandboxes.some((s) => s.name === name)) throw badRequest(`--link ${l}: no sandbox named ${name}`);
-      return { name, alias };
-    });
-    const mode: SandboxRecord['mode'] = special === undefined ? 'networks' : shared !== undefined ? `container:${shared.name}` : (special.network as 'host' | 'none');
-    const netns = mode === 'host' ? undefined : shared !== undefined ? shared.netns : `${this.#o.netnsPrefix ?? 'tsnet-'}${req.name}`;
-    const sb: SandboxRecord = {
-      id,
-      name: req.name,
-      created: new Date().toISOString(),
-      hostname: req.hostname ?? id.slice(0, 12),
-      mode,
-      ...(netns === undefined ? {} : { netns }),
-      ownsNetns: ownNamespace(mode) && req.netns === undefined && req.pid === undefined,
-      aliases: req.aliases ?? [],
-      dns: req.dns ?? [],
-      dnsSearch: req.dnsSearch ?? [],
-      dnsOptions: req.dnsOptions ?? [],
-      links,
-      attachments: {},
-      fileHashes: {},
-    };
-    for (const w of special === undefined ? wanted : []) {
-      const net = this.network(w.network);
-      if (net.name in sb.attachments) throw badRequest(`network ${net.name} is given twice`);
-      this.#attachRecord(sb, net, w);
-    }
-    return sb;
-  }
-
-  /** Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after). */
-  #attachRecord(sb: SandboxRecord, net: NetworkRecord, req: AttachRequest): void {
-    const inUse = new Set(this.#state.sandboxes.flatMap((s) => [s.attachments[net.name]?.ipv4, s.attachments[net.name]?.ipv6]).filter((a): a is string => a !== undefined));
-    for (const a of Object.values(sb.attachments)) for (const ip of [a.ipv4, a.ipv6]) if (ip !== undefined) inUse.add(ip);
-    try {
-      const ipv4 = allocateAddress({ network: net.name, subnet: net.ipam!.subnet, gateway: net.ipam!.gateway, ipRange: net.ipam!.ipRange }, inUse, req.ip);
-      const ipv6 =
-        net.ipam?.subnet6 === undefined ? undefined : allocateAddress({ network: net.name, subnet: net.ipam.subnet6, gateway: net.ipam.gateway6 }, inUse, req.ip6);
-      const used = new Set(Object.values(sb.attachments).map((a) => a.ifname));
-      let n = 0;
-      while (used.has(`eth${n}`)) n++;
-      sb.attachments[net.name] = {
-        ...(ipv4 === undefined ? {} : { ipv4 }),
-        ...(ipv6 === undefined ? {} : { ipv6 }),
-        aliases: req.aliases ?? [],
-        ifname: `eth${n}`,
-        hostIf: hostIfName(sb.id, net.name),
-        endpointId: newId(),
-      };
-    } catch (err) {
-      throw badRequest((err as Error).message);
-    }
   }
 
   /** Wires a sandbox whose namespace exists: links, files, its resolver. Safe to repeat. */

@@ -1,5 +1,5 @@
 import { ipBatch, ipJson, linkExists } from '../link/ip.js';
-import type { AttachInfo, NetworkDriver, NetworkInfo } from './driver.js';
+import type { AttachInfo, NetworkDriver } from './driver.js';
 
 const cidr = (a: { address: string; prefix: number }): string => `${a.address}/${a.prefix}`;
 

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { allocateAddress, planSubnet, type AddressSpace } from '../net/ipam/ipam.js';
+import { parseUpstream } from '../server/upstreams.js';
+import { hostIfName } from './dataplane.js';
+import { badRequest, conflict, forbidden, notFound } from './errors.js';
+import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
+import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
+
+/**
+ * Turning requests into records: every check a change must pass before the kernel is touched,
+ * with Docker's error texts. Pure: reads the state, changes nothing but the records it returns.
+ */
+
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+const newId = (): string => randomBytes(32).toString('hex');
+
+/** Modes whose sandbox has a namespace (and files) of its own; host and container: share one. */
+export const ownNamespace = (mode: SandboxRecord['mode']): boolean => mode === 'networks' || mode === 'none';
+
+/** A network by name, id or id prefix (3+ characters), as Docker resolves them. */
+export function findNetwork(state: DaemonState, ref: string): NetworkRecord {
+  const net = state.networks.find((n) => n.name === ref || n.id === ref) ?? state.networks.find((n) => ref.length >= 3 && n.id.startsWith(ref));
+  if (net === undefined) throw notFound(`network ${ref} not found`);
+  return net;
+}
+
+export function findSandbox(state: DaemonState, ref: string): SandboxRecord {
+  const sb = state.sandboxes.find((s) => s.name === ref || s.id === ref) ?? state.sandboxes.find((s) => ref.length >= 3 && s.id.startsWith(ref));
+  if (sb === undefined) throw notFound(`sandbox ${ref} not found`);
+  return sb;
+}
+
+/** A bridge network record for `req`: name, driver, MTU and IPAM checked against the others. */
+export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean): NetworkRecord {
+  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
+  if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
+  if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
+  const driver = req.driver ?? 'bridge';
+  if (driver !== 'bridge') throw badRequest(`driver ${JSON.stringify(driver)} is not supported here (bridge)`);
+  const mtu = Number(req.options?.['com.docker.network.driver.mtu'] ?? 1500);
+  if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw badRequest(`mtu ${req.options?.['com.docker.network.driver.mtu']} is not between 576 and 65535`);
+  const spaces = state.networks.filter((n) => n.ipam !== null).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet }));
+  const spaces6 = state.networks.filter((n) => n.ipam?.subnet6 !== undefined).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet6! }));
+  let ipam;
+  try {
+    const v4 = planSubnet(req.name, { subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, spaces);
+    const v6 = req.subnet6 === undefined ? undefined : planSubnet(req.name, { subnet: req.subnet6, gateway: req.gateway6 }, spaces6);
+    ipam = { subnet: v4.subnet, gateway: v4.gateway, ...(v4.ipRange === undefined ? {} : { ipRange: v4.ipRange }), ...(v6 === undefined ? {} : { subnet6: v6.subnet, gateway6: v6.gateway }) };
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+  const id = newId();
+  const device = req.options?.['com.docker.network.bridge.name'] ?? `tsbr-${id.slice(0, 10)}`;
+  if (device.length > 15) throw badRequest(`bridge name ${device} is longer than 15 characters`);
+  return {
+    id,
+    name: req.name,
+    driver: 'bridge',
+    created: new Date().toISOString(),
+    internal: req.internal === true,
+    dns,
+    ipam,
+    device,
+    mtu,
+    labels: req.labels ?? {},
+    options: req.options ?? {},
+  };
+}
+
+/** A sandbox record for `req`, its addresses allocated; its namespace and links are made after. */
+export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix: string): SandboxRecord {
+  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
+  if (state.sandboxes.some((s) => s.name === req.name)) throw conflict(`sandbox name ${req.name} is already in use`);
+  const id = newId();
+  const wanted = req.networks ?? [{ network: 'bridge' }];
+  const special = wanted.find((w) => w.network === 'host' || w.network === 'none' || w.network.startsWith('container:'));
+  if (special !== undefined && wanted.length > 1) throw badRequest(`${special.network} networking cannot be combined with other networks`);
+  const shared = special?.network.startsWith('container:') === true ? findSandbox(state, special.network.slice('container:'.length)) : undefined;
+  if (shared !== undefined && (req.netns !== undefined || req.pid !== undefined)) throw badRequest('container: networking cannot adopt a namespace too');
+  for (const d of req.dns ?? []) parseUpstream(d);
+  const links = (req.links ?? []).map((l) => {
+    const [name = '', alias = name] = l.split(':');
+    if (!state.sandboxes.some((s) => s.name === name)) throw badRequest(`--link ${l}: no sandbox named ${name}`);
+    return { name, alias };
+  });
+  const mode: SandboxRecord['mode'] = special === undefined ? 'networks' : shared !== undefined ? `container:${shared.name}` : (special.network as 'host' | 'none');
+  const netns = mode === 'host' ? undefined : shared !== undefined ? shared.netns : `${netnsPrefix}${req.name}`;
+  const sb: SandboxRecord = {
+    id,
+    name: req.name,
+    created: new Date().toISOString(),
+    hostname: req.hostname ?? id.slice(0, 12),
+    mode,
+    ...(netns === undefined ? {} : { netns }),
+    ownsNetns: ownNamespace(mode) && req.netns === undefined && req.pid === undefined,
+    aliases: req.aliases ?? [],
+    dns: req.dns ?? [],
+    dnsSearch: req.dnsSearch ?? [],
+    dnsOptions: req.dnsOptions ?? [],
+    links,
+    attachments: {},
+    fileHashes: {},
+  };
+  for (const w of special === undefined ? wanted : []) {
+    const net = findNetwork(state, w.network);
+    if (net.name in sb.attachments) throw badRequest(`network ${net.name} is given twice`);
+    attachRecord(state, sb, net, w);
+  }
+  return sb;
+}
+
+/** Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after). */
+export function attachRecord(state: DaemonState, sb: SandboxRecord, net: NetworkRecord, req: AttachRequest): void {
+  const inUse = new Set(state.sandboxes.flatMap((s) => [s.attachments[net.name]?.ipv4, s.attachments[net.name]?.ipv6]).filter((a): a is string => a !== undefined));
+  for (const a of Object.values(sb.attachments)) for (const ip of [a.ipv4, a.ipv6]) if (ip !== undefined) inUse.add(ip);
+  try {
+    const ipv4 = allocateAddress({ network: net.name, subnet: net.ipam!.subnet, gateway: net.ipam!.gateway, ipRange: net.ipam!.ipRange }, inUse, req.ip);
+    const ipv6 =
+      net.ipam?.subnet6 === undefined ? undefined : allocateAddress({ network: net.name, subnet: net.ipam.subnet6, gateway: net.ipam.gateway6 }, inUse, req.ip6);
+    const used = new Set(Object.values(sb.attachments).map((a) => a.ifname));
+    let n = 0;
+    while (used.has(`eth${n}`)) n++;
+    sb.attachments[net.name] = {
+      ...(ipv4 === undefined ? {} : { ipv4 }),
+      ...(ipv6 === undefined ? {} : { ipv6 }),
+      aliases: req.aliases ?? [],
+      ifname: `eth${n}`,
+      hostIf: hostIfName(sb.id, net.name),
+      endpointId: newId(),
+    };
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+}

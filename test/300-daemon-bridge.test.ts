@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
 import { startDaemon } from './helpers/daemon.js';
@@ -110,6 +110,12 @@ test.serial('a user\'s edit to resolv.conf is kept when tsnet rewrites the sandb
   t.regex(readFileSync(`/etc/netns/${d.netnsPrefix}box/hosts`, 'utf8'), /^10\.\d+\.\d+\.\d+\t\S+$/m, 'hosts (not edited) was rewritten with both addresses');
 });
 
+test.serial('the control socket is root-only (mode 0600)', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  t.is(statSync(d.socket).mode & 0o777, 0o600);
+});
+
 test.serial('bad input gets a clear error, a non-zero exit and changes nothing', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
@@ -161,6 +167,11 @@ test.serial('the docker CLI manages networks through the control socket', async 
   await docker('network', 'create', '--subnet', subnet, 'viadocker');
   t.regex(await docker('network', 'ls'), /viadocker\s+bridge\s+local/);
   t.is(JSON.parse(await docker('network', 'inspect', 'viadocker'))[0].IPAM.Config[0].Subnet, subnet);
+  await d.tsnet('sandbox', 'create', '--name', 'box', '--network', 'bridge');
+  await docker('network', 'connect', '--alias', 'boxy', 'viadocker', 'box');
+  t.is(JSON.parse(await d.tsnet('sandbox', 'inspect', 'box'))[0].Networks.viadocker.Aliases[0], 'boxy');
+  t.regex((await run('docker', ['-H', `unix://${d.socket}`, 'network', 'rm', 'viadocker']).catch((e: { stderr: string }) => e)).stderr ?? '', /active endpoints/);
+  await docker('network', 'disconnect', 'viadocker', 'box');
   await docker('network', 'rm', 'viadocker');
   t.notRegex(await docker('network', 'ls'), /viadocker/);
 });

@@ -1,11 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
 import { startDaemon } from './helpers/daemon.js';
-import { testNetns } from './helpers/netns.js';
+import { outsideWorld } from './helpers/outside.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -266,18 +265,8 @@ test.serial('a dual-stack network gives sandboxes IPv6 addresses that resolve (A
 test.serial('egress leaves masqueraded: the outside world (a namespace on a veth to the host) sees the host\'s address', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  const outside = await testNetns(t);
-  const link = `tso${d.tag}`;
-  const [a, b] = [randomInt(100, 250), randomInt(0, 255)];
-  const hostIp = `10.${a}.${b}.1`;
-  const outIp = `10.${a}.${b}.2`;
-  await run('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
-  t.teardown(() => run('ip', ['link', 'del', link]).catch(() => {}));
-  await run('ip', ['addr', 'add', `${hostIp}/30`, 'dev', link]);
-  await run('ip', ['link', 'set', link, 'up']);
-  await run('ip', ['-n', outside.name, 'addr', 'add', `${outIp}/30`, 'dev', 'eth0']);
-  await run('ip', ['-n', outside.name, 'link', 'set', 'eth0', 'up']);
-  await startWhoami(t, outside.name, outIp);
+  const { name: outside, hostIp, outIp } = await outsideWorld(t, d.tag);
+  await startWhoami(t, outside, outIp);
   await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
   await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
   t.is((await d.tsnet('exec', 'client', '--', 'dig', `@${outIp}`, '+short', '+tries=1', 'who.example')).trim(), hostIp);

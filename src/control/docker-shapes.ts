@@ -109,6 +109,7 @@ export function sandboxView(sb: SandboxRecord, env: Record<string, string>): Jso
     DnsSearch: sb.dnsSearch,
     DnsOptions: sb.dnsOptions,
     Links: sb.links.map((l) => `${l.name}:${l.alias}`),
+    Ports: (sb.ports ?? []).map((p) => ({ HostIp: p.hostIp, HostPort: p.hostPort, ContainerPort: p.port, Protocol: p.protocol })),
     Env: env,
   };
 }
@@ -134,10 +135,11 @@ export function parseSandboxCreate(body: Json): SandboxCreate {
   if (networks !== undefined) req.networks = networks;
   const hostname = str(body.hostname, 'hostname');
   if (hostname !== undefined) req.hostname = hostname;
-  for (const k of ['aliases', 'dns', 'dnsSearch', 'dnsOptions', 'links'] as const) {
+  for (const k of ['aliases', 'dns', 'dnsSearch', 'dnsOptions', 'links', 'publish', 'expose'] as const) {
     const v = list(body[k], k);
     if (v !== undefined) req[k] = v;
   }
+  if (body.publishAll === true) req.publishAll = true;
   const netns = str(body.netns, 'netns');
   if (netns !== undefined) req.netns = netns;
   if (body.pid !== undefined) {

@@ -7,7 +7,7 @@ import { bridgeDriver } from '../net/drivers/bridge.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
 import type { AttachInfo, NetworkInfo } from '../net/drivers/driver.js';
 import { nftApply } from '../net/nft/apply.js';
-import { renderDelete, renderRuleset } from '../net/nft/ruleset.js';
+import { renderDelete, renderRuleset, type PublishRule } from '../net/nft/ruleset.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
 const run = promisify(execFile);
@@ -46,7 +46,12 @@ export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: 
  * marks the links one daemon made (its alias), so that reconciling never touches another's.
  */
 export const dataplane = (owner: string) => ({
-  createNetwork: (net: NetworkRecord) => (net.driver === 'bridge' ? bridgeDriver.createNetwork(networkInfo(net, owner)) : Promise.resolve()),
+  async createNetwork(net: NetworkRecord): Promise<void> {
+    if (net.driver !== 'bridge') return;
+    await bridgeDriver.createNetwork(networkInfo(net, owner));
+    // Lets the host's own 127.0.0.1 reach published ports on this bridge (Docker does the same).
+    writeFileSync(`/proc/sys/net/ipv4/conf/${net.device!}/route_localnet`, '1');
+  },
   deleteNetwork: (net: NetworkRecord) => (net.driver === 'bridge' ? bridgeDriver.deleteNetwork(networkInfo(net, owner)) : Promise.resolve()),
   attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) =>
     bridgeDriver.attach(networkInfo(net, owner), attachInfo(net, sb, defaultRoute, owner)),
@@ -75,14 +80,14 @@ export const dataplane = (owner: string) => ({
   },
 
   /** The whole firewall for these networks in one transaction; the table goes when none is left. */
-  async applyFirewall(table: string, networks: readonly NetworkRecord[]): Promise<void> {
+  async applyFirewall(table: string, networks: readonly NetworkRecord[], ports: readonly PublishRule[] = []): Promise<void> {
     const bridges = networks.filter((n) => n.driver === 'bridge' && n.ipam !== null && n.device !== undefined);
     if (bridges.length === 0) {
       const { stdout } = await run(systemTool('nft'), ['list', 'tables']);
       if (stdout.includes(`table inet ${table}\n`)) await nftApply(renderDelete(table));
       return;
     }
-    await nftApply(renderRuleset(table, bridges.map((n) => ({ network: n.name, bridge: n.device!, subnet: n.ipam!.subnet, internal: n.internal }))));
+    await nftApply(renderRuleset(table, bridges.map((n) => ({ network: n.name, bridge: n.device!, subnet: n.ipam!.subnet, internal: n.internal })), ports));
     if (bridges.some((n) => !n.internal)) writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
   },
 

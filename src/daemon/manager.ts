@@ -4,6 +4,9 @@ import type { Registry } from '../registry/registry.js';
 import type { DnsServer, Listener } from '../server/server.js';
 import { parseUpstream, type Upstream } from '../server/upstreams.js';
 import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
+import { PortReservations } from '../net/ports/reservations.js';
+import type { PortMapping } from '../net/ports/spec.js';
+import { publishRules } from './projection.js';
 import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { dnsScope, sandboxFiles, toRecords } from './projection.js';
@@ -39,6 +42,7 @@ export class Manager {
   readonly #dp: Dataplane;
   #state: DaemonState;
   readonly #listeners = new Map<string, Listener>();
+  readonly #ports = new PortReservations();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: ManagerOptions) {
@@ -73,6 +77,12 @@ export class Manager {
       await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, false);
     }
     for (const net of this.#state.networks) await this.#dp.createNetwork(net);
+    for (const sb of this.#state.sandboxes) {
+      sb.ports = await this.#reserve(sb.ports ?? []).catch((err: Error) => {
+        this.#o.logger.error({ sandbox: sb.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
+        return [];
+      });
+    }
     await this.#firewall(this.#state.networks);
     for (const sb of this.#state.sandboxes) {
       try {
@@ -130,9 +140,11 @@ export class Manager {
     return this.serial(async () => {
       const sb = planSandbox(this.#state, req, this.#o.netnsPrefix ?? 'tsnet-');
       try {
+        sb.ports = await this.#reserve(sb.ports ?? []);
         if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
         this.#state = { ...this.#state, sandboxes: [...this.#state.sandboxes, sb] };
         await this.#wire(sb);
+        if (sb.ports.length > 0) await this.#firewall(this.#state.networks);
       } catch (err) {
         await this.#teardown(sb).catch(() => {});
         this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
@@ -150,8 +162,21 @@ export class Manager {
       if (sharers.length > 0) throw forbidden(`sandbox ${sb.name} shares its namespace with ${sharers.join(', ')}: remove them first`);
       await this.#teardown(sb);
       this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
+      if ((sb.ports ?? []).length > 0) await this.#firewall(this.#state.networks);
       this.#commit();
     });
+  }
+
+  /** Holds each host port (allocating free ones); on a clash releases what it took and throws. */
+  async #reserve(ports: readonly PortMapping[]): Promise<PortMapping[]> {
+    const done: PortMapping[] = [];
+    try {
+      for (const p of ports) done.push(await this.#ports.reserve(p));
+    } catch (err) {
+      for (const p of done) this.#ports.release(p);
+      throw badRequest((err as Error).message);
+    }
+    return done;
   }
 
   connect(netRef: string, sbRef: string, req: Omit<AttachRequest, 'network'>): Promise<void> {
@@ -220,6 +245,7 @@ export class Manager {
       }
     };
     await step(() => this.#listeners.get(sb.id)?.close());
+    for (const p of sb.ports ?? []) this.#ports.release(p);
     this.#listeners.delete(sb.id);
     for (const net of Object.keys(sb.attachments)) {
       const rec = this.#state.networks.find((n) => n.name === net);
@@ -232,8 +258,9 @@ export class Manager {
     if (errors.length > 0) throw new AggregateError(errors, `removing sandbox ${sb.name}: ${errors.map((e) => e.message).join('; ')}`);
   }
 
-  #firewall(networks: readonly NetworkRecord[]): Promise<void> {
-    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks);
+  /** The firewall for `networks` and the ports published by the sandboxes in the state. */
+  #firewall(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[] = this.#state.sandboxes): Promise<void> {
+    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, publishRules(networks, sandboxes));
   }
 
   #files(sb: SandboxRecord): void {

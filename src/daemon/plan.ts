@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { allocateAddress, planSubnet, type AddressSpace } from '../net/ipam/ipam.js';
 import { parseUpstream } from '../server/upstreams.js';
 import { hostIfName } from './dataplane.js';
+import { parseExpose, parsePublish, type PortMapping } from '../net/ports/spec.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
@@ -67,6 +68,14 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
   };
 }
 
+function planPorts(req: SandboxCreate): PortMapping[] {
+  try {
+    return [...(req.publish ?? []).map(parsePublish), ...(req.publishAll === true ? (req.expose ?? []).map(parseExpose) : [])];
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+}
+
 /** A sandbox record for `req`, its addresses allocated; its namespace and links are made after. */
 export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix: string): SandboxRecord {
   if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
@@ -74,6 +83,7 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
   const id = newId();
   const wanted = req.networks ?? [{ network: 'bridge' }];
   const special = wanted.find((w) => w.network === 'host' || w.network === 'none' || w.network.startsWith('container:'));
+  if (special !== undefined && ((req.publish ?? []).length > 0 || req.publishAll === true)) throw badRequest(`ports cannot be published with ${special.network} networking`);
   if (special !== undefined && wanted.length > 1) throw badRequest(`${special.network} networking cannot be combined with other networks`);
   const shared = special?.network.startsWith('container:') === true ? findSandbox(state, special.network.slice('container:'.length)) : undefined;
   if (shared !== undefined && (req.netns !== undefined || req.pid !== undefined)) throw badRequest('container: networking cannot adopt a namespace too');
@@ -99,6 +109,7 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
     dnsOptions: req.dnsOptions ?? [],
     links,
     attachments: {},
+    ports: planPorts(req),
     fileHashes: {},
   };
   for (const w of special === undefined ? wanted : []) {

@@ -1,6 +1,7 @@
 import type { RecordsState } from '../registry/types.js';
 import type { SandboxFiles } from '../netns/sandbox-files.js';
-import type { DaemonState, SandboxRecord } from './state.js';
+import type { PublishRule } from '../net/nft/ruleset.js';
+import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
 /** The DNS view of the daemon's state: what the registry (and so every resolver) sees. */
 export function toRecords(state: DaemonState): RecordsState {
@@ -27,6 +28,20 @@ export function toRecords(state: DaemonState): RecordsState {
       })),
     services: [],
   };
+}
+
+/**
+ * The DNAT rules for every published port: to the sandbox's address on its first bridge network
+ * that is not internal (internal networks take no published ports).
+ */
+export function publishRules(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[]): PublishRule[] {
+  return sandboxes.flatMap((sb) => {
+    const target = Object.entries(sb.attachments)
+      .map(([name, a]) => ({ net: networks.find((n) => n.name === name), a }))
+      .find(({ net, a }) => net !== undefined && !net.internal && net.device !== undefined && a.ipv4 !== undefined);
+    if (target === undefined) return [];
+    return (sb.ports ?? []).map((p) => ({ ...p, ip: target.a.ipv4!, bridge: target.net!.device!, sandbox: sb.name }));
+  });
 }
 
 /** The networks whose names a sandbox's resolver answers. */

@@ -34,4 +34,9 @@ export interface SandboxCreate {
   /** Adopt this namespace (a path such as /proc/PID/ns/net or /run/netns/X) instead of making one. */
   netns?: string;
   pid?: number;
+  /** Docker's `-p [HOSTIP:][HOSTPORT:]PORT[/proto]`. */
+  publish?: string[];
+  /** Ports `publishAll` (`-P`) publishes to free host ports. */
+  expose?: string[];
+  publishAll?: boolean;
 }

@@ -1,3 +1,5 @@
+import type { PortMapping } from '../net/ports/spec.js';
+
 /** The daemon's persisted state: what `tsnet` users created, enough to rebuild the kernel side. */
 
 export interface IpamRecord {
@@ -61,6 +63,8 @@ export interface SandboxRecord {
   dnsOptions: string[];
   links: LinkRecord[];
   attachments: Record<string, AttachmentRecord>;
+  /** Published ports, host ports allocated (absent in state files from before ports existed). */
+  ports?: PortMapping[];
   /** sha256 of each sandbox file as tsnet last wrote it: a file that differs was edited and is kept. */
   fileHashes: Record<string, string>;
 }

@@ -42,9 +42,12 @@ export function sandboxCommand(program: Command): void {
     .option('--dns-search <domain>', 'search domain; repeatable', many)
     .option('--dns-option <option>', 'resolv.conf option; repeatable', many)
     .option('--link <name[:alias]>', 'hosts entry and environment for another sandbox; repeatable', many)
+    .option('-p, --publish <[ip:][hostPort:]port[/proto]>', 'publish a port; repeatable', many)
+    .option('-P, --publish-all', 'publish every --expose port to a free host port')
+    .option('--expose <port[/proto]>', 'a port the sandbox serves; repeatable', many)
     .option('--netns <path>', 'adopt this network namespace instead of making one')
     .option('--pid <pid>', 'adopt the network namespace of this process')
-    .action(async (o: { name: string; network?: string[]; hostname?: string; alias?: string[]; dns?: string[]; dnsSearch?: string[]; dnsOption?: string[]; link?: string[]; netns?: string; pid?: string }) => {
+    .action(async (o: { name: string; network?: string[]; hostname?: string; alias?: string[]; dns?: string[]; dnsSearch?: string[]; dnsOption?: string[]; link?: string[]; netns?: string; pid?: string; publish?: string[]; publishAll?: boolean; expose?: string[] }) => {
       if (o.netns !== undefined && o.pid !== undefined) throw new Error('--netns and --pid cannot be used together');
       const pid = o.pid === undefined ? undefined : Number(o.pid);
       if (pid !== undefined && (!Number.isInteger(pid) || pid < 1)) throw new Error(`--pid ${o.pid}: not a process id`);
@@ -57,6 +60,9 @@ export function sandboxCommand(program: Command): void {
         dnsSearch: o.dnsSearch,
         dnsOptions: o.dnsOption,
         links: o.link,
+        publish: o.publish,
+        publishAll: o.publishAll === true,
+        expose: o.expose,
         netns: o.netns,
         pid,
       });
@@ -73,6 +79,13 @@ export function sandboxCommand(program: Command): void {
         ['SANDBOX ID', 'NAME', 'NETWORKS'],
         list.map((s) => [s.Id.slice(0, 12), s.Name, Object.entries(s.Networks).map(([n, a]) => `${n}=${a.IPv4Address}`).join(',') || s.Mode]),
       );
+    });
+
+  sb.command('port <sandbox>')
+    .description('list published ports, as docker port does')
+    .action(async (ref: string) => {
+      const s = await call<{ Ports: { HostIp: string; HostPort: number; ContainerPort: number; Protocol: string }[] }>(socket(), 'GET', `/sandboxes/${encodeURIComponent(ref)}`);
+      for (const p of s.Ports) process.stdout.write(`${p.ContainerPort}/${p.Protocol} -> ${p.HostIp}:${p.HostPort}\n`);
     });
 
   sb.command('inspect <sandbox...>').action(async (refs: string[]) => {

@@ -7,6 +7,25 @@ export interface BridgeRules {
   internal: boolean;
 }
 
+/** A published port as the firewall needs it: where it arrives and where it goes. */
+export interface PublishRule {
+  hostIp: string;
+  hostPort: number;
+  protocol: 'tcp' | 'udp';
+  /** The sandbox's address and port on `bridge`. */
+  ip: string;
+  port: number;
+  bridge: string;
+  sandbox: string;
+}
+
+function dnatRules(ports: readonly PublishRule[]): string[] {
+  return ports.map((p) => {
+    const to = p.hostIp === '0.0.0.0' ? 'fib daddr type local' : `ip daddr ${p.hostIp}`;
+    return `    ${to} ${p.protocol} dport ${p.hostPort} dnat ip to ${p.ip}:${p.port} comment "${p.sandbox}"`;
+  });
+}
+
 /**
  * The whole `inet tsnet` table for the current networks, as one `nft -f` file: the table is
  * declared, flushed and filled in the same transaction, so no packet sees it half-built
@@ -16,7 +35,7 @@ export interface BridgeRules {
  * (between networks, and from outside), internal networks get no egress. Its accepts cannot
  * override a drop in another table, and tsnet changes no chain it does not own.
  */
-export function renderRuleset(table: string, networks: readonly BridgeRules[]): string {
+export function renderRuleset(table: string, networks: readonly BridgeRules[], ports: readonly PublishRule[] = []): string {
   const external = networks.filter((n) => !n.internal);
   // Order matters: replies, then traffic within one bridge, then new connections into a bridge
   // from anywhere else are dropped; what is left (egress) falls to the accept policy.
@@ -24,14 +43,28 @@ export function renderRuleset(table: string, networks: readonly BridgeRules[]): 
     `table inet ${table} {}`,
     `flush table inet ${table}`,
     `table inet ${table} {`,
+    // Published ports: DNAT for traffic from outside (prerouting) and from the host (output).
+    '  chain prerouting {',
+    '    type nat hook prerouting priority dstnat; policy accept;',
+    ...dnatRules(ports),
+    '  }',
+    '  chain output {',
+    '    type nat hook output priority -100; policy accept;',
+    ...dnatRules(ports),
+    '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
     ...external.map((n) => `    ip saddr ${n.subnet} oifname != "${n.bridge}" masquerade comment "${n.network}"`),
+    // Hairpin (a sandbox reaching its own network through a published port) and the host's
+    // 127.0.0.1 need their source rewritten; outside clients keep theirs.
+    ...networks.map((n) => `    oifname "${n.bridge}" ct status dnat ip saddr { ${n.subnet}, 127.0.0.0/8 } masquerade comment "${n.network}"`),
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
     '    ct state established,related accept',
     ...networks.map((n) => `    iifname "${n.bridge}" oifname "${n.bridge}" accept comment "${n.network}"`),
+    // Published ports are the way in from outside and from other networks (not into internal ones).
+    ...networks.filter((n) => !n.internal).map((n) => `    oifname "${n.bridge}" ct status dnat accept comment "${n.network}"`),
     ...networks.map((n) => `    oifname "${n.bridge}" ct state new drop comment "${n.network}"`),
     ...networks.filter((n) => n.internal).map((n) => `    iifname "${n.bridge}" drop comment "${n.network}"`),
     '  }',

@@ -1,0 +1,80 @@
+import test, { type ExecutionContext } from 'ava';
+import { execFile, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { createServer } from 'node:net';
+import { promisify } from 'node:util';
+import { systemTool } from '../src/net/tools.js';
+import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { outsideWorld } from './helpers/outside.js';
+import { startUpstream } from './helpers/upstream.js';
+
+const run = promisify(execFile);
+const fixture = (f: string): string => new URL(`./fixtures/${f}`, import.meta.url).pathname;
+
+/** peer-echo on `port` inside sandbox `name` (answers with the source address it sees). */
+async function serveIn(t: ExecutionContext, d: TestDaemon, name: string, port: number): Promise<void> {
+  const [sb] = JSON.parse(await d.tsnet('sandbox', 'inspect', name));
+  const child = spawn(systemTool('ip'), ['netns', 'exec', sb.NetnsName, process.execPath, fixture('peer-echo.mjs'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  await new Promise((r) => child.stdout!.once('data', r));
+}
+
+/** Asks HOST:PORT over `proto` from the host, or from inside namespace `netns`; the reply, or null. */
+async function ask(proto: 'tcp' | 'udp', host: string, port: number, netns?: string): Promise<string | null> {
+  const cmd = [process.execPath, fixture('ask.mjs'), proto, host, String(port)];
+  const argv = netns === undefined ? cmd : [systemTool('ip'), 'netns', 'exec', netns, ...cmd];
+  return run(argv[0]!, argv.slice(1)).then(
+    (r) => r.stdout.trim(),
+    () => null,
+  );
+}
+
+test.serial('a published port is reached from outside (source kept), from the host, from 127.0.0.1 and from a sibling (hairpin), over TCP and UDP', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const out = await outsideWorld(t, d.tag);
+  const [tcpPort, udpPort] = [randomInt(20000, 30000), randomInt(30000, 40000)];
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${tcpPort}:80`, '-p', `${udpPort}:80/udp`);
+  await d.tsnet('sandbox', 'create', '--name', 'sibling', '--network', 'app');
+  await serveIn(t, d, 'web', 80);
+  t.deepEqual((await d.tsnet('sandbox', 'port', 'web')).trim().split('\n'), [`80/tcp -> 0.0.0.0:${tcpPort}`, `80/udp -> 0.0.0.0:${udpPort}`]);
+
+  t.is(await ask('tcp', out.hostIp, tcpPort, out.name), out.outIp, 'from outside, the client address is kept');
+  t.is(await ask('udp', out.hostIp, udpPort, out.name), out.outIp);
+  t.not(await ask('tcp', out.hostIp, tcpPort), null, 'from the host to one of its addresses');
+  t.not(await ask('tcp', '127.0.0.1', tcpPort), null, 'from the host to 127.0.0.1');
+  const sibling = JSON.parse(await d.tsnet('sandbox', 'inspect', 'sibling'))[0].NetnsName as string;
+  t.not(await ask('tcp', out.hostIp, tcpPort, sibling), null, 'hairpin: a sibling through the host address');
+  t.is(await ask('tcp', out.hostIp, tcpPort + 1, out.name), null, 'an unpublished port is not reachable');
+});
+
+test.serial('-P publishes every --expose port to a free host port; rm takes the rules away', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const out = await outsideWorld(t, d.tag);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '--expose', '80', '-P');
+  await serveIn(t, d, 'web', 80);
+  const [line] = (await d.tsnet('sandbox', 'port', 'web')).trim().split('\n');
+  const port = Number(/^80\/tcp -> 0\.0\.0\.0:(\d+)$/.exec(line ?? '')?.[1]);
+  t.true(port > 1024, line);
+  t.is(await ask('tcp', out.hostIp, port, out.name), out.outIp);
+  await d.tsnet('sandbox', 'rm', 'web');
+  t.notRegex((await run(systemTool('nft'), ['list', 'table', 'inet', `tsnet_t${d.tag}`])).stdout, new RegExp(`dport ${port}`));
+  t.is(await ask('tcp', out.hostIp, port, out.name), null);
+});
+
+test.serial('a host port already taken is refused with a clear error and nothing is created', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '0.0.0.0', r));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as { port: number }).port;
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const r = await d.fails('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${port}:80`);
+  t.regex(r.stderr, new RegExp(`Bind for 0\\.0\\.0\\.0:${port} failed: port is already allocated`));
+  t.notRegex(await d.tsnet('sandbox', 'ls'), /web/);
+  t.regex((await d.fails('sandbox', 'create', '--name', 'x', '-p', '70000:80')).stderr, /host port "70000" is not a port/);
+});

@@ -124,10 +124,12 @@ function cleanup(): void {
       // already gone
     }
   }
-  try {
-    execFileSync(systemTool('nft'), ['delete', 'table', 'inet', `tsnet_b${tag}`]);
-  } catch {
-    // not there
+  for (const family of ['inet', 'bridge']) {
+    try {
+      execFileSync(systemTool('nft'), ['delete', 'table', family, `tsnet_b${tag}`], { stdio: 'ignore' });
+    } catch {
+      // not there
+    }
   }
   rmSync(dir, { recursive: true, force: true });
 }

@@ -18,7 +18,7 @@ const routes: [string, RegExp, Handler][] = [
   ['GET', /^\/networks$/, (m) => [200, m.state.networks.map((n) => dockerNetwork(n, m.state))]],
   ['POST', /^\/networks\/create$/, async (m, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],
   ['POST', /^\/networks\/prune$/, async (m) => [200, { NetworksDeleted: await m.pruneNetworks() }]],
-  ['GET', /^\/networks\/([^/]+)$/, (m, [id]) => [200, dockerNetwork(m.network(id!), m.state)]],
+  ['GET', /^\/networks\/([^/]+)$/, async (m, [id]) => [200, { ...dockerNetwork(m.network(id!), m.state), Rules: await m.rules(id!) }]],
   ['DELETE', /^\/networks\/([^/]+)$/, async (m, [id]) => (await m.removeNetwork(id!), [204, null])],
   ['POST', /^\/networks\/([^/]+)\/connect$/, async (m, [id], body) => {
     const { sandbox, attach } = parseConnect(body);

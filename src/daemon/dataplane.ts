@@ -28,6 +28,10 @@ export function networkInfo(net: NetworkRecord, owner: string): NetworkInfo {
   return info;
 }
 
+/** `--opt icc=false` (or Docker's com.docker.network.bridge.enable_icc=false). */
+export const iccOff = (net: NetworkRecord): boolean =>
+  net.options.icc === 'false' || net.options['com.docker.network.bridge.enable_icc'] === 'false';
+
 /** The host end of a sandbox's veth on a network: short (IFNAMSIZ), stable, unique. */
 export const hostIfName = (sandboxId: string, network: string): string =>
   `tsv${createHash('sha256').update(`${sandboxId}/${network}`).digest('hex').slice(0, 10)}`;
@@ -80,15 +84,38 @@ export const dataplane = (owner: string) => ({
   },
 
   /** The whole firewall for these networks in one transaction; the table goes when none is left. */
-  async applyFirewall(table: string, networks: readonly NetworkRecord[], ports: readonly PublishRule[] = []): Promise<void> {
+  async applyFirewall(table: string, networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], ports: readonly PublishRule[]): Promise<void> {
     const bridges = networks.filter((n) => n.driver === 'bridge' && n.ipam !== null && n.device !== undefined);
     if (bridges.length === 0) {
       const { stdout } = await run(systemTool('nft'), ['list', 'tables']);
       if (stdout.includes(`table inet ${table}\n`)) await nftApply(renderDelete(table));
       return;
     }
-    await nftApply(renderRuleset(table, bridges.map((n) => ({ network: n.name, bridge: n.device!, subnet: n.ipam!.subnet, internal: n.internal })), ports));
+    const rules = bridges.map((n) => ({
+      network: n.name,
+      bridge: n.device!,
+      subnet: n.ipam!.subnet,
+      internal: n.internal,
+      icc: !iccOff(n),
+      ports: sandboxes.flatMap((s) => (s.attachments[n.name] === undefined ? [] : [s.attachments[n.name]!.hostIf])),
+    }));
+    await nftApply(renderRuleset(table, rules, ports));
     if (bridges.some((n) => !n.internal)) writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+  },
+
+  /** The rules in the kernel that implement `network` (by their comment), for troubleshooting. */
+  async listRules(table: string, network: string): Promise<string[]> {
+    const rules: string[] = [];
+    for (const family of ['inet', 'bridge']) {
+      const { stdout } = await run(systemTool('nft'), ['list', 'table', family, table]).catch(() => ({ stdout: '' }));
+      let chain = '';
+      for (const line of stdout.split('\n')) {
+        const c = /^\s*chain (\S+)/.exec(line);
+        if (c !== null) chain = c[1]!;
+        if (line.includes(`comment "${network}"`)) rules.push(`${family} ${table} ${chain}: ${line.trim().replace(` comment "${network}"`, '')}`);
+      }
+    }
+    return rules;
   },
 
   /** A namespace of tsnet's own (`ip netns add`), or a runtime's adopted by bind-mounting it under /run/netns. */

@@ -143,8 +143,9 @@ export class Manager {
         sb.ports = await this.#reserve(sb.ports ?? []);
         if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
         this.#state = { ...this.#state, sandboxes: [...this.#state.sandboxes, sb] };
+        // Rules first (they match interface names, which need not exist yet): no moment without them.
+        await this.#firewall(this.#state.networks);
         await this.#wire(sb);
-        if (sb.ports.length > 0) await this.#firewall(this.#state.networks);
       } catch (err) {
         await this.#teardown(sb).catch(() => {});
         this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
@@ -162,9 +163,14 @@ export class Manager {
       if (sharers.length > 0) throw forbidden(`sandbox ${sb.name} shares its namespace with ${sharers.join(', ')}: remove them first`);
       await this.#teardown(sb);
       this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
-      if ((sb.ports ?? []).length > 0) await this.#firewall(this.#state.networks);
+      await this.#firewall(this.#state.networks);
       this.#commit();
     });
+  }
+
+  /** The kernel rules that implement a network (shown by `network inspect`). */
+  rules(ref: string): Promise<string[]> {
+    return this.#dp.listRules(this.#o.nftTable ?? 'tsnet', this.network(ref).name);
   }
 
   /** Holds each host port (allocating free ones); on a clash releases what it took and throws. */
@@ -187,10 +193,12 @@ export class Manager {
       if (net.name in sb.attachments) throw conflict(`sandbox ${sb.name} is already connected to network ${net.name}`);
       attachRecord(this.#state, sb, net, { network: net.name, ...req });
       try {
+        await this.#firewall(this.#state.networks);
         await this.#dp.attach(net, sb, Object.keys(sb.attachments).length === 1);
       } catch (err) {
         await this.#dp.detach(net, sb).catch(() => {});
         delete sb.attachments[net.name];
+        await this.#firewall(this.#state.networks).catch(() => {});
         throw err;
       }
       this.#files(sb);
@@ -205,6 +213,7 @@ export class Manager {
       if (!(net.name in sb.attachments)) throw notFound(`sandbox ${sb.name} is not connected to network ${net.name}`);
       await this.#dp.detach(net, sb);
       delete sb.attachments[net.name];
+      await this.#firewall(this.#state.networks);
       this.#files(sb);
       this.#commit();
     });
@@ -260,7 +269,7 @@ export class Manager {
 
   /** The firewall for `networks` and the ports published by the sandboxes in the state. */
   #firewall(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[] = this.#state.sandboxes): Promise<void> {
-    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, publishRules(networks, sandboxes));
+    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, sandboxes, publishRules(networks, sandboxes));
   }
 
   #files(sb: SandboxRecord): void {

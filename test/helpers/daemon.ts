@@ -77,7 +77,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string): Promis
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
     for (const dev of [`tst${tag}`, ...state.networks.map((n) => n.device).filter((d): d is string => d !== undefined)]) await run('ip', ['link', 'del', dev]).catch(() => {});
-    await run(systemTool('nft'), ['delete', 'table', 'inet', table]).catch(() => {});
+    for (const family of ['inet', 'bridge']) await run(systemTool('nft'), ['delete', 'table', family, table]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
   await start();

@@ -5,6 +5,10 @@ export interface BridgeRules {
   subnet: string;
   /** No egress and no masquerade (`--internal`). */
   internal: boolean;
+  /** Sandboxes on it may talk to each other (`--opt icc=false` turns that off). */
+  icc: boolean;
+  /** Host ends of the sandboxes' veths: the bridge ports that icc=false keeps apart. */
+  ports: readonly string[];
 }
 
 /** A published port as the firewall needs it: where it arrives and where it goes. */
@@ -69,9 +73,22 @@ export function renderRuleset(table: string, networks: readonly BridgeRules[], p
     ...networks.filter((n) => n.internal).map((n) => `    iifname "${n.bridge}" drop comment "${n.network}"`),
     '  }',
     '}',
+    // Frames between two ports of one bridge never reach the inet forward hook unless
+    // br_netfilter says so; the bridge family sees them always.
+    `table bridge ${table} {}`,
+    `flush table bridge ${table}`,
+    `table bridge ${table} {`,
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    ...networks
+      .filter((n) => !n.icc && n.ports.length > 0)
+      .map((n) => `    iifname { ${n.ports.join(', ')} } oifname { ${n.ports.join(', ')} } ether type { ip, ip6 } drop comment "${n.network}"`),
+    '  }',
+    '}',
   ];
   return lines.join('\n') + '\n';
 }
 
 /** Removes the table (nothing left behind when the last network goes). */
-export const renderDelete = (table: string): string => `table inet ${table} {}\ndelete table inet ${table}\n`;
+export const renderDelete = (table: string): string =>
+  `table inet ${table} {}\ndelete table inet ${table}\ntable bridge ${table} {}\ndelete table bridge ${table}\n`;

@@ -78,3 +78,39 @@ test.serial('a host port already taken is refused with a clear error and nothing
   t.notRegex(await d.tsnet('sandbox', 'ls'), /web/);
   t.regex((await d.fails('sandbox', 'create', '--name', 'x', '-p', '70000:80')).stderr, /host port "70000" is not a port/);
 });
+
+test.serial('rule swaps during 2000 connections to a published port lose none', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const out = await outsideWorld(t, d.tag);
+  const port = randomInt(20000, 40000);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${port}:80`);
+  await serveIn(t, d, 'web', 80);
+  const load = run(systemTool('ip'), ['netns', 'exec', out.name, process.execPath, fixture('connect-loop.mjs'), out.hostIp, String(port), '2000', '8'], { timeout: 120_000 });
+  // Every network change re-renders and swaps the whole table while connections flow.
+  let swaps = 0;
+  const churn = (async () => {
+    for (let i = 0; i < 6; i++) {
+      await d.tsnet('network', 'create', '--subnet', d.subnet(), `churn${i}`);
+      await d.tsnet('network', 'rm', `churn${i}`);
+      swaps += 2;
+    }
+  })();
+  const [{ stdout }] = await Promise.all([load, churn]);
+  t.is(stdout.trim(), 'ok 2000 failed 0', `${swaps} swaps`);
+});
+
+test.serial('after kill -9 and a restart a published port works again', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const out = await outsideWorld(t, d.tag);
+  const port = randomInt(20000, 40000);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${port}:80`);
+  await serveIn(t, d, 'web', 80);
+  await d.kill9();
+  await d.start();
+  t.is(await ask('tcp', out.hostIp, port, out.name), out.outIp);
+  t.regex((await d.fails('sandbox', 'create', '--name', 'thief', '-p', `${port}:80`)).stderr, /port is already allocated/, 'the port is held again');
+});

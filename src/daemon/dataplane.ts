@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { promisify } from 'node:util';
 import { bridgeDriver } from '../net/drivers/bridge.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
-import type { AttachInfo, NetworkInfo } from '../net/drivers/driver.js';
+import type { AttachInfo, NetworkDriver, NetworkInfo } from '../net/drivers/driver.js';
+import { macvlanDriver } from '../net/drivers/macvlan.js';
 import { nftApply } from '../net/nft/apply.js';
 import { renderDelete, renderRuleset, type PublishRule } from '../net/nft/ruleset.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
@@ -19,6 +20,9 @@ const prefixOf = (cidr: string): number => Number(cidr.split('/')[1]);
 export function networkInfo(net: NetworkRecord, owner: string): NetworkInfo {
   const info: NetworkInfo = { name: net.name, mtu: net.mtu, owner };
   if (net.device !== undefined) info.device = net.device;
+  if (net.options.parent !== undefined) info.parent = net.options.parent;
+  if (net.options.shim !== undefined) info.shim = net.options.shim;
+  if (net.ipam !== null) info.subnet = net.ipam.subnet;
   if (net.ipam !== null) {
     info.gateway = { address: net.ipam.gateway, prefix: prefixOf(net.ipam.subnet) };
     if (net.ipam.subnet6 !== undefined && net.ipam.gateway6 !== undefined) {
@@ -27,6 +31,8 @@ export function networkInfo(net: NetworkRecord, owner: string): NetworkInfo {
   }
   return info;
 }
+
+const driverOf = (net: NetworkRecord): NetworkDriver => (net.driver === 'macvlan' ? macvlanDriver : bridgeDriver);
 
 /** `--opt icc=false` (or Docker's com.docker.network.bridge.enable_icc=false). */
 export const iccOff = (net: NetworkRecord): boolean =>
@@ -51,22 +57,25 @@ export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: 
  */
 export const dataplane = (owner: string) => ({
   async createNetwork(net: NetworkRecord): Promise<void> {
-    if (net.driver !== 'bridge') return;
+    if (net.driver !== 'bridge') return macvlanDriver.createNetwork(networkInfo(net, owner));
     await bridgeDriver.createNetwork(networkInfo(net, owner));
     // Lets the host's own 127.0.0.1 reach published ports on this bridge (Docker does the same).
     writeFileSync(`/proc/sys/net/ipv4/conf/${net.device!}/route_localnet`, '1');
   },
-  deleteNetwork: (net: NetworkRecord) => (net.driver === 'bridge' ? bridgeDriver.deleteNetwork(networkInfo(net, owner)) : Promise.resolve()),
+  deleteNetwork: (net: NetworkRecord) => driverOf(net).deleteNetwork(networkInfo(net, owner)),
   attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) =>
-    bridgeDriver.attach(networkInfo(net, owner), attachInfo(net, sb, defaultRoute, owner)),
-  detach: (net: NetworkRecord, sb: SandboxRecord) => bridgeDriver.detach(networkInfo(net, owner), attachInfo(net, sb, false, owner)),
+    driverOf(net).attach(networkInfo(net, owner), attachInfo(net, sb, defaultRoute, owner)),
+  detach: (net: NetworkRecord, sb: SandboxRecord) => driverOf(net).detach(networkInfo(net, owner), attachInfo(net, sb, false, owner)),
 
   /**
    * Removes what this daemon made but its state no longer names: links with its alias, and
    * namespaces with its prefix (left by a crash between a kernel change and the store write).
    */
   async removeStale(state: DaemonState, netnsPrefix: string): Promise<string[]> {
-    const keepLinks = new Set([...state.networks.flatMap((n) => (n.device === undefined ? [] : [n.device])), ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf))]);
+    const keepLinks = new Set([
+      ...state.networks.flatMap((n) => [n.device, n.options.parent].filter((d): d is string => d !== undefined)),
+      ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf)),
+    ]);
     const keepNetns = new Set(state.sandboxes.flatMap((s) => (s.netns === undefined ? [] : [s.netns])));
     const removed: string[] = [];
     for (const link of await ipJson<{ ifname: string; ifalias?: string }[]>(['link', 'show'])) {

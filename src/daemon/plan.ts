@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Cidr } from '../net/ipam/cidr.js';
 import { allocateAddress, planSubnet, type AddressSpace } from '../net/ipam/ipam.js';
 import { parseUpstream } from '../server/upstreams.js';
 import { hostIfName } from './dataplane.js';
@@ -37,7 +38,9 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
   if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
   if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
   const driver = req.driver ?? 'bridge';
-  if (driver !== 'bridge') throw badRequest(`driver ${JSON.stringify(driver)} is not supported here (bridge)`);
+  if (driver !== 'bridge' && driver !== 'macvlan') throw badRequest(`driver ${JSON.stringify(driver)} is not supported (bridge, macvlan)`);
+  if (driver === 'macvlan' && !/^[\w.-]{1,15}$/.test(req.options?.parent ?? '')) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
+  if (driver === 'bridge' && req.options?.parent !== undefined) throw badRequest('-o parent is a macvlan option');
   const mtu = Number(req.options?.['com.docker.network.driver.mtu'] ?? 1500);
   if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw badRequest(`mtu ${req.options?.['com.docker.network.driver.mtu']} is not between 576 and 65535`);
   const spaces = state.networks.filter((n) => n.ipam !== null).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet }));
@@ -51,17 +54,19 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
     throw badRequest((err as Error).message);
   }
   const id = newId();
-  const device = req.options?.['com.docker.network.bridge.name'] ?? `tsbr-${id.slice(0, 10)}`;
-  if (device.length > 15) throw badRequest(`bridge name ${device} is longer than 15 characters`);
+  // A bridge's device, or a macvlan network's host shim (only when one is asked for).
+  const device = driver === 'macvlan' ? (req.options?.shim === undefined ? undefined : `tsmv-${id.slice(0, 10)}`) : (req.options?.['com.docker.network.bridge.name'] ?? `tsbr-${id.slice(0, 10)}`);
+  if (req.options?.shim !== undefined && !Cidr.parse(ipam.subnet).contains(req.options.shim)) throw badRequest(`shim ${req.options.shim} is outside subnet ${ipam.subnet}`);
+  if (device !== undefined && device.length > 15) throw badRequest(`bridge name ${device} is longer than 15 characters`);
   return {
     id,
     name: req.name,
-    driver: 'bridge',
+    driver,
     created: new Date().toISOString(),
     internal: req.internal === true,
     dns,
     ipam,
-    device,
+    ...(device === undefined ? {} : { device }),
     mtu,
     labels: req.labels ?? {},
     options: req.options ?? {},

@@ -14,7 +14,7 @@ export interface NetworkRecord {
   /** 64 hex, Docker-style. */
   id: string;
   name: string;
-  driver: 'bridge' | 'host' | 'null';
+  driver: 'bridge' | 'macvlan';
   /** ISO time. */
   created: string;
   internal: boolean;

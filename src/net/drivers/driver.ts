@@ -19,8 +19,13 @@ export interface AttachInfo {
 /** A network as the driver sees it. */
 export interface NetworkInfo {
   name: string;
-  /** The kernel device the driver owns for this network (bridge name), if any. */
+  /** The kernel device the driver owns for this network (bridge, or macvlan shim), if any. */
   device?: string;
+  /** macvlan: the interface the sandboxes' macvlans hang off (IFACE or IFACE.VLAN). */
+  parent?: string;
+  /** macvlan: the host's own address on the segment, through a macvlan shim (`device`). */
+  shim?: string;
+  subnet?: string;
   gateway?: { address: string; prefix: number };
   gateway6?: { address: string; prefix: number };
   mtu: number;

@@ -42,3 +42,6 @@ export function sockaddrIn(address: string, port: number): Buffer {
   address.split('.').forEach((octet, i) => (sa[4 + i] = Number(octet)));
   return sa;
 }
+
+export const send = libc.func('long send(int fd, const uint8_t *buf, unsigned long len, int flags)');
+export const recv = libc.func('long recv(int fd, _Out_ uint8_t *buf, unsigned long len, int flags)');

@@ -3,6 +3,7 @@ import { ControlError } from '../control/client.js';
 import { daemonCommand } from './commands/daemon.js';
 import { networkCommand } from './commands/network.js';
 import { sandboxCommand } from './commands/sandbox.js';
+import { serviceCommand } from './commands/service.js';
 
 const program = new Command('tsnet')
   .description('container networks with a DNS resolver at 127.0.0.11 in every sandbox')
@@ -12,6 +13,7 @@ const program = new Command('tsnet')
 daemonCommand(program);
 networkCommand(program);
 sandboxCommand(program);
+serviceCommand(program);
 
 program.parseAsync().catch((err: Error) => {
   process.stderr.write(`tsnet: ${err instanceof ControlError ? `Error response from daemon: ${err.message}` : err.message}\n`);

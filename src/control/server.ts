@@ -5,6 +5,7 @@ import { ApiError, notFound } from '../daemon/errors.js';
 import type { Manager } from '../daemon/manager.js';
 import { linkEnv } from '../daemon/projection.js';
 import { dockerNetwork, parseConnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
+import { parseServiceCreate, parseTaskAdd, parseTaskChange, serviceView } from './service-shapes.js';
 
 /** The Engine API version whose /networks shapes tsnet follows. */
 export const API_VERSION = '1.41';
@@ -26,6 +27,13 @@ const routes: [string, RegExp, Handler][] = [
     return [200, null];
   }],
   ['POST', /^\/networks\/([^/]+)\/disconnect$/, async (m, [id], body) => (await m.disconnect(id!, String(body.Container ?? '')), [200, null])],
+  ['GET', /^\/services$/, (m) => [200, m.services.services.map(serviceView)]],
+  ['POST', /^\/services\/create$/, async (m, _p, body) => [201, serviceView(await m.services.create(parseServiceCreate(body)))]],
+  ['GET', /^\/services\/([^/]+)$/, (m, [id]) => [200, serviceView(m.services.service(id!))]],
+  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => (await m.services.remove(id!), [204, null])],
+  ['POST', /^\/services\/([^/]+)\/tasks$/, async (m, [id], body) => [201, serviceView(await m.services.addTask(id!, parseTaskAdd(body)))]],
+  ['POST', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task], body) => (await m.services.updateTask(id!, task!, parseTaskChange(body)), [200, null])],
+  ['DELETE', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task]) => (await m.services.removeTask(id!, task!), [204, null])],
   ['GET', /^\/sandboxes$/, (m) => [200, m.state.sandboxes.map((s) => sandboxView(s, linkEnv(s)))]],
   ['POST', /^\/sandboxes\/create$/, async (m, _p, body) => {
     const sb = await m.createSandbox(parseSandboxCreate(body));

@@ -7,6 +7,8 @@ import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
 import { PortReservations } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import { publishRules } from './projection.js';
+import { balance, ServiceManager } from './service-manager.js';
+import type { ServiceRecord } from './services.js';
 import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { dnsScope, sandboxFiles, toRecords } from './projection.js';
@@ -43,6 +45,8 @@ export class Manager {
   #state: DaemonState;
   readonly #listeners = new Map<string, Listener>();
   readonly #ports = new PortReservations();
+  /** Services and their tasks, through this manager's queue and store. */
+  readonly services = new ServiceManager(this);
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: ManagerOptions) {
@@ -119,7 +123,10 @@ export class Manager {
     return this.serial(async () => {
       const net = this.network(ref);
       if (net.name === 'bridge') throw forbidden('bridge is a pre-defined network and cannot be removed');
-      const users = this.#state.sandboxes.filter((s) => net.name in s.attachments).map((s) => s.name);
+      const users = [
+        ...this.#state.sandboxes.filter((s) => net.name in s.attachments).map((s) => s.name),
+        ...(this.#state.services ?? []).filter((s) => s.network === net.name).map((s) => `service ${s.name}`),
+      ];
       if (users.length > 0) throw forbidden(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${users.join(', ')})`);
       await this.#dp.deleteNetwork(net);
       const rest = this.#state.networks.filter((n) => n !== net);
@@ -131,7 +138,9 @@ export class Manager {
 
   /** Removes every user-defined network no sandbox uses; returns their names. */
   async pruneNetworks(): Promise<string[]> {
-    const unused = this.#state.networks.filter((n) => n.name !== 'bridge' && !this.#state.sandboxes.some((s) => n.name in s.attachments));
+    const unused = this.#state.networks.filter(
+      (n) => n.name !== 'bridge' && !this.#state.sandboxes.some((s) => n.name in s.attachments) && !(this.#state.services ?? []).some((s) => s.network === n.name),
+    );
     for (const n of unused) await this.removeNetwork(n.id);
     return unused.map((n) => n.name);
   }
@@ -163,14 +172,31 @@ export class Manager {
       if (sharers.length > 0) throw forbidden(`sandbox ${sb.name} shares its namespace with ${sharers.join(', ')}: remove them first`);
       await this.#teardown(sb);
       this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
+      await this.#dropTasks(sb, Object.keys(sb.attachments));
       await this.#firewall(this.#state.networks);
       this.#commit();
     });
   }
 
+  /** Replaces the services (the service manager's changes), then persists and publishes them. */
+  setServices(services: ServiceRecord[]): void {
+    this.#state = { ...this.#state, services };
+    this.#commit();
+  }
+
   /** The kernel rules that implement a network (shown by `network inspect`). */
   rules(ref: string): Promise<string[]> {
     return this.#dp.listRules(this.#o.nftTable ?? 'tsnet', this.network(ref).name);
+  }
+
+  /** A sandbox that leaves networks stops being a task of the services on them; their VIPs are re-balanced. */
+  async #dropTasks(sb: SandboxRecord, networks: readonly string[]): Promise<void> {
+    const services = this.#state.services ?? [];
+    const touched = services.filter((s) => networks.includes(s.network) && s.tasks.some((t) => t.sandbox === sb.name));
+    if (touched.length === 0) return;
+    this.#state = { ...this.#state, services: services.map((s) => (touched.includes(s) ? { ...s, tasks: s.tasks.filter((t) => t.sandbox !== sb.name) } : s)) };
+    const nets = new Set(touched.map((s) => s.network));
+    await balance(this.#state.sandboxes.filter((s) => Object.keys(s.attachments).some((n) => nets.has(n))), this.#state.services ?? []);
   }
 
   /** Holds each host port (allocating free ones); on a clash releases what it took and throws. */
@@ -195,6 +221,7 @@ export class Manager {
       try {
         await this.#firewall(this.#state.networks);
         await this.#dp.attach(net, sb, Object.keys(sb.attachments).length === 1);
+        await balance([sb], this.#state.services ?? []);
       } catch (err) {
         await this.#dp.detach(net, sb).catch(() => {});
         delete sb.attachments[net.name];
@@ -213,7 +240,9 @@ export class Manager {
       if (!(net.name in sb.attachments)) throw notFound(`sandbox ${sb.name} is not connected to network ${net.name}`);
       await this.#dp.detach(net, sb);
       delete sb.attachments[net.name];
+      await this.#dropTasks(sb, [net.name]);
       await this.#firewall(this.#state.networks);
+      await balance([sb], this.#state.services ?? []);
       this.#files(sb);
       this.#commit();
     });
@@ -231,6 +260,7 @@ export class Manager {
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
     for (const [i, net] of nets.entries()) await this.#dp.attach(net, sb, i === 0);
     this.#files(sb);
+    await balance([sb], this.#state.services ?? []);
     if (!this.#listeners.has(sb.id)) {
       const upstreams: Upstream[] | undefined = sb.dns.length > 0 ? sb.dns.map(parseUpstream) : undefined;
       const listener = await this.#o.dns.listen({

@@ -125,9 +125,16 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
   return sb;
 }
 
+/** Every address taken on a network: sandboxes' addresses, VIPs and tasks' addresses. */
+export function usedAddresses(state: DaemonState, network: string): Set<string> {
+  const used = state.sandboxes.flatMap((s) => [s.attachments[network]?.ipv4, s.attachments[network]?.ipv6]);
+  for (const svc of state.services ?? []) if (svc.network === network) used.push(svc.vip, ...svc.tasks.map((t) => t.ipv4));
+  return new Set(used.filter((a): a is string => a !== undefined));
+}
+
 /** Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after). */
 export function attachRecord(state: DaemonState, sb: SandboxRecord, net: NetworkRecord, req: AttachRequest): void {
-  const inUse = new Set(state.sandboxes.flatMap((s) => [s.attachments[net.name]?.ipv4, s.attachments[net.name]?.ipv6]).filter((a): a is string => a !== undefined));
+  const inUse = usedAddresses(state, net.name);
   for (const a of Object.values(sb.attachments)) for (const ip of [a.ipv4, a.ipv6]) if (ip !== undefined) inUse.add(ip);
   try {
     const ipv4 = allocateAddress({ network: net.name, subnet: net.ipam!.subnet, gateway: net.ipam!.gateway, ipRange: net.ipam!.ipRange }, inUse, req.ip);

@@ -26,7 +26,14 @@ export function toRecords(state: DaemonState): RecordsState {
           ]),
         ),
       })),
-    services: [],
+    services: (state.services ?? []).map((s) => ({
+      name: s.name,
+      network: s.network,
+      mode: s.mode,
+      ...(s.vip === undefined ? {} : { vip: s.vip }),
+      ports: s.ports,
+      tasks: s.tasks.map((t) => ({ id: t.id, ipv4: t.ipv4, healthy: t.healthy, draining: t.draining, weight: t.weight, ...(t.sandbox === undefined ? {} : { name: `${s.name}.${t.sandbox}` }) })),
+    })),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { PortMapping } from '../net/ports/spec.js';
+import type { ServiceRecord } from './services.js';
 
 /** The daemon's persisted state: what `tsnet` users created, enough to rebuild the kernel side. */
 
@@ -73,6 +74,8 @@ export interface DaemonState {
   version: 1;
   networks: NetworkRecord[];
   sandboxes: SandboxRecord[];
+  /** Absent in state files from before services existed. */
+  services?: ServiceRecord[];
 }
 
-export const emptyState = (): DaemonState => ({ version: 1, networks: [], sandboxes: [] });
+export const emptyState = (): DaemonState => ({ version: 1, networks: [], sandboxes: [], services: [] });

@@ -26,15 +26,36 @@ export interface UpstreamOptions {
 }
 
 /**
+ * A UDP socket on a port that is free over TCP too (checked with a probe listener), since a DNS
+ * server answers on both; retried when some other test holds the TCP side.
+ */
+async function udpWithFreeTcpTwin(): Promise<[Socket, number]> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+    const port = udp.address().port;
+    const probe = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) {
+      await new Promise((r) => probe.close(r));
+      return [udp, port];
+    }
+    udp.close();
+  }
+  throw new Error('fake upstream: no port free over both UDP and TCP after 20 tries');
+}
+
+/**
  * A DNS server on 127.0.0.1 that misbehaves on request. Answers every A query with addresses
  * in 127.77.0.0/16 (never a real host), NXDOMAIN with an SOA for `nxdomain`.
  */
 export async function startUpstream(t: ExecutionContext, opts: UpstreamOptions = {}): Promise<FakeUpstream> {
-  const udp = createSocket('udp4');
   const liar = createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
   await new Promise<void>((r) => liar.bind(0, '127.0.0.1', r));
-  const port = udp.address().port;
+  const [udp, port] = await udpWithFreeTcpTwin();
   const state: FakeUpstream = {
     port,
     label: `127.0.0.1:${port}`,
@@ -98,7 +119,10 @@ export async function startUpstream(t: ExecutionContext, opts: UpstreamOptions =
       }
     });
   });
-  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', (err) => reject(new Error(`fake upstream: tcp port ${port}: ${err.message}`)));
+    tcp.listen(port, '127.0.0.1', resolve);
+  });
   const sockets: Socket[] = [udp, liar];
   t.teardown(() => {
     for (const s of sockets) s.close();

@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import { call } from '../../control/client.js';
+import { many, printJson, printTable } from './output.js';
+
+interface ServiceView {
+  Id: string;
+  Name: string;
+  Network: string;
+  EndpointMode: string;
+  VirtualIP: string | null;
+  Tasks: { Id: string; Address: string; Healthy: boolean; Draining: boolean; Weight: number }[];
+}
+
+const bool = (v: string): boolean => {
+  if (v !== 'true' && v !== 'false') throw new Error(`expected true or false, not ${JSON.stringify(v)}`);
+  return v === 'true';
+};
+
+export function serviceCommand(program: Command): void {
+  const socket = (): string => program.opts<{ socket: string }>().socket;
+  const svc = program.command('service').description('services: a name with a VIP (or DNS round robin) over tasks');
+  const path = (name: string, rest = ''): string => `/services/${encodeURIComponent(name)}${rest}`;
+
+  svc
+    .command('create')
+    .requiredOption('--name <name>', 'service name')
+    .requiredOption('--network <net>', 'the network it lives on')
+    .option('--endpoint-mode <mode>', 'vip or dnsrr', 'vip')
+    .option('--port <name:proto:port>', 'a named port (SRV _name._proto.service); repeatable', many)
+    .action(async (o: { name: string; network: string; endpointMode: string; port?: string[] }) => {
+      const s = await call<ServiceView>(socket(), 'POST', '/services/create', { Name: o.name, Network: o.network, EndpointMode: o.endpointMode, Ports: o.port });
+      process.stdout.write(`${s.Id}${s.VirtualIP === null ? '' : ` ${s.VirtualIP}`}\n`);
+    });
+
+  svc
+    .command('ls')
+    .option('--format <format>', '"json" for JSON')
+    .action(async (o: { format?: string }) => {
+      const list = await call<ServiceView[]>(socket(), 'GET', '/services');
+      if (o.format === 'json') return printJson(list);
+      printTable(['NAME', 'NETWORK', 'MODE', 'VIP', 'TASKS'], list.map((s) => [s.Name, s.Network, s.EndpointMode, s.VirtualIP ?? '-', `${s.Tasks.filter((t) => t.Healthy && !t.Draining && t.Weight > 0).length}/${s.Tasks.length}`]));
+    });
+
+  svc.command('inspect <service...>').action(async (refs: string[]) => printJson(await Promise.all(refs.map((r) => call(socket(), 'GET', path(r))))));
+  svc.command('rm <service...>').action(async (refs: string[]) => {
+    for (const r of refs) await call(socket(), 'DELETE', path(r));
+  });
+
+  const task = svc.command('task').description("a service's tasks, for runtimes that run them");
+  task
+    .command('add <service>')
+    .option('--sandbox <name>', 'the sandbox that runs it (its address on the service network)')
+    .option('--ip <ip>', 'or the address of a task tsnet does not run')
+    .option('--weight <n>', 'share of new connections and DNS order', (v) => Number(v))
+    .action(async (service: string, o: { sandbox?: string; ip?: string; weight?: number }) => {
+      const s = await call<ServiceView>(socket(), 'POST', path(service, '/tasks'), { Sandbox: o.sandbox, Address: o.ip, Weight: o.weight });
+      process.stdout.write(`${s.Tasks.at(-1)!.Id}\n`);
+    });
+  task
+    .command('health <service> <task>')
+    .option('--healthy <bool>', 'true or false', bool)
+    .option('--draining <bool>', 'true or false', bool)
+    .option('--weight <n>', 'new weight (0 drains)', (v) => Number(v))
+    .action(async (service: string, id: string, o: { healthy?: boolean; draining?: boolean; weight?: number }) => {
+      await call(socket(), 'POST', path(service, `/tasks/${encodeURIComponent(id)}`), { Healthy: o.healthy, Draining: o.draining, Weight: o.weight });
+    });
+  task.command('rm <service> <task>').action(async (service: string, id: string) => {
+    await call(socket(), 'DELETE', path(service, `/tasks/${encodeURIComponent(id)}`));
+  });
+}

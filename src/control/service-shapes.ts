@@ -1,0 +1,58 @@
+import { badRequest } from '../daemon/errors.js';
+import type { ServiceCreate, ServiceRecord, TaskAdd, TaskChange } from '../daemon/services.js';
+
+type Json = Record<string, unknown>;
+
+export const serviceView = (s: ServiceRecord): Json => ({
+  Id: s.id,
+  Name: s.name,
+  Network: s.network,
+  EndpointMode: s.mode,
+  VirtualIP: s.vip ?? null,
+  Ports: s.ports,
+  Tasks: s.tasks.map((t) => ({ Id: t.id, Address: t.ipv4, Sandbox: t.sandbox ?? null, Healthy: t.healthy, Draining: t.draining, Weight: t.weight })),
+  Created: s.created,
+});
+
+function field<T>(body: Json, key: string, type: 'string' | 'boolean' | 'number'): T | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== type) throw badRequest(`${key}: ${JSON.stringify(v)} is not a ${type}`);
+  return v as T;
+}
+
+export function parseServiceCreate(body: Json): ServiceCreate {
+  const req: ServiceCreate = { name: field<string>(body, 'Name', 'string') ?? '', network: field<string>(body, 'Network', 'string') ?? '' };
+  const mode = field<string>(body, 'EndpointMode', 'string');
+  if (mode !== undefined) req.endpointMode = mode as 'vip' | 'dnsrr';
+  if (body.Ports !== undefined) {
+    if (!Array.isArray(body.Ports) || body.Ports.some((p) => typeof p !== 'string')) throw badRequest('Ports: expected a list of NAME:PROTO:PORT');
+    req.ports = body.Ports as string[];
+  }
+  return req;
+}
+
+export function parseTaskAdd(body: Json): TaskAdd {
+  const req: TaskAdd = {};
+  const sandbox = field<string>(body, 'Sandbox', 'string');
+  const ip = field<string>(body, 'Address', 'string');
+  const weight = field<number>(body, 'Weight', 'number');
+  if (sandbox !== undefined) req.sandbox = sandbox;
+  if (ip !== undefined) req.ip = ip;
+  if (weight !== undefined) req.weight = weight;
+  return req;
+}
+
+export function parseTaskChange(body: Json): TaskChange {
+  const change: TaskChange = {};
+  const healthy = field<boolean>(body, 'Healthy', 'boolean');
+  const draining = field<boolean>(body, 'Draining', 'boolean');
+  const weight = field<number>(body, 'Weight', 'number');
+  if (healthy !== undefined) change.healthy = healthy;
+  if (draining !== undefined) change.draining = draining;
+  if (weight !== undefined) {
+    if (!Number.isInteger(weight) || weight < 0 || weight > 1000) throw badRequest(`Weight ${weight} is not an integer from 0 to 1000`);
+    change.weight = weight;
+  }
+  return change;
+}

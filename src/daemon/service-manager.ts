@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { allocateAddress } from '../net/ipam/ipam.js';
+import { renderVipTable } from '../net/lb/nft-vip.js';
+import { nftApply } from '../net/nft/apply.js';
+import { badRequest, conflict, notFound } from './errors.js';
+import type { Manager } from './manager.js';
+import { usedAddresses } from './plan.js';
+import { parseServicePort, vipServicesOn, type ServiceCreate, type ServiceRecord, type TaskAdd, type TaskChange } from './services.js';
+import type { SandboxRecord } from './state.js';
+
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+const LB_TABLE = 'tsnet_lb';
+
+/**
+ * Services: a name (VIP or DNS round robin) over tasks. Changes go through the manager's queue
+ * and store like every other; the VIP dataplane is an nftables table inside each sandbox on the
+ * service's network (nft VIP backend; IPVS, where the kernel has it, is src/net/lb/ipvs.ts).
+ */
+export class ServiceManager {
+  constructor(readonly m: Manager) {}
+
+  get services(): readonly ServiceRecord[] {
+    return this.m.state.services ?? [];
+  }
+
+  service(ref: string): ServiceRecord {
+    const s = this.services.find((x) => x.name === ref || x.id === ref);
+    if (s === undefined) throw notFound(`service ${ref} not found`);
+    return s;
+  }
+
+  create(req: ServiceCreate): Promise<ServiceRecord> {
+    return this.m.serial(async () => {
+      if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid service name ${JSON.stringify(req.name)}`);
+      if (this.services.some((s) => s.name === req.name)) throw conflict(`service ${req.name} already exists`);
+      const net = this.m.network(req.network);
+      if (net.ipam === null || !net.dns) throw badRequest(`network ${net.name} has no names: services need a user-defined network`);
+      const mode = req.endpointMode ?? 'vip';
+      if (mode !== 'vip' && mode !== 'dnsrr') throw badRequest(`endpoint mode ${JSON.stringify(mode)} is not vip or dnsrr`);
+      let ports;
+      try {
+        ports = (req.ports ?? []).map(parseServicePort);
+      } catch (err) {
+        throw badRequest((err as Error).message);
+      }
+      const svc: ServiceRecord = { id: randomBytes(12).toString('hex'), name: req.name, network: net.name, mode, ports, tasks: [], created: new Date().toISOString() };
+      if (mode === 'vip') svc.vip = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net.name));
+      this.m.setServices([...this.services, svc]);
+      await this.#balance(svc.network);
+      return svc;
+    });
+  }
+
+  remove(ref: string): Promise<void> {
+    return this.m.serial(async () => {
+      const svc = this.service(ref);
+      this.m.setServices(this.services.filter((s) => s !== svc));
+      await this.#balance(svc.network);
+    });
+  }
+
+  addTask(ref: string, req: TaskAdd): Promise<ServiceRecord> {
+    return this.m.serial(async () => {
+      const svc = this.service(ref);
+      let ip = req.ip;
+      if (req.sandbox !== undefined) {
+        ip = this.m.sandbox(req.sandbox).attachments[svc.network]?.ipv4;
+        if (ip === undefined) throw badRequest(`sandbox ${req.sandbox} is not on network ${svc.network}`);
+      }
+      if (ip === undefined || !isIPv4(ip)) throw badRequest('a task needs --sandbox or an IPv4 --ip');
+      const weight = req.weight ?? 1;
+      if (!Number.isInteger(weight) || weight < 0 || weight > 1000) throw badRequest(`weight ${weight} is not an integer from 0 to 1000`);
+      if (svc.tasks.some((t) => t.ipv4 === ip)) throw conflict(`service ${svc.name} already has a task at ${ip}`);
+      const task = { id: randomBytes(6).toString('hex'), ipv4: ip, healthy: true, draining: false, weight, ...(req.sandbox === undefined ? {} : { sandbox: this.m.sandbox(req.sandbox).name }) };
+      const next = { ...svc, tasks: [...svc.tasks, task] };
+      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
+      await this.#balance(svc.network);
+      return next;
+    });
+  }
+
+  updateTask(ref: string, taskId: string, change: TaskChange): Promise<void> {
+    return this.m.serial(async () => {
+      const svc = this.service(ref);
+      if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
+      const next = { ...svc, tasks: svc.tasks.map((t) => (t.id === taskId ? { ...t, ...change } : t)) };
+      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
+      await this.#balance(svc.network);
+    });
+  }
+
+  removeTask(ref: string, taskId: string): Promise<void> {
+    return this.m.serial(async () => {
+      const svc = this.service(ref);
+      if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
+      const next = { ...svc, tasks: svc.tasks.filter((t) => t.id !== taskId) };
+      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
+      await this.#balance(svc.network);
+    });
+  }
+
+  /** Re-renders the VIP table in every sandbox on `network` (one transaction each). */
+  async #balance(network: string): Promise<void> {
+    await balance(this.m.state.sandboxes.filter((s) => network in s.attachments), this.services);
+  }
+}
+
+/** Applies the VIP table for the services on each sandbox's networks inside that sandbox. */
+export async function balance(sandboxes: readonly SandboxRecord[], services: readonly ServiceRecord[]): Promise<void> {
+  for (const sb of sandboxes) {
+    if (sb.mode !== 'networks' || sb.netns === undefined) continue;
+    await nftApply(renderVipTable(LB_TABLE, vipServicesOn(services, Object.keys(sb.attachments))), sb.netns);
+  }
+}

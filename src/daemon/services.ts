@@ -1,0 +1,62 @@
+import type { ServicePort } from '../registry/types.js';
+
+/** A task of a service: a sandbox's address on the service's network, or an address a runtime gives. */
+export interface TaskRecord {
+  id: string;
+  ipv4: string;
+  /** The sandbox that runs it, when tsnet knows it. */
+  sandbox?: string;
+  healthy: boolean;
+  draining: boolean;
+  weight: number;
+}
+
+export interface ServiceRecord {
+  id: string;
+  name: string;
+  network: string;
+  mode: 'vip' | 'dnsrr';
+  /** In vip mode: the virtual IP, from the network's subnet. */
+  vip?: string;
+  ports: ServicePort[];
+  tasks: TaskRecord[];
+  created: string;
+}
+
+/** Whether a task takes new connections and appears in answers. */
+export const serving = (t: TaskRecord): boolean => t.healthy && !t.draining && t.weight > 0;
+
+export interface ServiceCreate {
+  name: string;
+  network: string;
+  endpointMode?: 'vip' | 'dnsrr';
+  /** `NAME:PROTO:PORT`, e.g. `http:tcp:80`. */
+  ports?: string[];
+}
+
+export interface TaskAdd {
+  /** A sandbox on the service's network: its address there is the task's. */
+  sandbox?: string;
+  /** Or an address a runtime manages itself. */
+  ip?: string;
+  weight?: number;
+}
+
+export interface TaskChange {
+  healthy?: boolean;
+  draining?: boolean;
+  weight?: number;
+}
+
+export function parseServicePort(spec: string): ServicePort {
+  const m = /^([a-zA-Z0-9][a-zA-Z0-9_-]{0,62}):(tcp|udp):(\d{1,5})$/.exec(spec);
+  if (m === null || Number(m[3]) < 1 || Number(m[3]) > 65535) throw new Error(`--port ${spec}: expected NAME:tcp|udp:PORT`);
+  return { name: m[1]!, protocol: m[2] as 'tcp' | 'udp', port: Number(m[3]) };
+}
+
+/** The VIP services each sandbox network sees, for the in-sandbox load balancer. */
+export function vipServicesOn(services: readonly ServiceRecord[], networks: readonly string[]) {
+  return services
+    .filter((s) => s.mode === 'vip' && s.vip !== undefined && networks.includes(s.network))
+    .map((s) => ({ name: s.name, vip: s.vip!, ports: s.ports, backends: s.tasks.filter(serving).map((t) => ({ ip: t.ipv4, weight: t.weight })) }));
+}

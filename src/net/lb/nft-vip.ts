@@ -1,0 +1,42 @@
+/** A VIP service as the in-sandbox load balancer needs it. */
+export interface VipService {
+  name: string;
+  vip: string;
+  /** Ports to balance; none means every port of the VIP (the destination port is kept). */
+  ports: readonly { protocol: 'tcp' | 'udp'; port: number }[];
+  /** Serving backends with their weights. */
+  backends: readonly { ip: string; weight: number }[];
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/** Map slots for weighted random choice: each backend weight/g times (g the weights' gcd). */
+function slots(backends: VipService['backends']): string[] {
+  const g = backends.reduce((acc, b) => gcd(acc, b.weight), 0) || 1;
+  return backends.flatMap((b) => new Array<string>(b.weight / g).fill(b.ip));
+}
+
+/**
+ * The load-balancing table inside one sandbox's namespace, as one `nft -f` file: connections it
+ * opens to a VIP are DNATed to a backend picked by `numgen random mod N` over weighted slots, in
+ * the output hook. Conntrack keeps an established connection on its backend when the set
+ * changes; a drained task has no slot, so it gets no new connection. No backend: rejected.
+ */
+export function renderVipTable(table: string, services: readonly VipService[]): string {
+  const rules = services.flatMap((s) => {
+    const matches = s.ports.length === 0 ? [`ip daddr ${s.vip}`] : s.ports.map((p) => `ip daddr ${s.vip} ${p.protocol} dport ${p.port}`);
+    const list = slots(s.backends);
+    const action = list.length === 0 ? 'reject' : `dnat ip to numgen random mod ${list.length} map { ${list.map((ip, i) => `${i} : ${ip}`).join(', ')} }`;
+    return matches.map((m) => `    ${m} ${action} comment "${s.name}"`);
+  });
+  return [
+    `table ip ${table} {}`,
+    `flush table ip ${table}`,
+    `table ip ${table} {`,
+    '  chain output {',
+    '    type nat hook output priority -100; policy accept;',
+    ...rules,
+    '  }',
+    '}',
+  ].join('\n') + '\n';
+}

@@ -1,0 +1,94 @@
+import test, { type ExecutionContext } from 'ava';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { systemTool } from '../src/net/tools.js';
+import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { startUpstream } from './helpers/upstream.js';
+
+const run = promisify(execFile);
+const fixture = (f: string): string => new URL(`./fixtures/${f}`, import.meta.url).pathname;
+
+async function backend(t: ExecutionContext, d: TestDaemon, name: string): Promise<string> {
+  await d.tsnet('sandbox', 'create', '--name', name, '--network', 'app');
+  const [sb] = JSON.parse(await d.tsnet('sandbox', 'inspect', name));
+  const child = spawn(systemTool('ip'), ['netns', 'exec', sb.NetnsName, process.execPath, fixture('self-echo.mjs'), '80'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  await new Promise((r) => child.stdout!.once('data', r));
+  return sb.Networks.app.IPv4Address as string;
+}
+
+/** COUNT connections from sandbox `from` to `target`:80; returns replies counted by backend address. */
+async function spread(d: TestDaemon, from: string, target: string, count: number): Promise<{ ok: number; failed: number; by: Record<string, number> }> {
+  const ns = JSON.parse(await d.tsnet('sandbox', 'inspect', from))[0].NetnsName as string;
+  const { stdout } = await run(systemTool('ip'), ['netns', 'exec', ns, process.execPath, fixture('connect-loop.mjs'), target, '80', String(count), '8'], { timeout: 120_000 });
+  return JSON.parse(stdout);
+}
+
+const within = (got: number, expected: number): boolean => Math.abs(got - expected) <= expected * 0.1;
+
+test.serial('a VIP service: the name answers the VIP, tasks.<svc> and SRV the tasks, and 3000 connections spread by weight', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const ips = [await backend(t, d, 't1'), await backend(t, d, 't2'), await backend(t, d, 't3')];
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  const vip = (await d.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80')).trim().split(' ')[1]!;
+  const ids: string[] = [];
+  for (const sb of ['t1', 't2', 't3']) ids.push((await d.tsnet('service', 'task', 'add', 'api', '--sandbox', sb)).trim());
+
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'api')).trim(), vip);
+  t.deepEqual((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'tasks.api')).trim().split('\n').sort(), [...ips].sort());
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', '_http._tcp.api', 'SRV')).trim(), '0 1 80 api.app.');
+
+  const even = await spread(d, 'client', 'api', 3000);
+  t.is(even.failed, 0);
+  for (const ip of ips) t.true(within(even.by[ip] ?? 0, 1000), `${ip}: ${even.by[ip]} of 3000`);
+
+  await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--weight', '2');
+  const weighted = await spread(d, 'client', vip, 3000);
+  t.true(within(weighted.by[ips[0]!] ?? 0, 1500), `weight 2: ${weighted.by[ips[0]!]}`);
+  t.true(within(weighted.by[ips[1]!] ?? 0, 750), `weight 1: ${weighted.by[ips[1]!]}`);
+});
+
+test.serial('an unhealthy or draining task leaves DNS and the VIP at once; a long-lived connection keeps its backend', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const ips = [await backend(t, d, 't1'), await backend(t, d, 't2')];
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await d.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80');
+  const ids = [(await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't1')).trim(), (await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't2')).trim()];
+
+  await d.tsnet('service', 'task', 'health', 'api', ids[1]!, '--healthy', 'false');
+  t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'tasks.api')).trim(), ips[0]);
+  const one = await spread(d, 'client', 'api', 300);
+  t.deepEqual(one.by, { [ips[0]!]: 300 }, 'the unhealthy task gets no connection');
+
+  // A connection opened now lands on t1 (the only serving task) and must outlive the changes below.
+  const ns = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].NetnsName as string;
+  const held = run(systemTool('ip'), ['netns', 'exec', ns, process.execPath, fixture('hold.mjs'), 'api', '80', '1500']);
+  await new Promise((r) => setTimeout(r, 300));
+  await d.tsnet('service', 'task', 'health', 'api', ids[1]!, '--healthy', 'true');
+  await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--draining', 'true');
+  const drained = await spread(d, 'client', 'api', 300);
+  t.deepEqual(drained.by, { [ips[1]!]: 300 }, 'the draining task gets no new connection');
+  t.is((await held).stdout.trim(), `${ips[0]} still`, 'the long-lived connection kept its backend across the set changes');
+});
+
+test.serial('dnsrr services answer every serving task, shuffled; no VIP', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const ips = [await backend(t, d, 't1'), await backend(t, d, 't2'), await backend(t, d, 't3')];
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await d.tsnet('service', 'create', '--name', 'rr', '--network', 'app', '--endpoint-mode', 'dnsrr');
+  for (const sb of ['t1', 't2', 't3']) await d.tsnet('service', 'task', 'add', 'rr', '--sandbox', sb);
+  const orders = new Set<string>();
+  for (let i = 0; i < 10; i++) {
+    const answer = (await d.tsnet('exec', 'client', '--', 'dig', '+short', 'rr')).trim().split('\n');
+    t.deepEqual([...answer].sort(), [...ips].sort());
+    orders.add(answer.join());
+  }
+  t.true(orders.size > 1, 'shuffled');
+  t.regex((await d.fails('network', 'rm', 'app')).stderr, /service rr/);
+});

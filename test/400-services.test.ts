@@ -92,3 +92,46 @@ test.serial('dnsrr services answer every serving task, shuffled; no VIP', async 
   t.true(orders.size > 1, 'shuffled');
   t.regex((await d.fails('network', 'rm', 'app')).stderr, /service rr/);
 });
+
+test.serial('replicas run by tsnet: health checks move tasks out and back, and scaling up and down loses no connection', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const flags = await run('mktemp', ['-d']).then((r) => r.stdout.trim());
+  t.teardown(() => run('rm', ['-rf', flags]));
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  const myIp = "$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)";
+  await d.tsnet('service', 'create', '--name', 'web', '--network', 'app', '--port', 'http:tcp:80', '--replicas', '3',
+    // Healthy while listening on :80 and no flag file named after the replica's address exists.
+    '--health-cmd', `test ! -e ${flags}/${myIp} && ss -ltn | grep -q ':80 '`, '--health-interval', '200',
+    '--', process.execPath, fixture('self-echo.mjs'), '80');
+  const serving = async (): Promise<string[]> => (await d.tsnet('exec', 'client', '--', 'dig', '+short', 'tasks.web')).trim().split('\n').filter(Boolean).sort();
+  const until = async (check: (ips: string[]) => boolean): Promise<string[]> => {
+    for (let i = 0; i < 50; i++) {
+      const ips = await serving();
+      if (check(ips)) return ips;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return serving();
+  };
+  const all = await until((ips) => ips.length === 3);
+  t.is(all.length, 3, 'three replicas become healthy and serve');
+  const spread3 = await spread(d, 'client', 'web', 300);
+  t.deepEqual(Object.keys(spread3.by).sort(), all);
+
+  await run('touch', [`${flags}/${all[0]}`]);
+  t.deepEqual(await until((ips) => !ips.includes(all[0]!)), all.slice(1), 'an unhealthy replica leaves the answers');
+  t.false(Object.keys((await spread(d, 'client', 'web', 200)).by).includes(all[0]!), 'and the VIP');
+  await run('rm', [`${flags}/${all[0]}`]);
+  t.is((await until((ips) => ips.length === 3)).length, 3, 'it comes back when healthy');
+
+  const ns = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].NetnsName as string;
+  const load = run(systemTool('ip'), ['netns', 'exec', ns, process.execPath, fixture('connect-loop.mjs'), 'web', '80', '1500', '4'], { timeout: 120_000 });
+  await d.tsnet('service', 'scale', 'web', '4');
+  await d.tsnet('service', 'scale', 'web', '2');
+  const result = JSON.parse((await load).stdout) as { ok: number; failed: number };
+  t.deepEqual([result.ok, result.failed], [1500, 0], 'no connection failed during scale up and down');
+  t.is((await until((ips) => ips.length === 2)).length, 2);
+  await d.tsnet('service', 'rm', 'web');
+  t.notRegex(await d.tsnet('sandbox', 'ls'), /web\./, 'the replicas went with the service');
+});

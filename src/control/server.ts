@@ -1,7 +1,7 @@
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { ApiError, notFound } from '../daemon/errors.js';
+import { ApiError, badRequest, notFound } from '../daemon/errors.js';
 import type { Manager } from '../daemon/manager.js';
 import { linkEnv } from '../daemon/projection.js';
 import { dockerNetwork, parseConnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
@@ -28,9 +28,25 @@ const routes: [string, RegExp, Handler][] = [
   }],
   ['POST', /^\/networks\/([^/]+)\/disconnect$/, async (m, [id], body) => (await m.disconnect(id!, String(body.Container ?? '')), [200, null])],
   ['GET', /^\/services$/, (m) => [200, m.services.services.map(serviceView)]],
-  ['POST', /^\/services\/create$/, async (m, _p, body) => [201, serviceView(await m.services.create(parseServiceCreate(body)))]],
+  ['POST', /^\/services\/create$/, async (m, _p, body) => {
+    const req = parseServiceCreate(body);
+    const svc = await m.services.create(req);
+    if (req.replicas !== undefined && req.replicas.count > 0) await m.replicas.scale(svc.name, req.replicas.count);
+    return [201, serviceView(m.services.service(svc.name))];
+  }],
+  ['POST', /^\/services\/([^/]+)\/scale$/, async (m, [id], body) => {
+    const n = body.Replicas;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 1000) throw badRequest(`Replicas: ${JSON.stringify(n)} is not an integer from 0 to 1000`);
+    await m.replicas.scale(id!, n);
+    return [200, serviceView(m.services.service(id!))];
+  }],
   ['GET', /^\/services\/([^/]+)$/, (m, [id]) => [200, serviceView(m.services.service(id!))]],
-  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => (await m.services.remove(id!), [204, null])],
+  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => {
+    if (m.services.service(id!).replicas !== undefined) await m.replicas.scale(id!, 0, 0);
+    m.replicas.stopAll(id!);
+    await m.services.remove(id!);
+    return [204, null];
+  }],
   ['POST', /^\/services\/([^/]+)\/tasks$/, async (m, [id], body) => [201, serviceView(await m.services.addTask(id!, parseTaskAdd(body)))]],
   ['POST', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task], body) => (await m.services.updateTask(id!, task!, parseTaskChange(body)), [200, null])],
   ['DELETE', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task]) => (await m.services.removeTask(id!, task!), [204, null])],

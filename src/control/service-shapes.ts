@@ -12,6 +12,7 @@ export const serviceView = (s: ServiceRecord): Json => ({
   Ports: s.ports,
   Tasks: s.tasks.map((t) => ({ Id: t.id, Address: t.ipv4, Sandbox: t.sandbox ?? null, Healthy: t.healthy, Draining: t.draining, Weight: t.weight })),
   Created: s.created,
+  Replicas: s.replicas === undefined ? null : { Count: s.replicas.count, Command: s.replicas.command, HealthCmd: s.replicas.healthCmd ?? null },
 });
 
 function field<T>(body: Json, key: string, type: 'string' | 'boolean' | 'number'): T | undefined {
@@ -25,6 +26,14 @@ export function parseServiceCreate(body: Json): ServiceCreate {
   const req: ServiceCreate = { name: field<string>(body, 'Name', 'string') ?? '', network: field<string>(body, 'Network', 'string') ?? '' };
   const mode = field<string>(body, 'EndpointMode', 'string');
   if (mode !== undefined) req.endpointMode = mode as 'vip' | 'dnsrr';
+  const replicas = body.Replicas as Json | undefined;
+  if (replicas !== undefined && replicas !== null) {
+    const count = field<number>(replicas, 'Count', 'number') ?? 1;
+    if (!Number.isInteger(count) || count < 0 || count > 1000) throw badRequest(`Replicas.Count ${count} is not an integer from 0 to 1000`);
+    const healthCmd = field<string>(replicas, 'HealthCmd', 'string');
+    const healthInterval = field<number>(replicas, 'HealthInterval', 'number');
+    req.replicas = { count, command: field<string>(replicas, 'Command', 'string') ?? '', ...(healthCmd === undefined ? {} : { healthCmd }), ...(healthInterval === undefined ? {} : { healthInterval }) };
+  }
   if (body.Ports !== undefined) {
     if (!Array.isArray(body.Ports) || body.Ports.some((p) => typeof p !== 'string')) throw badRequest('Ports: expected a list of NAME:PROTO:PORT');
     req.ports = body.Ports as string[];

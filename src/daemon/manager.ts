@@ -7,6 +7,7 @@ import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
 import { PortReservations } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import { publishRules } from './projection.js';
+import { Replicas } from './replicas.js';
 import { balance, ServiceManager } from './service-manager.js';
 import type { ServiceRecord } from './services.js';
 import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
@@ -47,11 +48,13 @@ export class Manager {
   readonly #ports = new PortReservations();
   /** Services and their tasks, through this manager's queue and store. */
   readonly services = new ServiceManager(this);
+  readonly replicas: Replicas;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: ManagerOptions) {
     this.#o = options;
     this.#dp = dataplane(options.owner ?? 'tsnet');
+    this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }));
     this.#state = options.store.load();
   }
 
@@ -95,6 +98,7 @@ export class Manager {
         this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
       }
     }
+    this.replicas.resume();
     const stale = await this.#dp.removeStale(this.#state, this.#o.netnsPrefix ?? 'tsnet-');
     if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
     this.#commit();

@@ -45,10 +45,24 @@ export class ServiceManager {
         throw badRequest((err as Error).message);
       }
       const svc: ServiceRecord = { id: randomBytes(12).toString('hex'), name: req.name, network: net.name, mode, ports, tasks: [], created: new Date().toISOString() };
+      if (req.replicas !== undefined) {
+        const { command, healthCmd, healthInterval } = req.replicas;
+        if (typeof command !== 'string' || command.trim() === '') throw badRequest('replicas need a command to run');
+        svc.replicas = { count: 0, command, ...(healthCmd === undefined ? {} : { healthCmd }), ...(healthInterval === undefined ? {} : { healthInterval }) };
+      }
       if (mode === 'vip') svc.vip = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net.name));
       this.m.setServices([...this.services, svc]);
       await this.#balance(svc.network);
       return svc;
+    });
+  }
+
+  /** Records how many replicas tsnet keeps (after the replica manager reached it). */
+  setReplicaCount(ref: string, count: number): Promise<void> {
+    return this.m.serial(async () => {
+      const svc = this.service(ref);
+      if (svc.replicas === undefined) return;
+      this.m.setServices(this.services.map((s) => (s === svc ? { ...svc, replicas: { ...svc.replicas!, count } } : s)));
     });
   }
 
@@ -72,7 +86,7 @@ export class ServiceManager {
       const weight = req.weight ?? 1;
       if (!Number.isInteger(weight) || weight < 0 || weight > 1000) throw badRequest(`weight ${weight} is not an integer from 0 to 1000`);
       if (svc.tasks.some((t) => t.ipv4 === ip)) throw conflict(`service ${svc.name} already has a task at ${ip}`);
-      const task = { id: randomBytes(6).toString('hex'), ipv4: ip, healthy: true, draining: false, weight, ...(req.sandbox === undefined ? {} : { sandbox: this.m.sandbox(req.sandbox).name }) };
+      const task = { id: randomBytes(6).toString('hex'), ipv4: ip, healthy: req.healthy ?? true, draining: false, weight, ...(req.sandbox === undefined ? {} : { sandbox: this.m.sandbox(req.sandbox).name }) };
       const next = { ...svc, tasks: [...svc.tasks, task] };
       this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
       await this.#balance(svc.network);

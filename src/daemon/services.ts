@@ -21,6 +21,18 @@ export interface ServiceRecord {
   ports: ServicePort[];
   tasks: TaskRecord[];
   created: string;
+  /** Replicas tsnet runs itself: sandboxes `<name>.<n>` running `command`. */
+  replicas?: ReplicaSpec;
+}
+
+export interface ReplicaSpec {
+  count: number;
+  /** Run with `sh -c` inside each replica's sandbox. */
+  command: string;
+  /** Exit 0 means healthy; run inside the replica's sandbox. */
+  healthCmd?: string;
+  /** Milliseconds between health checks (default 1000). */
+  healthInterval?: number;
 }
 
 /** Whether a task takes new connections and appears in answers. */
@@ -32,11 +44,14 @@ export interface ServiceCreate {
   endpointMode?: 'vip' | 'dnsrr';
   /** `NAME:PROTO:PORT`, e.g. `http:tcp:80`. */
   ports?: string[];
+  replicas?: ReplicaSpec;
 }
 
 export interface TaskAdd {
   /** A sandbox on the service's network: its address there is the task's. */
   sandbox?: string;
+  /** Starts out of rotation until a health check says otherwise (default true). */
+  healthy?: boolean;
   /** Or an address a runtime manages itself. */
   ip?: string;
   weight?: number;

@@ -73,6 +73,15 @@ export async function startDaemon(t: ExecutionContext, upstream: string): Promis
     })();
     const { stdout } = await run('ip', ['netns', 'list']);
     for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix))) {
+      // Processes a test left in the namespace (replicas, servers) go first, or the namespace lingers.
+      const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
       await run('ip', ['netns', 'del', ns]).catch(() => run('umount', [`/run/netns/${ns}`]).then(() => rmSync(`/run/netns/${ns}`, { force: true }), () => {}));
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }

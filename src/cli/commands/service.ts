@@ -27,8 +27,13 @@ export function serviceCommand(program: Command): void {
     .requiredOption('--network <net>', 'the network it lives on')
     .option('--endpoint-mode <mode>', 'vip or dnsrr', 'vip')
     .option('--port <name:proto:port>', 'a named port (SRV _name._proto.service); repeatable', many)
-    .action(async (o: { name: string; network: string; endpointMode: string; port?: string[] }) => {
-      const s = await call<ServiceView>(socket(), 'POST', '/services/create', { Name: o.name, Network: o.network, EndpointMode: o.endpointMode, Ports: o.port });
+    .option('--replicas <n>', 'replicas tsnet runs itself, each a sandbox running the command after --', (v) => Number(v))
+    .option('--health-cmd <cmd>', 'run in each replica; exit 0 is healthy (unhealthy replicas leave DNS and the VIP)')
+    .option('--health-interval <ms>', 'milliseconds between health checks', (v) => Number(v))
+    .argument('[command...]', 'the replicas\' command (after --)')
+    .action(async (command: string[], o: { name: string; network: string; endpointMode: string; port?: string[]; replicas?: number; healthCmd?: string; healthInterval?: number }) => {
+      const replicas = o.replicas === undefined ? undefined : { Count: o.replicas, Command: command.join(' '), HealthCmd: o.healthCmd, HealthInterval: o.healthInterval };
+      const s = await call<ServiceView>(socket(), 'POST', '/services/create', { Name: o.name, Network: o.network, EndpointMode: o.endpointMode, Ports: o.port, Replicas: replicas });
       process.stdout.write(`${s.Id}${s.VirtualIP === null ? '' : ` ${s.VirtualIP}`}\n`);
     });
 
@@ -40,6 +45,10 @@ export function serviceCommand(program: Command): void {
       if (o.format === 'json') return printJson(list);
       printTable(['NAME', 'NETWORK', 'MODE', 'VIP', 'TASKS'], list.map((s) => [s.Name, s.Network, s.EndpointMode, s.VirtualIP ?? '-', `${s.Tasks.filter((t) => t.Healthy && !t.Draining && t.Weight > 0).length}/${s.Tasks.length}`]));
     });
+
+  svc.command('scale <service> <replicas>').action(async (service: string, n: string) => {
+    await call(socket(), 'POST', path(service, '/scale'), { Replicas: Number(n) });
+  });
 
   svc.command('inspect <service...>').action(async (refs: string[]) => printJson(await Promise.all(refs.map((r) => call(socket(), 'GET', path(r))))));
   svc.command('rm <service...>').action(async (refs: string[]) => {

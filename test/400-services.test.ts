@@ -135,3 +135,17 @@ test.serial('replicas run by tsnet: health checks move tasks out and back, and s
   await d.tsnet('service', 'rm', 'web');
   t.notRegex(await d.tsnet('sandbox', 'ls'), /web\./, 'the replicas went with the service');
 });
+
+test.serial('--lb ipvs where the kernel has no IPVS: a clear error, and the nftables backend keeps balancing', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label, ['--lb', 'ipvs']);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const ips = [await backend(t, d, 't1'), await backend(t, d, 't2')];
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await d.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80');
+  for (const sb of ['t1', 't2']) await d.tsnet('service', 'task', 'add', 'api', '--sandbox', sb);
+  const r = await spread(d, 'client', 'api', 200);
+  t.deepEqual(Object.keys(r.by).sort(), [...ips].sort());
+  if (!/lb\/ipvs: this kernel has no IPVS/.test(d.logs())) t.regex(d.logs(), /the kernel has IPVS/, 'on a kernel with IPVS the daemon says so');
+  else t.regex(d.logs(), /--lb ipvs unavailable; using the nftables backend/);
+});

@@ -12,6 +12,8 @@ const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
 
 export interface TestDaemon {
   socket: string;
+  /** What the daemon has logged (JSON lines, warn and above). */
+  logs(): string;
   /** The daemon's state file. */
   stateFile: string;
   tag: string;
@@ -31,7 +33,7 @@ export interface TestDaemon {
  * prefix) so that runs cannot collide. Everything it made in the kernel is removed when the test
  * ends, pass or fail, from its state file and its prefixes.
  */
-export async function startDaemon(t: ExecutionContext, upstream: string): Promise<TestDaemon> {
+export async function startDaemon(t: ExecutionContext, upstream: string, extraArgs: string[] = []): Promise<TestDaemon> {
   const tag = randomBytes(3).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'tsnet-daemon-'));
   const socket = join(dir, 'tsnet.sock');
@@ -46,12 +48,14 @@ export async function startDaemon(t: ExecutionContext, upstream: string): Promis
   };
   const bip = subnet();
   let child: ChildProcess | undefined;
+  let logs = '';
   const start = async (): Promise<void> => {
-    const args = [BIN, '--socket', socket, 'daemon', '--state-dir', join(dir, 'state'), '--upstream', upstream, '--bridge', `tst${tag}`, '--bip', bip, '--nft-table', table, '--netns-prefix', netnsPrefix, '--log-level', 'warn'];
-    const c = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const args = [BIN, '--socket', socket, 'daemon', '--state-dir', join(dir, 'state'), '--upstream', upstream, '--bridge', `tst${tag}`, '--bip', bip, '--nft-table', table, '--netns-prefix', netnsPrefix, '--log-level', 'warn', ...extraArgs];
+    const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     let stderr = '';
     c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
     for (let i = 0; i < 200 && !existsSync(socket); i++) {
       if (c.exitCode !== null) throw new Error(`tsnet daemon exited ${c.exitCode}: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -94,6 +98,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string): Promis
   return {
     socket,
     stateFile: join(dir, 'state', 'state.json'),
+    logs: () => logs,
     tag,
     netnsPrefix,
     subnet,

@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { serveControl } from '../../control/server.js';
+import { IpvsClient } from '../../net/lb/ipvs-socket.js';
 import { Manager } from '../../daemon/manager.js';
 import { FileStore } from '../../daemon/store.js';
 import { Registry } from '../../registry/registry.js';
@@ -32,9 +33,20 @@ export function daemonCommand(program: Command): void {
     .option('--bip <cidr>', 'subnet of the default bridge network', '172.17.0.0/16')
     .option('--nft-table <name>', 'the nftables table (inet) tsnet owns', 'tsnet')
     .option('--netns-prefix <prefix>', 'sandbox namespaces are /run/netns/PREFIX<name>', 'tsnet-')
-    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string }) => {
+    .option('--lb <backend>', 'VIP dataplane: nft, or ipvs where the kernel has it', 'nft')
+    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string; lb: string }) => {
       const socket = program.opts<{ socket: string }>().socket;
       const logger = pino({ level: opts.logLevel, base: { name: 'tsnet' } });
+      if (opts.lb !== 'nft' && opts.lb !== 'ipvs') throw new Error(`--lb ${opts.lb}: expected nft or ipvs`);
+      if (opts.lb === 'ipvs') {
+        // IPVS is only taken where the kernel has it; the nftables backend carries on otherwise.
+        try {
+          IpvsClient.open().close();
+          logger.warn('--lb ipvs: the kernel has IPVS, but tsnet programs VIPs with nftables in this version');
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, '--lb ipvs unavailable; using the nftables backend');
+        }
+      }
       const registry = new Registry();
       const dns = createServer({ registry, upstreams: opts.upstream ?? resolvConfUpstreams(), logger: logger.child({ part: 'dns' }) });
       const manager = new Manager({

@@ -149,3 +149,33 @@ test.serial('--lb ipvs where the kernel has no IPVS: a clear error, and the nfta
   if (!/lb\/ipvs: this kernel has no IPVS/.test(d.logs())) t.regex(d.logs(), /the kernel has IPVS/, 'on a kernel with IPVS the daemon says so');
   else t.regex(d.logs(), /--lb ipvs unavailable; using the nftables backend/);
 });
+
+test.serial('a TCP health check takes a replica whose server died out of DNS; a health flip under load loses no connection', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await d.tsnet('service', 'create', '--name', 'web', '--network', 'app', '--port', 'http:tcp:80', '--replicas', '2', '--health-tcp', '80', '--health-interval', '200', '--', process.execPath, fixture('self-echo.mjs'), '80');
+  const tasks = async (): Promise<string[]> => (await d.tsnet('exec', 'client', '--', 'dig', '+short', 'tasks.web')).trim().split('\n').filter(Boolean);
+  const until = async (n: number): Promise<string[]> => {
+    for (let i = 0; i < 50 && (await tasks()).length !== n; i++) await new Promise((r) => setTimeout(r, 200));
+    return tasks();
+  };
+  t.is((await until(2)).length, 2, 'both replicas pass the TCP check');
+  const ns = JSON.parse(await d.tsnet('sandbox', 'inspect', 'web.1'))[0].NetnsName as string;
+  for (const pid of (await run(systemTool('ip'), ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+  t.is((await until(1)).length, 1, 'the replica whose server died leaves the answers');
+
+  await backend(t, d, 't1');
+  await backend(t, d, 't2');
+  await d.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80');
+  const ids = [(await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't1')).trim(), (await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't2')).trim()];
+  const client = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].NetnsName as string;
+  const load = run(systemTool('ip'), ['netns', 'exec', client, process.execPath, fixture('connect-loop.mjs'), 'api', '80', '1500', '4'], { timeout: 120_000 });
+  for (let i = 0; i < 3; i++) {
+    await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'false');
+    await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'true');
+  }
+  const result = JSON.parse((await load).stdout) as { ok: number; failed: number };
+  t.deepEqual([result.ok, result.failed], [1500, 0]);
+});

@@ -32,7 +32,15 @@ export function parseServiceCreate(body: Json): ServiceCreate {
     if (!Number.isInteger(count) || count < 0 || count > 1000) throw badRequest(`Replicas.Count ${count} is not an integer from 0 to 1000`);
     const healthCmd = field<string>(replicas, 'HealthCmd', 'string');
     const healthInterval = field<number>(replicas, 'HealthInterval', 'number');
-    req.replicas = { count, command: field<string>(replicas, 'Command', 'string') ?? '', ...(healthCmd === undefined ? {} : { healthCmd }), ...(healthInterval === undefined ? {} : { healthInterval }) };
+    const healthTcp = field<number>(replicas, 'HealthTcp', 'number');
+    if (healthTcp !== undefined && (!Number.isInteger(healthTcp) || healthTcp < 1 || healthTcp > 65535)) throw badRequest(`Replicas.HealthTcp ${healthTcp} is not a port`);
+    req.replicas = {
+      count,
+      command: field<string>(replicas, 'Command', 'string') ?? '',
+      ...(healthCmd === undefined ? {} : { healthCmd }),
+      ...(healthTcp === undefined ? {} : { healthTcp }),
+      ...(healthInterval === undefined ? {} : { healthInterval }),
+    };
   }
   if (body.Ports !== undefined) {
     if (!Array.isArray(body.Ports) || body.Ports.some((p) => typeof p !== 'string')) throw badRequest('Ports: expected a list of NAME:PROTO:PORT');

@@ -1,10 +1,25 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import { systemTool } from '../net/tools.js';
 import type { Manager } from './manager.js';
 import type { ServiceRecord } from './services.js';
 
 const replicaName = (svc: string, n: number): string => `${svc}.${n}`;
+
+/** Whether `ip:port` accepts a TCP connection within a second (from the host, which routes to every bridge). */
+function tcpAlive(ip: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect({ host: ip, port, timeout: 1000 });
+    const done = (ok: boolean): void => {
+      c.destroy();
+      resolve(ok);
+    };
+    c.once('connect', () => done(true));
+    c.once('timeout', () => done(false));
+    c.once('error', () => done(false));
+  });
+}
 
 /**
  * Runs the replicas tsnet owns: a sandbox per replica on the service's network running the
@@ -30,7 +45,7 @@ export class Replicas {
     for (let n = have + 1; n <= count; n++) {
       const name = replicaName(svc.name, n);
       await this.m.createSandbox({ name, networks: [{ network: svc.network }] });
-      const updated = await this.m.services.addTask(svc.name, { sandbox: name, healthy: spec.healthCmd === undefined });
+      const updated = await this.m.services.addTask(svc.name, { sandbox: name, healthy: spec.healthCmd === undefined && spec.healthTcp === undefined });
       this.#run(updated, name);
     }
     for (let n = have; n > count; n--) {
@@ -88,25 +103,28 @@ export class Replicas {
   /** One timer per service with a health command: each task's result decides its `healthy`. */
   #watch(svc: ServiceRecord): void {
     const spec = svc.replicas;
-    if (spec?.healthCmd === undefined || this.#checks.has(svc.name)) return;
+    if ((spec?.healthCmd === undefined && spec?.healthTcp === undefined) || this.#checks.has(svc.name)) return;
     const timer = setInterval(() => void this.#check(svc.name).catch((err: Error) => this.logger.warn({ service: svc.name, err: err.message }, 'health check failed to run')), spec.healthInterval ?? 1000);
     timer.unref();
     this.#checks.set(svc.name, timer);
+  }
+
+  #commandSucceeds(netns: string, command: string): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const c = spawn(systemTool('ip'), ['netns', 'exec', netns, 'sh', '-c', command], { stdio: 'ignore' });
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+      c.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code === 0);
+      });
+    });
   }
 
   async #check(svcName: string): Promise<void> {
     const svc = this.m.services.service(svcName);
     for (const t of svc.tasks) {
       if (t.sandbox === undefined || t.draining) continue;
-      const ns = this.m.sandbox(t.sandbox).netns!;
-      const ok = await new Promise<boolean>((resolve) => {
-        const c = spawn(systemTool('ip'), ['netns', 'exec', ns, 'sh', '-c', svc.replicas!.healthCmd!], { stdio: 'ignore' });
-        const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
-        c.on('exit', (code) => {
-          clearTimeout(timer);
-          resolve(code === 0);
-        });
-      });
+      const ok = svc.replicas!.healthTcp !== undefined ? await tcpAlive(t.ipv4, svc.replicas!.healthTcp) : await this.#commandSucceeds(this.m.sandbox(t.sandbox).netns!, svc.replicas!.healthCmd!);
       if (ok !== t.healthy) {
         this.logger.info({ service: svcName, task: t.id, healthy: ok }, 'task health changed');
         await this.m.services.updateTask(svcName, t.id, { healthy: ok });

@@ -46,9 +46,16 @@ export class ServiceManager {
       }
       const svc: ServiceRecord = { id: randomBytes(12).toString('hex'), name: req.name, network: net.name, mode, ports, tasks: [], created: new Date().toISOString() };
       if (req.replicas !== undefined) {
-        const { command, healthCmd, healthInterval } = req.replicas;
+        const { command, healthCmd, healthTcp, healthInterval } = req.replicas;
         if (typeof command !== 'string' || command.trim() === '') throw badRequest('replicas need a command to run');
-        svc.replicas = { count: 0, command, ...(healthCmd === undefined ? {} : { healthCmd }), ...(healthInterval === undefined ? {} : { healthInterval }) };
+        if (healthCmd !== undefined && healthTcp !== undefined) throw badRequest('give --health-cmd or --health-tcp, not both');
+        svc.replicas = {
+          count: 0,
+          command,
+          ...(healthCmd === undefined ? {} : { healthCmd }),
+          ...(healthTcp === undefined ? {} : { healthTcp }),
+          ...(healthInterval === undefined ? {} : { healthInterval }),
+        };
       }
       if (mode === 'vip') svc.vip = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net.name));
       this.m.setServices([...this.services, svc]);

@@ -31,6 +31,8 @@ export interface ReplicaSpec {
   command: string;
   /** Exit 0 means healthy; run inside the replica's sandbox. */
   healthCmd?: string;
+  /** Or: healthy while the task accepts TCP connections on this port. */
+  healthTcp?: number;
   /** Milliseconds between health checks (default 1000). */
   healthInterval?: number;
 }

@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { outsideWorld } from './helpers/outside.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -178,4 +179,23 @@ test.serial('a TCP health check takes a replica whose server died out of DNS; a 
   }
   const result = JSON.parse((await load).stdout) as { ok: number; failed: number };
   t.deepEqual([result.ok, result.failed], [1500, 0]);
+});
+
+test.serial('--publish balances a host port over the serving tasks, reached from an outside namespace', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const out = await outsideWorld(t, d.tag);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  const ips = [await backend(t, d, 't1'), await backend(t, d, 't2')];
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await d.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--publish', `${port}:80`);
+  const ids = [(await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't1')).trim(), (await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't2')).trim()];
+  const ask = async () => JSON.parse((await run(systemTool('ip'), ['netns', 'exec', out.name, process.execPath, fixture('connect-loop.mjs'), out.hostIp, String(port), '200', '4'])).stdout) as { ok: number; by: Record<string, number> };
+  const both = await ask();
+  t.is(both.ok, 200);
+  t.deepEqual(Object.keys(both.by).sort(), [...ips].sort());
+  await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'false');
+  t.deepEqual(Object.keys((await ask()).by), [ips[1]], 'an unhealthy task leaves the published port too');
+  await d.tsnet('service', 'rm', 'api');
+  t.notRegex((await run(systemTool('nft'), ['list', 'table', 'inet', `tsnet_t${d.tag}`])).stdout, new RegExp(`dport ${port}`));
 });

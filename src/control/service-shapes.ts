@@ -12,6 +12,7 @@ export const serviceView = (s: ServiceRecord): Json => ({
   Ports: s.ports,
   Tasks: s.tasks.map((t) => ({ Id: t.id, Address: t.ipv4, Sandbox: t.sandbox ?? null, Healthy: t.healthy, Draining: t.draining, Weight: t.weight })),
   Created: s.created,
+  Publish: (s.publish ?? []).map((p) => `${p.hostIp}:${p.hostPort}->${p.port}/${p.protocol}`),
   Replicas: s.replicas === undefined ? null : { Count: s.replicas.count, Command: s.replicas.command, HealthCmd: s.replicas.healthCmd ?? null },
 });
 
@@ -41,6 +42,10 @@ export function parseServiceCreate(body: Json): ServiceCreate {
       ...(healthTcp === undefined ? {} : { healthTcp }),
       ...(healthInterval === undefined ? {} : { healthInterval }),
     };
+  }
+  if (body.Publish !== undefined) {
+    if (!Array.isArray(body.Publish) || body.Publish.some((p) => typeof p !== 'string')) throw badRequest('Publish: expected a list of HOSTPORT:TARGET');
+    req.publish = body.Publish as string[];
   }
   if (body.Ports !== undefined) {
     if (!Array.isArray(body.Ports) || body.Ports.some((p) => typeof p !== 'string')) throw badRequest('Ports: expected a list of NAME:PROTO:PORT');

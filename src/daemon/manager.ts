@@ -90,6 +90,12 @@ export class Manager {
         return [];
       });
     }
+    for (const svc of this.#state.services ?? []) {
+      svc.publish = await this.#reserve(svc.publish ?? []).catch((err: Error) => {
+        this.#o.logger.error({ service: svc.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
+        return [];
+      });
+    }
     await this.#firewall(this.#state.networks);
     for (const sb of this.#state.sandboxes) {
       try {
@@ -186,6 +192,20 @@ export class Manager {
   setServices(services: ServiceRecord[]): void {
     this.#state = { ...this.#state, services };
     this.#commit();
+  }
+
+  /** Re-renders the host firewall (a service's published ports follow its serving tasks). */
+  refreshFirewall(): Promise<void> {
+    return this.#firewall(this.#state.networks);
+  }
+
+  /** Holds host ports for a service's --publish (as for sandboxes); releases them with `releaseHostPorts`. */
+  reserveHostPorts(ports: readonly PortMapping[]): Promise<PortMapping[]> {
+    return this.#reserve(ports);
+  }
+
+  releaseHostPorts(ports: readonly PortMapping[]): void {
+    for (const p of ports) this.#ports.release(p);
   }
 
   /** The kernel rules that implement a network (shown by `network inspect`). */
@@ -303,7 +323,7 @@ export class Manager {
 
   /** The firewall for `networks` and the ports published by the sandboxes in the state. */
   #firewall(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[] = this.#state.sandboxes): Promise<void> {
-    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, sandboxes, publishRules(networks, sandboxes));
+    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, sandboxes, publishRules(networks, sandboxes, this.#state.services ?? []));
   }
 
   #files(sb: SandboxRecord): void {

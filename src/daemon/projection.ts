@@ -2,6 +2,7 @@ import type { RecordsState } from '../registry/types.js';
 import type { SandboxFiles } from '../netns/sandbox-files.js';
 import type { PublishRule } from '../net/nft/ruleset.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
+import { serving, type ServiceRecord } from './services.js';
 
 /** The DNS view of the daemon's state: what the registry (and so every resolver) sees. */
 export function toRecords(state: DaemonState): RecordsState {
@@ -41,14 +42,23 @@ export function toRecords(state: DaemonState): RecordsState {
  * The DNAT rules for every published port: to the sandbox's address on its first bridge network
  * that is not internal (internal networks take no published ports).
  */
-export function publishRules(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[]): PublishRule[] {
-  return sandboxes.flatMap((sb) => {
+export function publishRules(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], services: readonly ServiceRecord[] = []): PublishRule[] {
+  const ofSandboxes = sandboxes.flatMap((sb) => {
     const target = Object.entries(sb.attachments)
       .map(([name, a]) => ({ net: networks.find((n) => n.name === name), a }))
       .find(({ net, a }) => net !== undefined && !net.internal && net.device !== undefined && a.ipv4 !== undefined);
     if (target === undefined) return [];
-    return (sb.ports ?? []).map((p) => ({ ...p, ip: target.a.ipv4!, bridge: target.net!.device!, sandbox: sb.name }));
+    return (sb.ports ?? []).map((p) => ({ ...p, targets: [{ ip: target.a.ipv4!, port: p.port }], bridge: target.net!.device!, owner: sb.name }));
   });
+  // A service's published port is balanced over its serving tasks (a routing mesh on one host).
+  const ofServices = services.flatMap((svc) => {
+    const net = networks.find((n) => n.name === svc.network);
+    if (net?.device === undefined || net.internal) return [];
+    const live = svc.tasks.filter(serving);
+    const slots = live.flatMap((t) => new Array<string>(t.weight).fill(t.ipv4));
+    return (svc.publish ?? []).map((p) => ({ ...p, targets: slots.map((ip) => ({ ip, port: p.port })), bridge: net.device!, owner: svc.name }));
+  });
+  return [...ofSandboxes, ...ofServices];
 }
 
 /** The networks whose names a sandbox's resolver answers. */

@@ -3,6 +3,7 @@ import { isIPv4 } from 'node:net';
 import { allocateAddress } from '../net/ipam/ipam.js';
 import { renderVipTable } from '../net/lb/nft-vip.js';
 import { nftApply } from '../net/nft/apply.js';
+import { parsePublish } from '../net/ports/spec.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import type { Manager } from './manager.js';
 import { usedAddresses } from './plan.js';
@@ -58,6 +59,15 @@ export class ServiceManager {
         };
       }
       if (mode === 'vip') svc.vip = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net.name));
+      if (req.publish !== undefined && req.publish.length > 0) {
+        let wanted;
+        try {
+          wanted = req.publish.map(parsePublish);
+        } catch (err) {
+          throw badRequest((err as Error).message);
+        }
+        svc.publish = await this.m.reserveHostPorts(wanted);
+      }
       this.m.setServices([...this.services, svc]);
       await this.#balance(svc.network);
       return svc;
@@ -77,6 +87,7 @@ export class ServiceManager {
     return this.m.serial(async () => {
       const svc = this.service(ref);
       this.m.setServices(this.services.filter((s) => s !== svc));
+      this.m.releaseHostPorts(svc.publish ?? []);
       await this.#balance(svc.network);
     });
   }
@@ -124,6 +135,8 @@ export class ServiceManager {
   /** Re-renders the VIP table in every sandbox on `network` (one transaction each). */
   async #balance(network: string): Promise<void> {
     await balance(this.m.state.sandboxes.filter((s) => network in s.attachments), this.services);
+    // Published service ports follow the serving tasks (and vanish with the service): re-render.
+    await this.m.refreshFirewall();
   }
 }
 

@@ -1,3 +1,4 @@
+import type { PortMapping } from '../net/ports/spec.js';
 import type { ServicePort } from '../registry/types.js';
 
 /** A task of a service: a sandbox's address on the service's network, or an address a runtime gives. */
@@ -23,6 +24,8 @@ export interface ServiceRecord {
   created: string;
   /** Replicas tsnet runs itself: sandboxes `<name>.<n>` running `command`. */
   replicas?: ReplicaSpec;
+  /** Host ports balanced over the serving tasks (`--publish HOSTPORT:TARGET`). */
+  publish?: PortMapping[];
 }
 
 export interface ReplicaSpec {
@@ -47,6 +50,8 @@ export interface ServiceCreate {
   /** `NAME:PROTO:PORT`, e.g. `http:tcp:80`. */
   ports?: string[];
   replicas?: ReplicaSpec;
+  /** `HOSTPORT:TARGET[/proto]`. */
+  publish?: string[];
 }
 
 export interface TaskAdd {

@@ -27,14 +27,15 @@ export function serviceCommand(program: Command): void {
     .requiredOption('--network <net>', 'the network it lives on')
     .option('--endpoint-mode <mode>', 'vip or dnsrr', 'vip')
     .option('--port <name:proto:port>', 'a named port (SRV _name._proto.service); repeatable', many)
+    .option('--publish <hostPort:target>', 'a host port balanced over the serving tasks; repeatable', many)
     .option('--replicas <n>', 'replicas tsnet runs itself, each a sandbox running the command after --', (v) => Number(v))
     .option('--health-cmd <cmd>', 'run in each replica; exit 0 is healthy (unhealthy replicas leave DNS and the VIP)')
     .option('--health-tcp <port>', 'or: healthy while the replica accepts TCP on this port', (v) => Number(v))
     .option('--health-interval <ms>', 'milliseconds between health checks', (v) => Number(v))
     .argument('[command...]', 'the replicas\' command (after --)')
-    .action(async (command: string[], o: { name: string; network: string; endpointMode: string; port?: string[]; replicas?: number; healthCmd?: string; healthTcp?: number; healthInterval?: number }) => {
+    .action(async (command: string[], o: { name: string; network: string; endpointMode: string; port?: string[]; publish?: string[]; replicas?: number; healthCmd?: string; healthTcp?: number; healthInterval?: number }) => {
       const replicas = o.replicas === undefined ? undefined : { Count: o.replicas, Command: command.join(' '), HealthCmd: o.healthCmd, HealthTcp: o.healthTcp, HealthInterval: o.healthInterval };
-      const s = await call<ServiceView>(socket(), 'POST', '/services/create', { Name: o.name, Network: o.network, EndpointMode: o.endpointMode, Ports: o.port, Replicas: replicas });
+      const s = await call<ServiceView>(socket(), 'POST', '/services/create', { Name: o.name, Network: o.network, EndpointMode: o.endpointMode, Ports: o.port, Publish: o.publish, Replicas: replicas });
       process.stdout.write(`${s.Id}${s.VirtualIP === null ? '' : ` ${s.VirtualIP}`}\n`);
     });
 

@@ -16,17 +16,24 @@ export interface PublishRule {
   hostIp: string;
   hostPort: number;
   protocol: 'tcp' | 'udp';
-  /** The sandbox's address and port on `bridge`. */
-  ip: string;
-  port: number;
+  /** Where it goes on `bridge`: one sandbox, or a service's serving tasks (chosen at random). */
+  targets: readonly { ip: string; port: number }[];
   bridge: string;
-  sandbox: string;
+  /** The sandbox or service it belongs to (the rule's comment). */
+  owner: string;
 }
 
 function dnatRules(ports: readonly PublishRule[]): string[] {
   return ports.map((p) => {
     const to = p.hostIp === '0.0.0.0' ? 'fib daddr type local' : `ip daddr ${p.hostIp}`;
-    return `    ${to} ${p.protocol} dport ${p.hostPort} dnat ip to ${p.ip}:${p.port} comment "${p.sandbox}"`;
+    const [one] = p.targets;
+    const action =
+      p.targets.length === 0
+        ? 'reject'
+        : p.targets.length === 1
+          ? `dnat ip to ${one!.ip}:${one!.port}`
+          : `dnat ip to numgen random mod ${p.targets.length} map { ${p.targets.map((x, i) => `${i} : ${x.ip} . ${x.port}`).join(', ')} }`;
+    return `    ${to} ${p.protocol} dport ${p.hostPort} ${action} comment "${p.owner}"`;
   });
 }
 

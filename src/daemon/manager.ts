@@ -7,6 +7,7 @@ import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
 import { PortReservations } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import { publishRules } from './projection.js';
+import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
 import { Replicas } from './replicas.js';
 import { balance, ServiceManager } from './service-manager.js';
 import type { ServiceRecord } from './services.js';
@@ -31,8 +32,10 @@ export interface ManagerOptions {
   nftTable?: string;
   /** Sandbox namespaces are named prefix + sandbox name under /run/netns. */
   netnsPrefix?: string;
-  /** Marks the links this daemon makes (their alias); default derived from nothing, `tsnet`. */
+  /** Marks the links this daemon makes (their alias); default `tsnet`. */
   owner?: string;
+  /** The VIP dataplane (default nftables; IPVS where the kernel has it and --lb ipvs asks). */
+  vipBackend?: VipBackend;
 }
 
 /**
@@ -49,12 +52,14 @@ export class Manager {
   /** Services and their tasks, through this manager's queue and store. */
   readonly services = new ServiceManager(this);
   readonly replicas: Replicas;
+  readonly vipBackend: VipBackend;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: ManagerOptions) {
     this.#o = options;
     this.#dp = dataplane(options.owner ?? 'tsnet');
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }));
+    this.vipBackend = options.vipBackend ?? nftVipBackend;
     this.#state = options.store.load();
   }
 
@@ -220,7 +225,7 @@ export class Manager {
     if (touched.length === 0) return;
     this.#state = { ...this.#state, services: services.map((s) => (touched.includes(s) ? { ...s, tasks: s.tasks.filter((t) => t.sandbox !== sb.name) } : s)) };
     const nets = new Set(touched.map((s) => s.network));
-    await balance(this.#state.sandboxes.filter((s) => Object.keys(s.attachments).some((n) => nets.has(n))), this.#state.services ?? []);
+    await balance(this.#state.sandboxes.filter((s) => Object.keys(s.attachments).some((n) => nets.has(n))), this.#state.services ?? [], this.vipBackend);
   }
 
   /** Holds each host port (allocating free ones); on a clash releases what it took and throws. */
@@ -245,7 +250,7 @@ export class Manager {
       try {
         await this.#firewall(this.#state.networks);
         await this.#dp.attach(net, sb, Object.keys(sb.attachments).length === 1);
-        await balance([sb], this.#state.services ?? []);
+        await balance([sb], this.#state.services ?? [], this.vipBackend);
       } catch (err) {
         await this.#dp.detach(net, sb).catch(() => {});
         delete sb.attachments[net.name];
@@ -266,7 +271,7 @@ export class Manager {
       delete sb.attachments[net.name];
       await this.#dropTasks(sb, [net.name]);
       await this.#firewall(this.#state.networks);
-      await balance([sb], this.#state.services ?? []);
+      await balance([sb], this.#state.services ?? [], this.vipBackend);
       this.#files(sb);
       this.#commit();
     });
@@ -284,7 +289,7 @@ export class Manager {
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
     for (const [i, net] of nets.entries()) await this.#dp.attach(net, sb, i === 0);
     this.#files(sb);
-    await balance([sb], this.#state.services ?? []);
+    await balance([sb], this.#state.services ?? [], this.vipBackend);
     if (!this.#listeners.has(sb.id)) {
       const upstreams: Upstream[] | undefined = sb.dns.length > 0 ? sb.dns.map(parseUpstream) : undefined;
       const listener = await this.#o.dns.listen({

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { allocateAddress } from '../net/ipam/ipam.js';
-import { renderVipTable } from '../net/lb/nft-vip.js';
-import { nftApply } from '../net/nft/apply.js';
+import type { VipBackend } from '../net/lb/backend.js';
 import { parsePublish } from '../net/ports/spec.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import type { Manager } from './manager.js';
@@ -11,7 +10,6 @@ import { parseServicePort, vipServicesOn, type ServiceCreate, type ServiceRecord
 import type { SandboxRecord } from './state.js';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
-const LB_TABLE = 'tsnet_lb';
 
 /**
  * Services: a name (VIP or DNS round robin) over tasks. Changes go through the manager's queue
@@ -134,16 +132,16 @@ export class ServiceManager {
 
   /** Re-renders the VIP table in every sandbox on `network` (one transaction each). */
   async #balance(network: string): Promise<void> {
-    await balance(this.m.state.sandboxes.filter((s) => network in s.attachments), this.services);
+    await balance(this.m.state.sandboxes.filter((s) => network in s.attachments), this.services, this.m.vipBackend);
     // Published service ports follow the serving tasks (and vanish with the service): re-render.
     await this.m.refreshFirewall();
   }
 }
 
-/** Applies the VIP table for the services on each sandbox's networks inside that sandbox. */
-export async function balance(sandboxes: readonly SandboxRecord[], services: readonly ServiceRecord[]): Promise<void> {
+/** Programs the VIPs of the services on each sandbox's networks inside that sandbox. */
+export async function balance(sandboxes: readonly SandboxRecord[], services: readonly ServiceRecord[], backend: VipBackend): Promise<void> {
   for (const sb of sandboxes) {
     if (sb.mode !== 'networks' || sb.netns === undefined) continue;
-    await nftApply(renderVipTable(LB_TABLE, vipServicesOn(services, Object.keys(sb.attachments))), sb.netns);
+    await backend.apply(sb.netns, vipServicesOn(services, Object.keys(sb.attachments)));
   }
 }

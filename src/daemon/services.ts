@@ -80,5 +80,6 @@ export function parseServicePort(spec: string): ServicePort {
 export function vipServicesOn(services: readonly ServiceRecord[], networks: readonly string[]) {
   return services
     .filter((s) => s.mode === 'vip' && s.vip !== undefined && networks.includes(s.network))
-    .map((s) => ({ name: s.name, vip: s.vip!, ports: s.ports, backends: s.tasks.filter(serving).map((t) => ({ ip: t.ipv4, weight: t.weight })) }));
+    // Draining tasks stay with weight 0 (IPVS drains them; nft gives them no slot); unhealthy ones go.
+    .map((s) => ({ name: s.name, vip: s.vip!, ports: s.ports, backends: s.tasks.filter((t) => t.healthy).map((t) => ({ ip: t.ipv4, weight: serving(t) ? t.weight : 0 })) }));
 }

@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { serveControl } from '../../control/server.js';
+import { ipvsVipBackend, type VipBackend } from '../../net/lb/backend.js';
 import { IpvsClient } from '../../net/lb/ipvs-socket.js';
 import { Manager } from '../../daemon/manager.js';
 import { FileStore } from '../../daemon/store.js';
@@ -38,11 +39,13 @@ export function daemonCommand(program: Command): void {
       const socket = program.opts<{ socket: string }>().socket;
       const logger = pino({ level: opts.logLevel, base: { name: 'tsnet' } });
       if (opts.lb !== 'nft' && opts.lb !== 'ipvs') throw new Error(`--lb ${opts.lb}: expected nft or ipvs`);
+      let vipBackend: VipBackend | undefined;
       if (opts.lb === 'ipvs') {
         // IPVS is only taken where the kernel has it; the nftables backend carries on otherwise.
         try {
           IpvsClient.open().close();
-          logger.warn('--lb ipvs: the kernel has IPVS, but tsnet programs VIPs with nftables in this version');
+          vipBackend = ipvsVipBackend();
+          logger.info('VIPs are programmed in IPVS');
         } catch (err) {
           logger.error({ err: (err as Error).message }, '--lb ipvs unavailable; using the nftables backend');
         }
@@ -58,6 +61,7 @@ export function daemonCommand(program: Command): void {
         defaultBridge: { device: opts.bridge, subnet: opts.bip },
         nftTable: opts.nftTable,
         netnsPrefix: opts.netnsPrefix,
+        ...(vipBackend === undefined ? {} : { vipBackend }),
         owner: `tsnet:${createHash('sha256').update(resolve(opts.stateDir)).digest('hex').slice(0, 12)}`,
       });
       await manager.restore();

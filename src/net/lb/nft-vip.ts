@@ -12,8 +12,9 @@ const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /** Map slots for weighted random choice: each backend weight/g times (g the weights' gcd). */
 function slots(backends: VipService['backends']): string[] {
-  const g = backends.reduce((acc, b) => gcd(acc, b.weight), 0) || 1;
-  return backends.flatMap((b) => new Array<string>(b.weight / g).fill(b.ip));
+  const live = backends.filter((b) => b.weight > 0);
+  const g = live.reduce((acc, b) => gcd(acc, b.weight), 0) || 1;
+  return live.flatMap((b) => new Array<string>(b.weight / g).fill(b.ip));
 }
 
 /**

@@ -2,11 +2,12 @@
 // RSS), the in-namespace listener alone, and query throughput through 127.0.0.11 inside a
 // sandbox against the same server on loopback. Root; namespaces and links it makes are removed.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../src/control/client.js';
 import { systemTool } from '../src/net/tools.js';
+import { removeLeftovers } from './leftovers.js';
 import { createServer, Registry } from '../src/index.js';
 import { throughput } from './dnsperf.js';
 import { rssMb, startPinned, waitForDns } from './procs.js';
@@ -100,39 +101,7 @@ async function perfInNetns(netns: string, file: string) {
   return { qps: Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1] ?? NaN) };
 }
 
-function cleanup(): void {
-  const list = execFileSync(systemTool('ip'), ['netns', 'list']).toString();
-  for (const ns of list.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(prefix))) {
-    try {
-      execFileSync(systemTool('ip'), ['netns', 'del', ns]);
-    } catch {
-      // already gone
-    }
-    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-  }
-  let devices = [`tsb${tag}`];
-  try {
-    const state = JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[] };
-    devices = [...devices, ...state.networks.flatMap((n) => (n.device === undefined ? [] : [n.device]))];
-  } catch {
-    // no state written
-  }
-  for (const dev of new Set(devices)) {
-    try {
-      execFileSync(systemTool('ip'), ['link', 'del', dev], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  }
-  for (const family of ['inet', 'bridge']) {
-    try {
-      execFileSync(systemTool('nft'), ['delete', 'table', family, `tsnet_b${tag}`], { stdio: 'ignore' });
-    } catch {
-      // not there
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
+const cleanup = (): void => removeLeftovers({ dir, netnsPrefix: prefix, defaultBridge: `tsb${tag}`, nftTable: `tsnet_b${tag}` });
 
 main().then(
   () => process.exit(0),

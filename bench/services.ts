@@ -2,13 +2,14 @@
 // `nft -f` swap inside a namespace), and connections per second through a VIP against straight
 // to a task, with the spread across three tasks. Everything it makes is removed.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../src/control/client.js';
 import { renderVipTable } from '../src/net/lb/nft-vip.js';
 import { nftApply } from '../src/net/nft/apply.js';
 import { systemTool } from '../src/net/tools.js';
+import { removeLeftovers } from './leftovers.js';
 import { startPinned } from './procs.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -88,39 +89,7 @@ async function main(): Promise<void> {
   }
 }
 
-function cleanup(): void {
-  for (const ns of ip('netns', 'list').split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(prefix))) {
-    try {
-      for (const pid of ip('netns', 'pids', ns).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-      ip('netns', 'del', ns);
-    } catch {
-      // already gone
-    }
-    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-  }
-  let devices = [`tsv${tag}`];
-  try {
-    const state = JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[] };
-    devices = [...devices, ...state.networks.flatMap((n) => (n.device === undefined ? [] : [n.device]))];
-  } catch {
-    // no state written
-  }
-  for (const dev of new Set(devices)) {
-    try {
-      execFileSync(systemTool('ip'), ['link', 'del', dev], { stdio: 'ignore' });
-    } catch {
-      // gone
-    }
-  }
-  for (const family of ['inet', 'bridge']) {
-    try {
-      execFileSync(systemTool('nft'), ['delete', 'table', family, `tsnet_v${tag}`], { stdio: 'ignore' });
-    } catch {
-      // not there
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
+const cleanup = (): void => removeLeftovers({ dir, netnsPrefix: prefix, defaultBridge: `tsv${tag}`, nftTable: `tsnet_v${tag}` });
 
 main().then(
   () => process.exit(0),

@@ -29,6 +29,18 @@ async function ask(proto: 'tcp' | 'udp', host: string, port: number, netns?: str
   );
 }
 
+/** A daemon, an outside namespace, and sandbox `web` serving peer-echo on :80 published at `port`. */
+async function publishedWeb(t: ExecutionContext) {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const out = await outsideWorld(t, d.tag);
+  const port = randomInt(20000, 40000);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${port}:80`);
+  await serveIn(t, d, 'web', 80);
+  return { d, out, port };
+}
+
 test.serial('a published port is reached from outside (source kept), from the host, from 127.0.0.1 and from a sibling (hairpin), over TCP and UDP', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
@@ -80,13 +92,7 @@ test.serial('a host port already taken is refused with a clear error and nothing
 });
 
 test.serial('rule swaps during 2000 connections to a published port lose none', async (t) => {
-  const up = await startUpstream(t, { behaviour: 'nxdomain' });
-  const d = await startDaemon(t, up.label);
-  const out = await outsideWorld(t, d.tag);
-  const port = randomInt(20000, 40000);
-  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${port}:80`);
-  await serveIn(t, d, 'web', 80);
+  const { d, out, port } = await publishedWeb(t);
   const load = run(systemTool('ip'), ['netns', 'exec', out.name, process.execPath, fixture('connect-loop.mjs'), out.hostIp, String(port), '2000', '8'], { timeout: 120_000 });
   // Every network change re-renders and swaps the whole table while connections flow.
   let swaps = 0;
@@ -103,13 +109,7 @@ test.serial('rule swaps during 2000 connections to a published port lose none', 
 });
 
 test.serial('after kill -9 and a restart a published port works again', async (t) => {
-  const up = await startUpstream(t, { behaviour: 'nxdomain' });
-  const d = await startDaemon(t, up.label);
-  const out = await outsideWorld(t, d.tag);
-  const port = randomInt(20000, 40000);
-  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${port}:80`);
-  await serveIn(t, d, 'web', 80);
+  const { d, out, port } = await publishedWeb(t);
   await d.kill9();
   await d.start();
   t.is(await ask('tcp', out.hostIp, port, out.name), out.outIp);

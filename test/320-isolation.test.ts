@@ -1,15 +1,10 @@
 import test from 'ava';
 
-import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { pings, startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { outsideWorld } from './helpers/outside.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const ipOf = async (d: TestDaemon, sb: string, net: string): Promise<string> => JSON.parse(await d.tsnet('sandbox', 'inspect', sb))[0].Networks[net].IPv4Address as string;
-const pings = (d: TestDaemon, from: string, to: string): Promise<boolean> =>
-  d.tsnet('exec', from, '--', 'ping', '-c', '1', '-W', '1', to).then(
-    () => true,
-    () => false,
-  );
 
 test.serial('--opt icc=false: sandboxes on the network resolve but cannot reach each other; egress still works', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });

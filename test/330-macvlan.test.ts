@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { promisify } from 'node:util';
-import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { pings, startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { testNetns } from './helpers/netns.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -34,11 +34,6 @@ async function segment(t: ExecutionContext, d: TestDaemon): Promise<{ parent: st
   return { parent, ns: ns.name, octets: `10.${randomInt(100, 250)}.${randomInt(0, 255)}` };
 }
 
-const pings = (d: TestDaemon, from: string, to: string): Promise<boolean> =>
-  d.tsnet('exec', from, '--', 'ping', '-c', '1', '-W', '2', to).then(
-    () => true,
-    () => false,
-  );
 
 test.serial('macvlan sandboxes on a veth parent reach a namespace on the segment and resolve each other by name', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
@@ -48,10 +43,10 @@ test.serial('macvlan sandboxes on a veth parent reach a namespace on the segment
   await d.tsnet('network', 'create', '-d', 'macvlan', '--subnet', `${seg.octets}.0/24`, '--gateway', `${seg.octets}.1`, '-o', `parent=${seg.parent}`, 'lan');
   await d.tsnet('sandbox', 'create', '--name', 'm1', '--network', 'lan');
   await d.tsnet('sandbox', 'create', '--name', 'm2', '--network', 'lan');
-  t.true(await pings(d, 'm1', `${seg.octets}.1`), 'the segment is reachable');
+  t.true(await pings(d, 'm1', `${seg.octets}.1`, 2), 'the segment is reachable');
   const m2 = JSON.parse(await d.tsnet('sandbox', 'inspect', 'm2'))[0].Networks.lan.IPv4Address as string;
   t.is((await d.tsnet('exec', 'm1', '--', 'dig', '+short', 'm2')).trim(), m2);
-  t.true(await pings(d, 'm1', 'm2'), 'macvlan siblings reach each other (bridge mode)');
+  t.true(await pings(d, 'm1', 'm2', 2), 'macvlan siblings reach each other (bridge mode)');
   t.regex(await d.tsnet('exec', 'm1', '--', 'ip', '-d', 'link', 'show', 'eth0'), /macvlan mode bridge/);
 });
 
@@ -65,7 +60,7 @@ test.serial('macvlan sandboxes on a veth parent reach a namespace on the segment
   await d.tsnet('network', 'create', '-d', 'macvlan', '--subnet', `${seg.octets}.0/24`, '--gateway', `${seg.octets}.1`, '-o', `parent=${seg.parent}.42`, 'vlan42');
   t.regex((await run('ip', ['-d', 'link', 'show', `${seg.parent}.42`])).stdout, /vlan protocol 802\.1Q id 42/);
   await d.tsnet('sandbox', 'create', '--name', 'v', '--network', 'vlan42');
-  t.true(await pings(d, 'v', `${seg.octets}.1`), 'reaches the segment on VLAN 42');
+  t.true(await pings(d, 'v', `${seg.octets}.1`, 2), 'reaches the segment on VLAN 42');
   await d.tsnet('sandbox', 'rm', 'v');
   await d.tsnet('network', 'rm', 'vlan42');
   await t.throwsAsync(run('ip', ['link', 'show', `${seg.parent}.42`]), undefined, 'the sub-interface tsnet made is gone');

@@ -122,3 +122,10 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     start,
   };
 }
+
+/** Whether `ping` from sandbox `from` reaches `to` (an address or a name) within a second or two. */
+export const pings = (d: TestDaemon, from: string, to: string, waitSeconds = 1): Promise<boolean> =>
+  d.tsnet('exec', from, '--', 'ping', '-c', '1', '-W', String(waitSeconds), to).then(
+    () => true,
+    () => false,
+  );

@@ -1,20 +1,19 @@
 import type { Logger } from 'pino';
-import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
-import type { Registry } from '../registry/registry.js';
-import type { DnsServer, Listener } from '../server/server.js';
-import { parseUpstream, type Upstream } from '../server/upstreams.js';
-import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
+import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
 import { PortReservations } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
-import { publishRules } from './projection.js';
-import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
+import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
+import type { Registry } from '../registry/registry.js';
+import type { DnsServer } from '../server/server.js';
+import { dataplane, filesDir, type Dataplane } from './dataplane.js';
+import { badRequest, conflict, forbidden, notFound } from './errors.js';
+import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
+import { publishRules, sandboxFiles, toRecords } from './projection.js';
 import { Replicas } from './replicas.js';
+import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
+import { SandboxResolvers } from './sandbox-resolvers.js';
 import { balance, ServiceManager } from './service-manager.js';
 import type { ServiceRecord } from './services.js';
-import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
-import { badRequest, conflict, forbidden, notFound } from './errors.js';
-import { dnsScope, sandboxFiles, toRecords } from './projection.js';
-import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 import type { FileStore } from './store.js';
 
@@ -47,7 +46,7 @@ export class Manager {
   readonly #o: ManagerOptions;
   readonly #dp: Dataplane;
   #state: DaemonState;
-  readonly #listeners = new Map<string, Listener>();
+  readonly #resolvers: SandboxResolvers;
   readonly #ports = new PortReservations();
   /** Services and their tasks, through this manager's queue and store. */
   readonly services = new ServiceManager(this);
@@ -60,6 +59,7 @@ export class Manager {
     this.#dp = dataplane(options.owner ?? 'tsnet');
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
+    this.#resolvers = new SandboxResolvers(options.dns, () => this.#state);
     this.#state = options.store.load();
   }
 
@@ -290,17 +290,7 @@ export class Manager {
     for (const [i, net] of nets.entries()) await this.#dp.attach(net, sb, i === 0);
     this.#files(sb);
     await balance([sb], this.#state.services ?? [], this.vipBackend);
-    if (!this.#listeners.has(sb.id)) {
-      const upstreams: Upstream[] | undefined = sb.dns.length > 0 ? sb.dns.map(parseUpstream) : undefined;
-      const listener = await this.#o.dns.listen({
-        address: '127.0.0.11',
-        port: 53,
-        netns: netnsPath(sb.netns!),
-        scope: () => dnsScope(this.#state, sb),
-        ...(upstreams === undefined ? {} : { upstreams, upstreamNetns: netnsPath(sb.netns!) }),
-      });
-      this.#listeners.set(sb.id, listener);
-    }
+    await this.#resolvers.open(sb);
   }
 
   async #teardown(sb: SandboxRecord): Promise<void> {
@@ -312,9 +302,8 @@ export class Manager {
         errors.push(err as Error);
       }
     };
-    await step(() => this.#listeners.get(sb.id)?.close());
+    await step(() => this.#resolvers.close(sb));
     for (const p of sb.ports ?? []) this.#ports.release(p);
-    this.#listeners.delete(sb.id);
     for (const net of Object.keys(sb.attachments)) {
       const rec = this.#state.networks.find((n) => n.name === net);
       if (rec !== undefined) await step(() => this.#dp.detach(rec, sb));

@@ -34,6 +34,8 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #services = new Map<string, ServiceSpec>();
   #indexes = new Map<string, NetworkIndex>();
   #scopeByAddress = new Map<string, Scope>();
+  /** Every distinct scope by key, so `scope()` is one lookup rather than a scan of the endpoints. */
+  #scopeByKey = new Map<string, Scope>();
   #allScope = new Scope([]);
   #generation = 0;
 
@@ -125,8 +127,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
   /** A scope over the named networks, shared with endpoints that have the same set. */
   scope(networks: readonly string[]): Scope {
     const key = [...new Set(networks)].sort().join(',');
-    for (const s of this.#scopeByAddress.values()) if (s.key === key) return s;
-    return key === this.#allScope.key ? this.#allScope : new Scope(key === '' ? [] : key.split(','));
+    return this.#scopeByKey.get(key) ?? new Scope(key === '' ? [] : key.split(','));
   }
 
   /** The scope of the endpoint holding `address`: the networks its queries may see. */
@@ -192,5 +193,6 @@ export class Registry extends EventEmitter<RegistryEvents> {
         if (att.ipv6 !== undefined) this.#scopeByAddress.set(att.ipv6, scope);
       }
     }
+    this.#scopeByKey = byKey;
   }
 }

@@ -67,7 +67,8 @@ export function daemonCommand(program: Command): void {
       await manager.restore();
       mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
       const control = await serveControl(manager, socket, logger);
-      const metrics = opts.metrics === undefined ? undefined : await serveMetrics(dns.metrics, ...(Object.values(parseHostPort(opts.metrics, 9153, 'metrics')) as [string, number]));
+      const metricsAt = opts.metrics === undefined ? undefined : parseHostPort(opts.metrics, 9153, 'metrics');
+      const metrics = metricsAt === undefined ? undefined : await serveMetrics(dns.metrics, metricsAt.address, metricsAt.port);
       logger.info({ socket, stateDir: opts.stateDir, networks: manager.state.networks.length, sandboxes: manager.state.sandboxes.length }, 'ready');
       const stop = (signal: string): void => {
         logger.info({ signal }, 'shutting down; networks and sandboxes stay');

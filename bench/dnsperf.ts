@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { systemTool } from '../src/net/tools.js';
 
 export interface PerfResult {
   qps: number;
@@ -12,9 +13,11 @@ export interface LatencyResult {
   qps: number;
 }
 
-function run(args: string[], onLine?: (line: string) => void): Promise<string> {
+/** dnsperf on CPU 1, in the host namespace or inside `netns`. */
+function run(args: string[], onLine?: (line: string) => void, netns?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', 'dnsperf', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...(netns === undefined ? [] : [systemTool('ip'), 'netns', 'exec', netns]), 'taskset', '-c', '1', 'dnsperf', ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let rest = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -38,10 +41,10 @@ function run(args: string[], onLine?: (line: string) => void): Promise<string> {
 const num = (re: RegExp, text: string): number => Number(re.exec(text)?.[1] ?? NaN);
 
 /** Throughput: `-c 4 -q 100` for `seconds`, after a warm-up of `warmup` seconds. */
-export async function throughput(port: number, file: string, seconds: number, warmup = 2): Promise<PerfResult> {
-  const base = ['-s', '127.0.0.1', '-p', String(port), '-d', file, '-c', '4', '-q', '100', '-t', '2'];
-  if (warmup > 0) await run([...base, '-l', String(warmup)]);
-  const out = await run([...base, '-l', String(seconds)]);
+export async function throughput(port: number, file: string, seconds: number, warmup = 2, at: { server?: string; netns?: string } = {}): Promise<PerfResult> {
+  const base = ['-s', at.server ?? '127.0.0.1', '-p', String(port), '-d', file, '-c', '4', '-q', '100', '-t', '2'];
+  if (warmup > 0) await run([...base, '-l', String(warmup)], undefined, at.netns);
+  const out = await run([...base, '-l', String(seconds)], undefined, at.netns);
   return {
     qps: num(/Queries per second:\s+([\d.]+)/, out),
     avgMs: num(/Average Latency \(s\):\s+([\d.]+)/, out) * 1000,

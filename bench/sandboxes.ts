@@ -1,7 +1,7 @@
 // `npm run bench:sandboxes`: sandbox create+attach latency, 1000 sandboxes on one daemon (fds,
 // RSS), the in-namespace listener alone, and query throughput through 127.0.0.11 inside a
 // sandbox against the same server on loopback. Root; namespaces and links it makes are removed.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     // Throughput: dnsperf inside sandbox s0 against its 127.0.0.11, and against tsnet-dns on loopback with the same names.
     const names = join(dir, 'names.txt');
     writeFileSync(names, ['s1 A', 's2 A', 's3 A'].join('\n') + '\n');
-    const inside = await perfInNetns(`${prefix}s0`, names);
+    const inside = await throughput(53, names, 5, 0, { server: '127.0.0.11', netns: `${prefix}s0` });
     const records = join(dir, 'records.json');
     writeFileSync(records, JSON.stringify({ networks: [{ name: 'bench' }], endpoints: [1, 2, 3].map((i) => ({ id: `${i}`.repeat(12), name: `s${i}`, networks: { bench: { ipv4: `10.240.0.${i + 1}` } } })) }));
     const port = 25000 + Math.floor(Math.random() * 5000);
@@ -88,17 +88,6 @@ async function main(): Promise<void> {
     daemon.kill('SIGKILL');
     cleanup();
   }
-}
-
-async function perfInNetns(netns: string, file: string) {
-  const out = await new Promise<string>((resolve, reject) => {
-    const args = ['netns', 'exec', netns, 'taskset', '-c', '1', 'dnsperf', '-s', '127.0.0.11', '-p', '53', '-d', file, '-c', '4', '-q', '100', '-l', '5'];
-    const child = spawn(systemTool('ip'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`dnsperf in ${netns}: exit ${code}`))));
-  });
-  return { qps: Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1] ?? NaN) };
 }
 
 const cleanup = (): void => removeLeftovers({ dir, netnsPrefix: prefix, defaultBridge: `tsb${tag}`, nftTable: `tsnet_b${tag}` });

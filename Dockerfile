@@ -16,4 +16,5 @@ COPY package.json ./
 COPY bin ./bin
 EXPOSE 53/udp 53/tcp
 ENTRYPOINT ["./bin/tsnet-dns"]
+# Recursion is REFUSED to sources outside loopback and the records' subnets unless --allow says otherwise.
 CMD ["--records", "/etc/tsnet/records.json", "--listen", "0.0.0.0:53"]

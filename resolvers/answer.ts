@@ -22,9 +22,9 @@ export function authoritative(
   const bytes = encodeReply(q, { rcode: Rcode.NOERROR, authoritative: true, answers, additionals });
   let shuffle = null;
   if (weights !== null && answers.length > 1) {
-    // Owner is the query name, uncompressed, so each record is name + 10 header bytes + address.
+    // Each owner is a pointer to the question, so each record is 2 + 10 header bytes + address.
     const rdlen = answers[0]!.type === 'AAAA' ? 16 : 4;
-    shuffle = { start: q.questionEnd, size: q.questionEnd - 16 + 10 + rdlen, weights };
+    shuffle = { start: q.questionEnd, size: 12 + rdlen, weights };
   }
   return { bytes, rcode: Rcode.NOERROR, resolver, replayable: { shuffle } };
 }

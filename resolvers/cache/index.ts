@@ -1,10 +1,12 @@
 import { LRUCache } from 'lru-cache';
 import type { Reply, Resolver, ResolverPlugin } from '../../src/server/resolver.js';
+import { Flag } from '../../src/wire/constants.js';
 import type { Query } from '../../src/wire/query.js';
-import { replyFor } from '../../src/wire/reply.js';
+import { relayTo } from '../../src/wire/reply.js';
 import { cacheable } from './ttl.js';
 
 interface Entry {
+  /** The scrubbed upstream reply, without OPT: each asker gets tsnet's OPT for its own query. */
   bytes: Buffer;
   storedAt: number;
   /** Seconds it may be served (its smallest TTL, or the SOA's for a denial). */
@@ -13,24 +15,35 @@ interface Entry {
   rcode: number;
 }
 
-/** What the answer depends on: who we ask, the question, and whether an OPT (and DO) was sent. */
-const keyOf = (q: Query, upstreams: string): string => q.key + (q.edns === null ? '-' : q.edns.dnssecOk ? 'd' : 'e') + upstreams;
+/**
+ * What the answer depends on: who was asked and what tsnet sent them, which is the question
+ * (name folded, type and class as sent), DO and CD. The asker's other EDNS options never
+ * leave tsnet, so they are not in the key.
+ */
+const keyOf = (q: Query, upstreams: string): string =>
+  q.key + (q.edns?.dnssecOk ? 'd' : '-') + (q.flags & Flag.CD ? 'c' : '-') + upstreams;
 
-/** A cached reply, aged: TTLs lowered by the seconds it has been held, the asker's ID, RD and question case. */
+/** A cached reply, aged: TTLs lowered by the seconds it has been held, the asker's ID, RD, CD, question case and OPT. */
 function serve(q: Query, e: Entry, elapsed: number): Reply {
-  const out = replyFor(q, e.bytes);
-  if (elapsed > 0) for (const off of e.ttlOffsets) out.writeUInt32BE(Math.max(0, out.readUInt32BE(off) - elapsed), off);
-  return { bytes: out, rcode: e.rcode, resolver: 'cache' };
+  const aged = elapsed > 0 ? Buffer.from(e.bytes) : e.bytes;
+  if (elapsed > 0) for (const off of e.ttlOffsets) aged.writeUInt32BE(Math.max(0, aged.readUInt32BE(off) - elapsed), off);
+  return { bytes: relayTo(q, { bytes: aged, rcode: e.rcode }), rcode: e.rcode, resolver: 'cache' };
 }
 
 /**
- * Caches forwarded replies by their TTL, and denials by their SOA (RFC 2308). Names the registry
- * owns are answered before this resolver and never reach it, so a registry change is never hidden.
+ * Caches forwarded replies by their TTL, and denials by their SOA (RFC 2308), within a byte
+ * budget as well as an entry count. Names the registry owns are answered before this resolver
+ * and never reach it, so a registry change is never hidden.
  */
 export const cache: ResolverPlugin = {
   name: 'cache',
-  setup({ cacheSize, onCache }): Resolver {
-    const entries = new LRUCache<string, Entry>({ max: Math.max(1, cacheSize) });
+  setup({ cacheSize, cacheBytes, onCache }): Resolver {
+    const entries = new LRUCache<string, Entry>({
+      max: Math.max(1, cacheSize),
+      maxSize: Math.max(1, cacheBytes),
+      // The reply bytes, the key and about 100 bytes of entry and list overhead.
+      sizeCalculation: (e, key) => e.bytes.length + key.length + e.ttlOffsets.length * 8 + 100,
+    });
     return {
       name: 'cache',
       resolve(q, ctx, next) {
@@ -44,9 +57,10 @@ export const cache: ResolverPlugin = {
         }
         onCache(false);
         return Promise.resolve(next()).then((reply) => {
-          const c = reply.resolver === 'forward' && q.questionEnd <= reply.bytes.length ? cacheable(reply.bytes) : null;
-          if (c !== null) {
-            entries.set(key, { bytes: reply.bytes, storedAt: performance.now(), ttl: c.ttl, ttlOffsets: c.ttlOffsets, rcode: reply.rcode });
+          const kept = reply.upstream;
+          const c = kept === undefined ? null : cacheable(kept.bytes);
+          if (c !== null && kept !== undefined) {
+            entries.set(key, { bytes: kept.bytes, storedAt: performance.now(), ttl: c.ttl, ttlOffsets: c.ttlOffsets, rcode: kept.rcode });
           }
           return reply;
         });

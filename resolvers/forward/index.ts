@@ -2,12 +2,10 @@ import type { Reply, Resolver, ResolverPlugin } from '../../src/server/resolver.
 import type { Upstream } from '../../src/server/upstreams.js';
 import { Rcode } from '../../src/wire/constants.js';
 import type { Query } from '../../src/wire/query.js';
-import { emptyReply, replyFor } from '../../src/wire/reply.js';
+import { emptyReply, relayTo } from '../../src/wire/reply.js';
 import { exchange } from './exchange.js';
+import { UpstreamHealth } from './health.js';
 import { UdpPool } from './udp-pool.js';
-
-/** How long a failed upstream is asked last, behind the ones that have been answering. */
-const PENALTY_MS = 30_000;
 
 const servfail = (q: Query): Reply => ({
   bytes: emptyReply(q.raw, Rcode.SERVFAIL, q.questionEnd, q.edns),
@@ -15,75 +13,74 @@ const servfail = (q: Query): Reply => ({
   resolver: 'forward',
 });
 
-/** The upstream's reply made ours: the client's ID, RD and question bytes (its 0x20 case). */
-function relay(q: Query, reply: Buffer): Reply {
-  const out = replyFor(q, reply);
-  return { bytes: out, rcode: out.readUInt16BE(2) & 0xf, resolver: 'forward' };
-}
-
 /**
- * Sends what no earlier resolver answered to the upstreams of the asker (the sandbox's own
- * servers, or the listener's). Failed servers go to the back of the line for a while.
+ * Sends what no earlier resolver answered to the asker's upstreams (the sandbox's own servers,
+ * or the listener's), in the order their health gives. Every failure on the way (a socket that
+ * cannot be made, a namespace that is gone, silence, a bad reply) ends in SERVFAIL for this
+ * query, a log line and a metric, never a thrown error.
  */
 export const forward: ResolverPlugin = {
   name: 'forward',
   setup({ logger, maxInflight, onUpstreamFailure }): Resolver {
-    // One pool per namespace the upstreams are asked from ('' is the host's).
-    const pools = new Map<string, UdpPool>();
-    const poolFor = (netns: string | undefined): UdpPool => {
-      let pool = pools.get(netns ?? '');
+    // Sockets per namespace the upstreams are asked from ('' is the host's), then per upstream.
+    const pools = new Map<string, Map<string, UdpPool>>();
+    const poolFor = (netns: string | undefined, upstream: Upstream): UdpPool => {
+      let byUpstream = pools.get(netns ?? '');
+      if (byUpstream === undefined) pools.set(netns ?? '', (byUpstream = new Map()));
+      let pool = byUpstream.get(upstream.label);
       if (pool === undefined) {
-        pool = new UdpPool({ onDrop: (reason) => onUpstreamFailure('(unknown)', `dropped-${reason}`), ...(netns === undefined ? {} : { netns }) });
-        pools.set(netns ?? '', pool);
+        pool = new UdpPool({ upstream, onDrop: (reason) => onUpstreamFailure(upstream.label, `dropped-${reason}`), ...(netns === undefined ? {} : { netns }) });
+        byUpstream.set(upstream.label, pool);
       }
       return pool;
     };
-    const failedAt = new Map<string, number>();
-    let inflight = 0;
-
-    const order = (servers: readonly Upstream[]): readonly Upstream[] => {
-      const now = Date.now();
-      const penalised = (u: Upstream): boolean => now - (failedAt.get(u.label) ?? -Infinity) < PENALTY_MS;
-      if (!servers.some(penalised)) return servers;
-      return [...servers.filter((u) => !penalised(u)), ...servers.filter(penalised)];
+    // Health is per namespace too: a server reachable from the host may not be from a sandbox.
+    const health = new Map<string, UpstreamHealth>();
+    const healthOf = (netns: string | undefined): UpstreamHealth => {
+      let h = health.get(netns ?? '');
+      if (h === undefined) health.set(netns ?? '', (h = new UpstreamHealth()));
+      return h;
     };
+    let inflight = 0;
 
     return {
       name: 'forward',
-      async resolve(q, ctx) {
+      async resolve(q, ctx): Promise<Reply> {
         if (inflight >= maxInflight) {
           onUpstreamFailure('(all)', 'inflight-limit');
           return servfail(q);
         }
         inflight++;
         try {
-          const result = await exchange(q, order(ctx.upstreams.servers), {
-            pool: poolFor(ctx.upstreams.netns),
-            ...(ctx.upstreams.netns === undefined ? {} : { netns: ctx.upstreams.netns }),
+          const { netns, servers } = ctx.upstreams;
+          const result = await exchange(q, servers, {
+            poolFor: (u) => poolFor(netns, u),
+            ...(netns === undefined ? {} : { netns }),
             deadlineMs: 1900,
             perServerMs: 1000,
-            onFailure(upstream, reason) {
-              failedAt.set(upstream.label, Date.now());
-              onUpstreamFailure(upstream.label, reason);
-            },
+            health: healthOf(netns),
+            onFailure: (upstream, reason) => onUpstreamFailure(upstream.label, reason),
           });
           if (result.reply === null) {
             logger.debug({ name: q.name, type: q.type, reason: result.reason }, 'forward failed');
             return servfail(q);
           }
-          failedAt.delete(result.upstream.label);
-          return relay(q, result.reply);
+          return { bytes: relayTo(q, result.reply), rcode: result.reply.rcode, resolver: 'forward', upstream: result.reply };
+        } catch (err) {
+          logger.error({ err, name: q.name, type: q.type }, 'forward failed unexpectedly');
+          return servfail(q);
         } finally {
           inflight--;
         }
       },
       release(upstreams) {
         if (upstreams.netns === undefined) return;
-        pools.get(upstreams.netns)?.close();
+        for (const p of pools.get(upstreams.netns)?.values() ?? []) p.close();
         pools.delete(upstreams.netns);
+        health.delete(upstreams.netns);
       },
       close: () => {
-        for (const p of pools.values()) p.close();
+        for (const byUpstream of pools.values()) for (const p of byUpstream.values()) p.close();
       },
     };
   },

@@ -4,11 +4,14 @@ import { layoutMessage } from '../../src/wire/layout.js';
 import type { Query } from '../../src/wire/query.js';
 import { RandomPool } from './random.js';
 import { socketInNetns } from '../../src/netns/socket-in-netns.js';
+import { upstreamQuery } from './upstream-message.js';
+
+/** What became of one query: the reply, or why there is none. */
+export type UdpOutcome = { reply: Buffer } | { reply: null; reason: 'timeout' | 'unreachable' | 'socket'; detail?: string };
 
 interface Pending {
-  upstream: Upstream;
   query: Query;
-  resolve(reply: Buffer | null): void;
+  resolve(outcome: UdpOutcome): void;
   /** performance.now() after which the sweep gives up on it. */
   expiresAt: number;
 }
@@ -22,15 +25,16 @@ interface Slot {
   uses: number;
   /** Replaced by a fresh socket: closed as soon as its last reply is in. */
   retired: boolean;
-  /** Resolved once bound; `bound` spares a microtask on every query after that. */
-  ready: Promise<void>;
-  bound: boolean;
+  /** Resolved once bound and connected; `ready` spares a microtask on every query after that. */
+  connected: Promise<void>;
+  ready: boolean;
 }
 
 export interface UdpPoolOptions {
-  /** Sockets per address family; each is bound to its own kernel-chosen (random) port. */
+  upstream: Upstream;
+  /** Sockets kept open to the upstream, each on its own kernel-chosen (random) port. */
   size?: number;
-  /** A socket is replaced by one on a fresh port after this many queries. */
+  /** A socket is replaced by one on a fresh port after this many queries (RFC 5452 9.2). */
   maxUses?: number;
   /** Called for every reply that is dropped, with the reason. */
   onDrop?(reason: string): void;
@@ -39,13 +43,16 @@ export interface UdpPoolOptions {
 }
 
 /**
- * Upstream UDP sockets. Each query goes out on a random socket of the pool, with a random ID
- * unused on that socket; sockets move to fresh random ports as they wear out, so an attacker
- * must guess both the ID and the port. A reply is accepted only from the upstream asked, with
- * the ID sent and the question asked (RFC 5452); anything else is dropped.
+ * UDP sockets to one upstream. Each is connected to it, so the kernel takes datagrams from that
+ * server's address and port only and binds the socket to the local address that reaches it
+ * (127.0.0.1 for a loopback server): nothing on a bridge can find or feed these ports. Each
+ * query goes out on a random socket with a random ID unused on it; sockets move to fresh random
+ * ports as they wear out, so a spoofer must guess both. A reply is taken only with the ID sent
+ * and the question asked; anything else is dropped and the query waits on.
  */
 export class UdpPool {
-  readonly #slots: { 4: Slot[]; 6: Slot[] } = { 4: [], 6: [] };
+  readonly #upstream: Upstream;
+  readonly #slots: Slot[] = [];
   readonly #size: number;
   readonly #maxUses: number;
   readonly #onDrop: (reason: string) => void;
@@ -56,42 +63,48 @@ export class UdpPool {
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor({ size = 16, maxUses = 2000, onDrop = () => {}, netns }: UdpPoolOptions = {}) {
+  constructor({ upstream, size = 8, maxUses = 1000, onDrop = () => {}, netns }: UdpPoolOptions) {
+    this.#upstream = upstream;
     this.#netns = netns;
     this.#size = size;
     this.#maxUses = maxUses;
     this.#onDrop = onDrop;
   }
 
-  /** Sends `q` to `upstream`; resolves with the reply, or null when `timeoutMs` passes first. */
-  async exchange(upstream: Upstream, q: Query, timeoutMs: number): Promise<Buffer | null> {
-    if (this.#closed) return null;
-    const slot = this.#slot(upstream.family);
-    if (!slot.bound) await slot.ready;
+  /** Sends `q` to the upstream; settles with its reply, or why there is none, within `timeoutMs`. Never rejects. */
+  async exchange(q: Query, timeoutMs: number): Promise<UdpOutcome> {
+    if (this.#closed) return { reply: null, reason: 'socket', detail: 'pool closed' };
+    let slot: Slot;
+    try {
+      slot = this.#slot();
+      if (!slot.ready) await slot.connected;
+    } catch (err) {
+      // Out of descriptors, or the namespace to ask from is gone: this query fails, the server lives.
+      return { reply: null, reason: 'socket', detail: (err as Error).message };
+    }
     let id = this.#random.next16();
     while (slot.pending.has(id)) id = this.#random.next16();
-    const out = Buffer.from(q.raw);
-    out.writeUInt16BE(id, 0);
-    return new Promise<Buffer | null>((resolve) => {
-      slot.pending.set(id, { upstream, query: q, resolve, expiresAt: performance.now() + timeoutMs });
+    const out = upstreamQuery(q, id);
+    return new Promise<UdpOutcome>((resolve) => {
+      slot.pending.set(id, { query: q, resolve, expiresAt: performance.now() + timeoutMs });
       this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS);
-      slot.socket.send(out, upstream.port, upstream.address, (err) => {
+      slot.socket.send(out, (err) => {
         if (err === null || err === undefined || slot.pending.get(id)?.resolve !== resolve) return;
         slot.pending.delete(id);
-        resolve(null);
+        resolve({ reply: null, reason: 'socket', detail: err.message });
       });
     });
   }
 
-  /** Answers null to every query past its time; stops itself when nothing waits. */
+  /** Answers every query past its time; stops itself when nothing waits. */
   #sweep(): void {
     const now = performance.now();
     let waiting = 0;
-    for (const slot of [...this.#slots[4], ...this.#slots[6], ...this.#retired]) {
+    for (const slot of [...this.#slots, ...this.#retired]) {
       for (const [id, p] of slot.pending) {
         if (p.expiresAt > now) continue;
         slot.pending.delete(id);
-        p.resolve(null);
+        p.resolve({ reply: null, reason: 'timeout' });
       }
       waiting += slot.pending.size;
       this.#retire(slot);
@@ -105,25 +118,35 @@ export class UdpPool {
   close(): void {
     this.#closed = true;
     clearInterval(this.#sweeper);
-    for (const slot of [...this.#slots[4], ...this.#slots[6], ...this.#retired]) {
-      for (const p of slot.pending.values()) p.resolve(null);
-      slot.pending.clear();
-      this.#retire(slot);
-      if (!slot.retired) slot.socket.close();
+    for (const slot of [...this.#slots, ...this.#retired]) this.#fail(slot, { reply: null, reason: 'socket', detail: 'pool closed' }, true);
+    this.#slots.length = 0;
+  }
+
+  /** Settles everything waiting on `slot` with `outcome`; with `discard` the socket goes too. */
+  #fail(slot: Slot, outcome: UdpOutcome, discard: boolean): void {
+    for (const p of slot.pending.values()) p.resolve(outcome);
+    slot.pending.clear();
+    if (!discard) return;
+    const at = this.#slots.indexOf(slot);
+    if (at >= 0) this.#slots.splice(at, 1);
+    this.#retired.delete(slot);
+    try {
+      slot.socket.close();
+    } catch {
+      // already closed
     }
   }
 
-  #slot(family: 4 | 6): Slot {
-    const slots = this.#slots[family];
-    if (slots.length < this.#size) {
-      const slot = this.#open(family);
-      slots.push(slot);
+  #slot(): Slot {
+    if (this.#slots.length < this.#size) {
+      const slot = this.#open();
+      this.#slots.push(slot);
       return slot;
     }
-    let slot = slots[this.#random.below(slots.length)]!;
+    let slot = this.#slots[this.#random.below(this.#slots.length)]!;
     if (slot.uses >= this.#maxUses) {
-      const fresh = this.#open(family);
-      slots[slots.indexOf(slot)] = fresh;
+      const fresh = this.#open();
+      this.#slots[this.#slots.indexOf(slot)] = fresh;
       slot.retired = true;
       this.#retired.add(slot);
       this.#retire(slot);
@@ -133,22 +156,31 @@ export class UdpPool {
     return slot;
   }
 
-  #open(family: 4 | 6): Slot {
+  /** A socket connected to the upstream; throws when none can be made (EMFILE, namespace gone). */
+  #open(): Slot {
+    const { family, port, address } = this.#upstream;
+    const fd = this.#netns === undefined ? undefined : socketInNetns(this.#netns, 'udp', family);
     const socket = createSocket(family === 4 ? 'udp4' : 'udp6');
-    const slot: Slot = { socket, pending: new Map(), uses: 1, retired: false, bound: false, ready: Promise.resolve() };
-    // Built after `slot` exists: adopting an fd reports 'listening' synchronously.
-    slot.ready = new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      const where = this.#netns === undefined ? { port: 0, address: family === 4 ? '0.0.0.0' : '::' } : { fd: socketInNetns(this.#netns, 'udp', family) };
-      socket.bind(where, () => {
-        socket.off('error', reject);
-        slot.bound = true;
-        resolve();
-      });
+    const slot: Slot = { socket, pending: new Map(), uses: 1, retired: false, ready: false, connected: Promise.resolve() };
+    slot.connected = new Promise<void>((resolve, reject) => {
+      const failed = (err: Error): void => {
+        this.#fail(slot, { reply: null, reason: 'socket', detail: err.message }, true);
+        reject(new Error(`upstream socket to ${this.#upstream.label}: ${err.message}`, { cause: err }));
+      };
+      socket.once('error', failed);
+      const connect = (): void =>
+        socket.connect(port, address, () => {
+          socket.off('error', failed);
+          // After this, errors are ICMP from the upstream (ECONNREFUSED: nothing listens there).
+          socket.on('error', (err) => this.#fail(slot, { reply: null, reason: 'unreachable', detail: err.message }, true));
+          slot.ready = true;
+          resolve();
+        });
+      if (fd === undefined) connect();
+      else socket.bind({ fd }, connect);
     });
-    slot.ready.catch(() => {});
-    socket.on('error', () => {}); // send errors are reported to each send's callback
-    socket.on('message', (msg, rinfo) => this.#receive(slot, msg, rinfo.address, rinfo.port));
+    slot.connected.catch(() => {});
+    socket.on('message', (msg) => this.#receive(slot, msg));
     return slot;
   }
 
@@ -157,11 +189,10 @@ export class UdpPool {
     if (slot.retired && slot.pending.size === 0 && this.#retired.delete(slot)) slot.socket.close();
   }
 
-  #receive(slot: Slot, msg: Buffer, address: string, port: number): void {
+  #receive(slot: Slot, msg: Buffer): void {
     if (msg.length < 12) return this.#onDrop('short');
     const p = slot.pending.get(msg.readUInt16BE(0));
     if (p === undefined) return this.#onDrop('unknown-id');
-    if (address !== p.upstream.address || port !== p.upstream.port) return this.#onDrop('wrong-source');
     if (!(msg.readUInt16BE(2) & 0x8000)) return this.#onDrop('not-a-response');
     const layout = layoutMessage(msg);
     if (
@@ -175,6 +206,6 @@ export class UdpPool {
     }
     slot.pending.delete(msg.readUInt16BE(0));
     this.#retire(slot);
-    p.resolve(msg);
+    p.resolve({ reply: msg });
   }
 }

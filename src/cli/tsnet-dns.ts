@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { parseCidr } from '../../resolvers/acl/index.js';
 import { PLUGIN_ORDER } from '../../resolvers/index.js';
 import { RecordsSource } from '../registry/records-source.js';
 import { Registry } from '../registry/registry.js';
@@ -33,6 +34,10 @@ interface Options {
   resolvers: string[];
   maxInflight: number;
   cacheSize: number;
+  cacheBytes: number;
+  allow?: string[];
+  rateLimit?: number;
+  tcpMaxConnections: number;
   logLevel: string;
   metrics?: { address: string; port: number };
 }
@@ -47,6 +52,10 @@ const program = new Command('tsnet-dns')
   .option('--resolvers <list>', `resolvers to run, in fixed order (${PLUGIN_ORDER.join(',')})`, (s) => s.split(','), [...PLUGIN_ORDER])
   .option('--max-inflight <n>', 'forwarded queries in flight before more get SERVFAIL at once', integer(1), 1024)
   .option('--cache-size <n>', 'forwarded answers kept in the cache', integer(0), 10_000)
+  .option('--cache-bytes <n>', 'bytes the forwarded-answer cache may hold', integer(1024), 8 * 1024 * 1024)
+  .option('--allow <cidr>', 'sources whose queries may be forwarded; repeatable (default: loopback and the records\' subnets); others get REFUSED for names not in the records', collect(argument((s) => (parseCidr(s), s))))
+  .option('--rate-limit <n>', 'UDP replies per second per client /24 (IPv6 /56); over it replies are dropped, every 2nd sent truncated', integer(1))
+  .option('--tcp-max-connections <n>', 'TCP connections open at once per listener', integer(1), 256)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
   .option('--metrics <addr:port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics', argument((s) => parseHostPort(s, 9153, 'metrics')))
   .showHelpAfterError();
@@ -75,7 +84,11 @@ async function main(): Promise<void> {
     ttl: opts.ttl,
     upstreams,
     cacheSize: opts.cacheSize,
+    cacheBytes: opts.cacheBytes,
     maxInflight: opts.maxInflight,
+    tcpMaxConnections: opts.tcpMaxConnections,
+    ...(opts.allow === undefined ? {} : { allow: opts.allow }),
+    ...(opts.rateLimit === undefined ? {} : { rateLimit: opts.rateLimit }),
     logger,
   });
   const listeners = await Promise.all(

@@ -4,6 +4,28 @@ import type { Registry } from './registry.js';
 import type { RecordsState } from './types.js';
 import { parseRecords, RecordsError } from './validate.js';
 
+const KEYS = ['networks', 'endpoints', 'services'] as const;
+type RecordsKey = (typeof KEYS)[number];
+
+/**
+ * One file's document: an object holding some of the three arrays and nothing else. Anything
+ * else (`null`, `[]`, `42`, a typo'd key) is refused rather than read as "no records", which
+ * would take every name away at once.
+ */
+function recordsDocument(doc: unknown, file: string): Partial<Record<RecordsKey, unknown[]>> {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new Error(`${file}: the document is ${Array.isArray(doc) ? 'an array' : String(JSON.stringify(doc)).slice(0, 40)}, not an object with ${KEYS.join(', ')}`);
+  }
+  const entries = Object.entries(doc);
+  const unknown = entries.filter(([k]) => !(KEYS as readonly string[]).includes(k)).map(([k]) => k);
+  if (unknown.length > 0) throw new Error(`${file}: unknown key ${JSON.stringify(unknown[0])} (expected ${KEYS.join(', ')})`);
+  if (entries.length === 0) throw new Error(`${file}: the document has none of ${KEYS.join(', ')}`);
+  for (const [key, list] of entries) {
+    if (!Array.isArray(list)) throw new Error(`${file}: ${key}: ${String(JSON.stringify(list)).slice(0, 40)} is not an array`);
+  }
+  return doc as Partial<Record<RecordsKey, unknown[]>>;
+}
+
 /** Reads a records file, or every `*.json` in a directory merged into one document (sorted by name). */
 export function readRecords(path: string): RecordsState {
   const files = statSync(path).isDirectory()
@@ -14,18 +36,13 @@ export function readRecords(path: string): RecordsState {
     : [path];
   const merged = { networks: [] as unknown[], endpoints: [] as unknown[], services: [] as unknown[] };
   for (const file of files) {
-    let doc: Record<string, unknown>;
+    let doc: unknown;
     try {
-      doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      doc = JSON.parse(readFileSync(file, 'utf8'));
     } catch (err) {
       throw new Error(`${file}: ${(err as Error).message}`, { cause: err });
     }
-    for (const key of ['networks', 'endpoints', 'services'] as const) {
-      const list = doc?.[key];
-      if (list === undefined) continue;
-      if (!Array.isArray(list)) throw new Error(`${file}: ${key}: ${JSON.stringify(list)} is not an array`);
-      merged[key].push(...list);
-    }
+    for (const [key, list] of Object.entries(recordsDocument(doc, file))) merged[key as RecordsKey].push(...list);
   }
   try {
     return parseRecords(merged);

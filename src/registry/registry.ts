@@ -119,6 +119,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
     return this.#networks.get(name);
   }
 
+  networks(): IterableIterator<NetworkSpec> {
+    return this.#networks.values();
+  }
+
   /** Every network with names (dns not switched off): the default scope of a listener. */
   get allScope(): Scope {
     return this.#allScope;

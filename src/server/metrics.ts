@@ -30,6 +30,7 @@ export class DnsMetrics {
   readonly #upstreamFailures = new Map<string, number>();
   readonly #buckets = new Array<number>(BUCKETS.length + 1).fill(0);
   #latencySum = 0;
+  readonly #tcpDrops = new Map<string, number>();
   #cacheHits = 0;
   #cacheMisses = 0;
 
@@ -56,6 +57,9 @@ export class DnsMetrics {
         { labels: { result: 'hit' }, value: this.#cacheHits },
         { labels: { result: 'miss' }, value: this.#cacheMisses },
       ]),
+      scraped('tsnet_dns_tcp_connections_dropped_total', 'TCP connections refused or closed by the server, by reason.', 'counter', () =>
+        [...this.#tcpDrops].map(([reason, value]) => ({ labels: { reason }, value })),
+      ),
       scraped('tsnet_dns_request_duration_seconds', 'Time from a query read to its reply written.', 'histogram', () => this.#histogram()),
     ]) {
       this.registry.registerMetric(m);
@@ -82,6 +86,11 @@ export class DnsMetrics {
     this.#upstreamFailures.set(key, (this.#upstreamFailures.get(key) ?? 0) + 1);
   }
 
+  /** A TCP connection refused (over the limit, accept failed) or closed (idle, stalled). */
+  tcpDrop(reason: string): void {
+    this.#tcpDrops.set(reason, (this.#tcpDrops.get(reason) ?? 0) + 1);
+  }
+
   cache(hit: boolean): void {
     if (hit) this.#cacheHits++;
     else this.#cacheMisses++;
@@ -90,7 +99,6 @@ export class DnsMetrics {
   text(): Promise<string> {
     return this.registry.metrics();
   }
-
 
   #histogram(): Sample[] {
     const name = 'tsnet_dns_request_duration_seconds';

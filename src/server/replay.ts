@@ -20,16 +20,21 @@ export class ReplayCache {
   /** Scope → question key → one slot per EDNS form (none, EDNS, EDNS with DO): no key strings built per query. */
   #entries = new WeakMap<Scope, Map<string, (Replay | undefined)[]>>();
   #size = 0;
+  #bytes = 0;
   readonly #max: number;
+  readonly #maxBytes: number;
 
-  constructor(registry: Registry, max = 100_000) {
+  /** Bounded by entries and by bytes (reply plus key, about 80 bytes of overhead each): full, it starts afresh. */
+  constructor(registry: Registry, max = 100_000, maxBytes = 16 * 1024 * 1024) {
     this.#max = max;
+    this.#maxBytes = maxBytes;
     registry.on('change', () => this.clear());
   }
 
   clear(): void {
     this.#entries = new WeakMap();
     this.#size = 0;
+    this.#bytes = 0;
   }
 
   get(scope: Scope, q: Query): Replay | undefined {
@@ -37,13 +42,14 @@ export class ReplayCache {
   }
 
   set(scope: Scope, q: Query, replay: Replay): void {
-    if (this.#size >= this.#max) this.clear();
+    if (this.#size >= this.#max || this.#bytes >= this.#maxBytes) this.clear();
     let byKey = this.#entries.get(scope);
     if (byKey === undefined) this.#entries.set(scope, (byKey = new Map()));
     let slots = byKey.get(q.key);
     if (slots === undefined) byKey.set(q.key, (slots = []));
     slots[ednsSlot(q)] = replay;
     this.#size++;
+    this.#bytes += replay.bytes.length + q.key.length + 80;
   }
 
   /** A copy of `replay` made into the reply to `q`. */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry, Scope } from '../registry/registry.js';
 import type { Query } from '../wire/query.js';
+import type { Relayable } from '../wire/reply.js';
 import type { UpstreamSet } from './upstreams.js';
 
 /** Where the reply came from and what it says; `bytes` is a whole DNS message for the query. */
@@ -15,6 +16,8 @@ export interface Reply {
    * says which equal-sized answer records to reorder on every reply (RFC 1794 round robin).
    */
   replayable?: { shuffle: ShuffleSpan | null };
+  /** Set by `forward`: the scrubbed upstream reply, without OPT, that a cache may keep. */
+  upstream?: Relayable;
 }
 
 export interface ShuffleSpan {
@@ -51,7 +54,11 @@ export interface ResolverSetup {
   /** TTL of answers from the registry, seconds. */
   ttl: number;
   cacheSize: number;
+  /** Bytes the forward cache may hold. */
+  cacheBytes: number;
   maxInflight: number;
+  /** CIDRs that may recurse; undefined for loopback and the registry's subnets. */
+  allow: readonly string[] | undefined;
   /** Reports an upstream failure for metrics. */
   onUpstreamFailure(upstream: string, reason: string): void;
   /** Reports a cache hit or miss for metrics. */

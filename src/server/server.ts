@@ -1,5 +1,4 @@
 import type { Socket } from 'node:dgram';
-import type { Server } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { chainOf, PLUGIN_ORDER, PLUGINS } from '../../resolvers/index.js';
 import { Registry, type Scope } from '../registry/registry.js';
@@ -8,8 +7,9 @@ import { Rcode } from '../wire/constants.js';
 import { DnsMetrics } from './metrics.js';
 import { Pipeline, type ListenerContext } from './pipeline.js';
 import { compose, type Resolver } from './resolver.js';
-import { listenTcp } from './tcp.js';
-import { bindUdp, serveUdp } from './udp.js';
+import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
+import { bindUdp, serveUdp, type UdpServeOptions } from './udp.js';
+import { RateLimiter } from './rate-limit.js';
 import { openListenFds } from '../netns/listen-sockets.js';
 import { closeSync as closeFd } from 'node:fs';
 import { resolvConfUpstreams, upstreamSet, type Upstream } from './upstreams.js';
@@ -25,10 +25,18 @@ export interface ServerOptions {
   upstreams?: readonly Upstream[];
   /** Forwarded answers kept in the cache (default 10000). */
   cacheSize?: number;
+  /** Bytes the forwarded-answer cache may hold (default 8 MiB). */
+  cacheBytes?: number;
+  /** CIDRs whose queries may be forwarded (default: loopback and the registry's subnets). */
+  allow?: readonly string[];
   /** Forwarded queries in flight before more are answered SERVFAIL at once (default 1024). */
   maxInflight?: number;
   /** Idle TCP connections are closed after this (default 10 s). */
   tcpIdleTimeoutMs?: number;
+  /** TCP connections open at once per listener (default 256). */
+  tcpMaxConnections?: number;
+  /** UDP replies per second per client /24 (IPv6 /56), slip 2; unlimited by default. */
+  rateLimit?: number;
   logger?: Logger;
   metrics?: DnsMetrics;
 }
@@ -64,7 +72,8 @@ export class DnsServer {
   readonly #resolvers: Resolver[];
   readonly #pipeline: Pipeline;
   readonly #upstreams: readonly Upstream[];
-  readonly #tcpIdleTimeoutMs: number;
+  readonly #tcp: TcpOptions;
+  readonly #limiter: RateLimiter | undefined;
   readonly #listeners = new Set<Listener>();
 
   constructor({
@@ -73,8 +82,12 @@ export class DnsServer {
     ttl = 5,
     upstreams = resolvConfUpstreams(),
     cacheSize = 10_000,
+    cacheBytes = 8 * 1024 * 1024,
     maxInflight = 1024,
+    allow,
+    rateLimit,
     tcpIdleTimeoutMs = 10_000,
+    tcpMaxConnections = 256,
     logger = pino({ level: 'silent' }),
     metrics = new DnsMetrics(),
   }: ServerOptions = {}) {
@@ -82,13 +95,21 @@ export class DnsServer {
     this.metrics = metrics;
     this.logger = logger;
     this.#upstreams = upstreams;
-    this.#tcpIdleTimeoutMs = tcpIdleTimeoutMs;
+    this.#limiter = rateLimit === undefined ? undefined : new RateLimiter({ perSecond: rateLimit });
+    this.#tcp = {
+      idleTimeoutMs: tcpIdleTimeoutMs,
+      maxConnections: tcpMaxConnections,
+      onDrop: (reason) => metrics.tcpDrop(reason),
+      onError: (err) => logger.warn({ err: err.message }, 'tcp accept failed'),
+    };
     const setup = {
       registry,
       logger,
       ttl,
       cacheSize,
+      cacheBytes,
       maxInflight,
+      allow,
       onUpstreamFailure: (u: string, reason: string) => metrics.upstreamFailure(u, reason),
       onCache: (hit: boolean) => metrics.cache(hit),
     };
@@ -113,7 +134,7 @@ export class DnsServer {
         this.#listeners.delete(listener);
         for (const r of this.#resolvers) r.release?.(ctx.upstreams);
         udp.close();
-        await new Promise<void>((resolve) => tcp.close(() => resolve()));
+        await tcp.close();
       },
     };
     this.#listeners.add(listener);
@@ -142,29 +163,36 @@ export class DnsServer {
     };
   }
 
+  #udpOptions(netns: string | undefined): UdpServeOptions {
+    return {
+      onError: (err) => this.logger.error({ err, netns }, 'udp socket error'),
+      ...(this.#limiter === undefined ? {} : { limiter: this.#limiter }),
+    };
+  }
+
   /** Sockets opened inside a namespace, then handed to Node. */
-  async #adopt(opts: ListenOptions, ctx: ListenerContext): Promise<{ udp: Socket; tcp: Server }> {
+  async #adopt(opts: ListenOptions, ctx: ListenerContext): Promise<{ udp: Socket; tcp: TcpListener }> {
     const fds = openListenFds(opts.netns!, opts.address, opts.port);
     const udp = await bindUdp(opts.address, opts.port, fds.udp);
-    let tcp: Server;
+    let tcp: TcpListener;
     try {
-      tcp = await listenTcp(opts.address, opts.port, this.#pipeline, ctx, { idleTimeoutMs: this.#tcpIdleTimeoutMs }, fds.tcp);
+      tcp = await listenTcp(opts.address, opts.port, this.#pipeline, ctx, this.#tcp, fds.tcp);
     } catch (err) {
       udp.close();
       closeFd(fds.tcp);
       throw err;
     }
-    serveUdp(udp, this.#pipeline, ctx, (err) => this.logger.error({ err, netns: opts.netns }, 'udp socket error'));
+    serveUdp(udp, this.#pipeline, ctx, this.#udpOptions(opts.netns));
     return { udp, tcp };
   }
 
   /** With port 0, UDP picks the port and TCP takes the same; a clash with another TCP user is retried. */
-  async #bind(address: string, port: number, ctx: ListenerContext): Promise<{ udp: Socket; tcp: Server }> {
+  async #bind(address: string, port: number, ctx: ListenerContext): Promise<{ udp: Socket; tcp: TcpListener }> {
     for (let attempt = 0; ; attempt++) {
       const udp = await bindUdp(address, port);
       try {
-        const tcp = await listenTcp(address, udp.address().port, this.#pipeline, ctx, { idleTimeoutMs: this.#tcpIdleTimeoutMs });
-        serveUdp(udp, this.#pipeline, ctx, (err) => this.logger.error({ err }, 'udp socket error'));
+        const tcp = await listenTcp(address, udp.address().port, this.#pipeline, ctx, this.#tcp);
+        serveUdp(udp, this.#pipeline, ctx, this.#udpOptions(undefined));
         return { udp, tcp };
       } catch (err) {
         udp.close();

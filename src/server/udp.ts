@@ -3,6 +3,7 @@ import { isIPv6 } from 'node:net';
 import { PLAIN_UDP_SIZE } from '../wire/constants.js';
 import { truncate, udpLimit } from '../wire/reply.js';
 import type { ListenerContext, Pipeline } from './pipeline.js';
+import type { RateLimiter } from './rate-limit.js';
 
 /**
  * Binds a UDP socket, or adopts `fd` (a socket already bound, e.g. inside a sandbox's
@@ -19,12 +20,24 @@ export function bindUdp(address: string, port: number, fd?: number): Promise<Soc
   });
 }
 
-/** Serves queries arriving on `socket`: each datagram in, at most one datagram out, never over the asker's limit. */
-export function serveUdp(socket: Socket, pipeline: Pipeline, ctx: ListenerContext, onError: (err: Error) => void): void {
+export interface UdpServeOptions {
+  onError(err: Error): void;
+  /** Per-prefix response rate limit; none by default. */
+  limiter?: RateLimiter;
+}
+
+/**
+ * Serves queries arriving on `socket`: each datagram in, at most one datagram out, never over
+ * the asker's limit. With a limiter, a source over its rate gets no work done for it (dropped)
+ * or, every slip-th time, a truncated reply.
+ */
+export function serveUdp(socket: Socket, pipeline: Pipeline, ctx: ListenerContext, { onError, limiter }: UdpServeOptions): void {
   socket.on('error', onError);
   socket.on('message', (msg, rinfo) => {
+    const admission = limiter?.admit(rinfo.address) ?? 'send';
+    if (admission === 'drop') return;
     pipeline.handle(msg, rinfo, 'udp', ctx, (reply, q) => {
-      const limit = q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
+      const limit = admission === 'slip' ? 0 : q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
       socket.send(truncate(reply, limit), rinfo.port, rinfo.address);
     });
   });

@@ -33,6 +33,8 @@ export const Flag = {
   TC: 0x0200,
   RD: 0x0100,
   RA: 0x0080,
+  /** Checking disabled (RFC 4035 3.2.2): the asker validates itself. */
+  CD: 0x0010,
 } as const;
 
 /** The UDP payload size tsnet advertises and honours (DNS flag day 2020). */

@@ -63,3 +63,38 @@ export function layoutMessage(buf: Buffer): MessageLayout | null {
 /** The OPT record of a layout, if any. */
 export const optRecord = (layout: MessageLayout): RecordSpan | undefined =>
   layout.records.find((r) => r.section === 2 && r.type === QType.OPT);
+
+/** Whether the uncompressed name at `at` spells the question name (letters folded). */
+function isQuestionName(buf: Buffer, at: number, questionEnd: number): boolean {
+  const len = questionEnd - 4 - 12;
+  if (at + len > buf.length) return false;
+  for (let i = 0; i < len; i++) {
+    const a = buf[at + i]!;
+    const b = buf[12 + i]!;
+    if (a !== b && (a | 0x20) !== (b | 0x20)) return false;
+    if (a !== b && !((a | 0x20) >= 0x61 && (a | 0x20) <= 0x7a)) return false;
+  }
+  return true;
+}
+
+/**
+ * Rewrites every record owner that repeats the question name as a pointer to it (offset 12):
+ * smaller replies, and the asker's letter case, copied into the question, is the case of every
+ * such owner. Only for messages without compression (dns-packet's output): no pointer moves.
+ */
+export function pointOwnersAtQuestion(buf: Buffer, questionEnd: number): Buffer {
+  const nameLen = questionEnd - 4 - 12;
+  const layout = nameLen < 2 ? null : layoutMessage(buf);
+  if (layout === null) return buf;
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const r of layout.records) {
+    if (r.ttlOffset - 4 - r.start !== nameLen || !isQuestionName(buf, r.start, questionEnd)) continue;
+    parts.push(buf.subarray(from, r.start), POINTER_TO_QUESTION);
+    from = r.start + nameLen;
+  }
+  if (parts.length === 0) return buf;
+  parts.push(buf.subarray(from));
+  return Buffer.concat(parts);
+}
+const POINTER_TO_QUESTION = Buffer.from([0xc0, 0x0c]);

@@ -19,8 +19,9 @@ export interface Query {
   /** Lowercased question name, no trailing dot, '' for the root (decoded on first use). */
   readonly name: string;
   /**
-   * The question (name, type, class) as its wire bytes with ASCII letters folded to lower
-   * case: equal for questions DNS treats as equal, and cheap to make. Keys the caches.
+   * The question as its wire bytes, the name's ASCII letters folded to lower case and the type
+   * and class bytes as sent: equal for questions DNS treats as equal, and cheap to make. Keys
+   * the caches.
    */
   readonly key: string;
   type: number;
@@ -119,9 +120,12 @@ class ParsedQuery implements Query {
 
   get key(): string {
     if (this.#key === undefined) {
-      const wire = this.raw.toString('latin1', HEADER, this.questionEnd);
+      const nameEnd = this.questionEnd - 4;
+      const name = this.raw.toString('latin1', HEADER, nameEnd);
       // Label-length bytes are at most 63, never a letter; only ASCII letters fold (RFC 4343).
-      this.#key = NON_ASCII.test(wire) ? wire.replace(/[A-Z]/g, (c: string) => c.toLowerCase()) : wire.toLowerCase();
+      // Type and class are numbers: folding their bytes would make TYPE97 ('a') equal TYPE65 ('A').
+      const folded = NON_ASCII.test(name) ? name.replace(/[A-Z]/g, (c: string) => c.toLowerCase()) : name.toLowerCase();
+      this.#key = folded + this.raw.toString('latin1', nameEnd, this.questionEnd);
     }
     return this.#key;
   }

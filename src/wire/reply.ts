@@ -1,6 +1,6 @@
 import dnsPacket from 'dns-packet';
 import { EDNS_UDP_SIZE, Flag, PLAIN_UDP_SIZE, QType } from './constants.js';
-import { layoutMessage, optRecord } from './layout.js';
+import { layoutMessage, optRecord, pointOwnersAtQuestion } from './layout.js';
 import type { Edns, Query } from './query.js';
 
 /** The records of a reply, in dns-packet's shapes; the header and question come from the query. */
@@ -25,7 +25,7 @@ export function optBytes(edns: Edns, rcode: number): Buffer {
 function replyFlags(queryFlags: number, rcode: number, authoritative: boolean): number {
   return (
     Flag.QR |
-    (queryFlags & (0x7800 | Flag.RD | 0x0010)) | // opcode, RD and CD are echoed
+    (queryFlags & (0x7800 | Flag.RD | Flag.CD)) | // opcode, RD and CD are echoed (RFC 6840 5.9)
     (authoritative ? Flag.AA : 0) |
     Flag.RA |
     (rcode & 0xf)
@@ -66,8 +66,10 @@ export function encodeReply(q: Query, body: ReplyBody): Buffer {
   if (encoded.readUInt16BE(4) !== 1 || wireLength(q.name) + 16 !== q.questionEnd) {
     throw new Error(`wire: question ${JSON.stringify(q.name)} does not re-encode to the query's bytes`);
   }
-  const withOpt = q.edns === null ? encoded : appendRecord(encoded, optBytes(q.edns, body.rcode));
-  // The question is copied from the query so its case (0x20 randomisation) and class survive.
+  const compact = pointOwnersAtQuestion(encoded, q.questionEnd);
+  const withOpt = q.edns === null ? compact : appendRecord(compact, optBytes(q.edns, body.rcode));
+  // The question is copied from the query so its case (0x20 randomisation) and class survive,
+  // and every owner that points at it echoes that case too.
   q.raw.copy(withOpt, 12, 12, q.questionEnd);
   return withOpt;
 }
@@ -87,34 +89,62 @@ export const udpLimit = (edns: Edns | null): number =>
   edns === null ? PLAIN_UDP_SIZE : Math.min(Math.max(edns.udpSize, PLAIN_UDP_SIZE), EDNS_UDP_SIZE);
 
 /**
- * Cuts a reply that does not fit `limit` down to header and question with TC set, keeping
- * the OPT record (RFC 6891 7): the client asks again over TCP.
+ * Cuts a reply that does not fit `limit` down to what fits, with TC set and the OPT record
+ * kept (RFC 6891 7). Over UDP (`keep` 'none') only header and question stay: the client asks
+ * again over TCP. Over TCP there is nowhere to go, so `keep` 'answers' keeps as many whole
+ * answer records as fit the 65535-byte frame (authority and additionals go first).
  */
-export function truncate(reply: Buffer, limit: number): Buffer {
+export function truncate(reply: Buffer, limit: number, keep: 'none' | 'answers' = 'none'): Buffer {
   if (reply.length <= limit) return reply;
   const layout = layoutMessage(reply);
   const questionEnd = layout?.questionEnd ?? 12;
   const opt = layout === null ? undefined : optRecord(layout);
   const optLen = opt === undefined ? 0 : opt.end - opt.start;
-  const out = Buffer.alloc(questionEnd + optLen);
-  reply.copy(out, 0, 0, questionEnd);
+  let answersEnd = questionEnd;
+  let answers = 0;
+  if (keep === 'answers' && layout !== null) {
+    for (const r of layout.records) {
+      if (r.section !== 0 || r.end + optLen > limit) break;
+      answersEnd = r.end;
+      answers++;
+    }
+  }
+  const out = Buffer.alloc(answersEnd + optLen);
+  reply.copy(out, 0, 0, answersEnd);
   out.writeUInt16BE(out.readUInt16BE(2) | Flag.TC, 2);
   out.writeUInt16BE(layout === null ? 0 : 1, 4);
-  out.writeUInt32BE(0, 6);
+  out.writeUInt16BE(answers, 6);
+  out.writeUInt16BE(0, 8);
   out.writeUInt16BE(opt === undefined ? 0 : 1, 10);
-  if (opt !== undefined) reply.copy(out, questionEnd, opt.start, opt.end);
+  if (opt !== undefined) reply.copy(out, answersEnd, opt.start, opt.end);
   return out;
 }
 
+/** The largest DNS message a TCP frame holds (RFC 1035 4.2.2: a 16-bit length). */
+export const TCP_MESSAGE_LIMIT = 65_535;
+
 /**
- * A copy of a stored or relayed reply made into the reply to `q`: its ID, its RD bit and its
- * question bytes (so the asker's 0x20 letter case comes back as sent).
+ * A copy of a stored or relayed reply made into the reply to `q`: its ID, its RD and CD bits and
+ * its question bytes (so the asker's 0x20 letter case comes back as sent, in the question and in
+ * every owner name that points at it).
  */
 export function replyFor(q: Query, template: Buffer): Buffer {
   const out = Buffer.allocUnsafe(template.length);
   template.copy(out);
   out.writeUInt16BE(q.id, 0);
-  out.writeUInt16BE((out.readUInt16BE(2) & ~Flag.RD) | (q.flags & Flag.RD), 2);
+  out.writeUInt16BE((out.readUInt16BE(2) & ~(Flag.RD | Flag.CD)) | (q.flags & (Flag.RD | Flag.CD)), 2);
   if (out.length >= q.questionEnd) q.raw.copy(out, 12, 12, q.questionEnd);
   return out;
+}
+
+/** An upstream reply as tsnet keeps it: scrubbed, no OPT record, the full 12-bit rcode beside it. */
+export interface Relayable {
+  bytes: Buffer;
+  rcode: number;
+}
+
+/** A kept upstream reply made into the reply to `q`: its ID, RD, CD and question case, and tsnet's OPT when `q` had one. */
+export function relayTo(q: Query, kept: Relayable): Buffer {
+  const out = replyFor(q, kept.bytes);
+  return q.edns === null ? out : appendRecord(out, optBytes(q.edns, kept.rcode));
 }

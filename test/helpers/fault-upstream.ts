@@ -64,12 +64,15 @@ export async function faultUpstream(t: ExecutionContext, handler: Handler): Prom
     await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
     const port = udp.address().port;
     const conns = new Set<TcpSocket>();
+    let closed = false;
     const state: FaultUpstream = {
       port,
       label: `127.0.0.1:${port}`,
       received: [],
       handler,
       close: () => {
+        if (closed) return;
+        closed = true;
         udp.close();
         other.close();
         tcp.close();
@@ -90,7 +93,7 @@ export async function faultUpstream(t: ExecutionContext, handler: Handler): Prom
     udp.on('message', (msg, rinfo) => {
       const r = take('udp', msg, rinfo);
       if (r?.bytes === undefined) return;
-      setTimeout(() => (r.fromOtherPort ? other : udp).send(r.bytes!, rinfo.port, rinfo.address), r.delayMs ?? 0);
+      setTimeout(() => closed || (r.fromOtherPort ? other : udp).send(r.bytes!, rinfo.port, rinfo.address), r.delayMs ?? 0);
     });
     const tcp = createServer((conn) => {
       conns.add(conn);
@@ -104,7 +107,7 @@ export async function faultUpstream(t: ExecutionContext, handler: Handler): Prom
           buf = buf.subarray(2 + msg.length);
           const r = take('tcp', msg, { address: conn.remoteAddress ?? '', port: conn.remotePort ?? 0 });
           if (r?.reset) conn.resetAndDestroy();
-          else if (r?.bytes !== undefined) setTimeout(() => conn.write(frame(r.bytes!)), r.delayMs ?? 0);
+          else if (r?.bytes !== undefined) setTimeout(() => conn.destroyed || conn.write(frame(r.bytes!)), r.delayMs ?? 0);
         }
       });
     });

@@ -16,7 +16,7 @@ export interface TcpOptions {
   /** Queries one connection may have unanswered at once; reading pauses beyond it (default 100). */
   maxPipelined?: number;
   /** Called when the listener refuses or loses a connection, with the reason (for metrics). */
-  onDrop?(reason: 'limit' | 'idle' | 'stalled' | 'accept-error'): void;
+  onDrop?(reason: 'limit' | 'idle' | 'stalled' | 'malformed' | 'accept-error'): void;
   onError?(err: Error): void;
 }
 
@@ -46,6 +46,7 @@ class Connection {
   #buffered: Buffer = Buffer.alloc(0);
   #pending = 0;
   #blockedOnWrite = false;
+  #pumping = false;
   #timer: NodeJS.Timeout | undefined;
   /** What the armed timer is waiting for, so it is re-armed only when that changes. */
   #waitingFor: 'idle' | 'message' | 'drain' | 'us' = 'us';
@@ -77,15 +78,26 @@ class Connection {
 
   /** Answers every whole message buffered, as far as the bounds allow, then decides whether to read on. */
   #pump(): void {
+    // Replies that are ready at once come back while this loop runs: it picks their effect up itself.
+    if (this.#pumping) return;
+    this.#pumping = true;
     let progressed = false;
     while (!this.#blocked() && this.#buffered.length >= 2 && this.#buffered.length >= 2 + this.#buffered.readUInt16BE(0)) {
       const len = this.#buffered.readUInt16BE(0);
       const msg = this.#buffered.subarray(2, 2 + len);
       this.#buffered = this.#buffered.subarray(2 + len);
       const answered = this.pipeline.handle(msg, this.#source, 'tcp', this.ctx, (reply) => this.#reply(reply));
-      if (answered) this.#pending++;
+      if (!answered) {
+        // Too short for a header, or a response: nothing a client sends on purpose (RFC 7766 7).
+        this.opts.onDrop('malformed');
+        this.conn.destroy();
+        this.#pumping = false;
+        return;
+      }
+      this.#pending++;
       progressed = true;
     }
+    this.#pumping = false;
     // While blocked, unread bytes wait in the kernel, not here.
     if (this.#blocked()) this.conn.pause();
     else this.conn.resume();

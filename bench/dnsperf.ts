@@ -13,8 +13,8 @@ export interface LatencyResult {
   qps: number;
 }
 
-/** dnsperf on CPU 1, in the host namespace or inside `netns`. */
-function run(args: string[], onLine?: (line: string) => void, netns?: string): Promise<string> {
+/** dnsperf on CPU 1, in the host namespace or inside `netns`; resolves with its report. */
+export function run(args: string[], onLine?: (line: string) => void, netns?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const argv = [...(netns === undefined ? [] : [systemTool('ip'), 'netns', 'exec', netns]), 'taskset', '-c', '1', 'dnsperf', ...args];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });

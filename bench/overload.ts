@@ -1,0 +1,106 @@
+// `npm run bench:overload` (R3): dnsperf as fast as it can go at local names (against a server
+// measured beforehand) and a flood of unique forwarded names at a slow upstream, for
+// BENCH_SECONDS (default 30), while a probe asks a local name 10 times a second. Reports whether
+// the server lived, its peak RSS and the probe's answer rate. Loopback only.
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import dnsPacket from 'dns-packet';
+import { run, throughput } from './dnsperf.js';
+import { rssMb, startPinned, waitForDns } from './procs.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+const dir = mkdtempSync(join(tmpdir(), 'tsnet-overload-'));
+const file = (name: string, lines: string[]): string => {
+  writeFileSync(join(dir, name), lines.join('\n') + '\n');
+  return join(dir, name);
+};
+
+/** An upstream that answers every A query after `delayMs`: slow enough to pile forwarded queries up. */
+async function slowUpstream(delayMs: number): Promise<{ port: number; close(): void }> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  s.on('message', (m, r) => {
+    try {
+      const q = dnsPacket.decode(m);
+      const out = dnsPacket.encode({ id: q.id, type: 'response', flags: 0x8180, questions: q.questions, answers: [{ name: q.questions![0]!.name, type: 'A', ttl: 300, data: '127.77.0.1' }] });
+      setTimeout(() => s.send(out, r.port, r.address), delayMs);
+    } catch {
+      // not a query
+    }
+  });
+  return { port: s.address().port, close: () => s.close() };
+}
+
+/** Asks `web` every 100 ms with a 1 s timeout; resolves with [answered, asked] when stopped. */
+function probe(port: number): { stop(): Promise<[number, number]> } {
+  const s = createSocket('udp4');
+  let asked = 0;
+  let answered = 0;
+  const waiting = new Map<number, NodeJS.Timeout>();
+  s.on('message', (m) => {
+    const id = m.readUInt16BE(0);
+    const t = waiting.get(id);
+    if (t === undefined) return;
+    clearTimeout(t);
+    waiting.delete(id);
+    if (JSON.stringify(dnsPacket.decode(m).answers ?? []).includes('172.30.0.2')) answered++;
+  });
+  const timer = setInterval(() => {
+    const id = asked++ % 65536;
+    waiting.set(id, setTimeout(() => waiting.delete(id), 1000));
+    s.send(dnsPacket.encode({ id, type: 'query', questions: [{ name: 'web', type: 'A' }] }), port, '127.0.0.1');
+  }, 100);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await new Promise((r) => setTimeout(r, 1100));
+      s.close();
+      return [answered, asked];
+    },
+  };
+}
+
+const upstream = await slowUpstream(500);
+const records = join(dir, 'records.json');
+writeFileSync(records, JSON.stringify({ networks: [{ name: 'app', subnet: '172.30.0.0/24' }], endpoints: [{ id: 'a'.repeat(64), name: 'web', networks: { app: { ipv4: '172.30.0.2', aliases: ['www'] } } }] }));
+const port = 27000 + Math.floor(Math.random() * 2000);
+const server = startPinned(0, process.execPath, [join(ROOT, 'bin/tsnet-dns'), '--records', records, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstream.port}`, '--log-level', 'error']);
+try {
+  await waitForDns(port);
+  const local = file('local.txt', ['web A', 'www A', 'web AAAA']);
+  const unique = file('unique.txt', Array.from({ length: 2_000_000 }, (_, i) => `u${i}.fwd.example A`));
+  const capacity = await throughput(port, local, 5);
+  const before = rssMb(server.pid!);
+  let peak = before;
+  const sampler = setInterval(() => server.exitCode === null && (peak = Math.max(peak, rssMb(server.pid!))), 250);
+  const p = probe(port);
+  const base = ['-s', '127.0.0.1', '-p', String(port), '-t', '1', '-l', String(SECONDS)];
+  const num = (re: RegExp, text: string): number => Number(re.exec(text)?.[1] ?? NaN);
+  const [flood, forwarded] = await Promise.all([
+    run([...base, '-d', local, '-c', '16', '-q', '5000']),
+    run([...base, '-d', unique, '-c', '4', '-q', '5000', '-Q', String(Math.round(capacity.qps))]),
+  ]);
+  const [answered, asked] = await p.stop();
+  clearInterval(sampler);
+  const report = {
+    seconds: SECONDS,
+    capacityQps: Math.round(capacity.qps),
+    localFloodSentQps: Math.round(num(/Queries sent:\s+(\d+)/, flood) / SECONDS),
+    localFloodAnsweredQps: Math.round(num(/Queries per second:\s+([\d.]+)/, flood)),
+    forwardedOfferedQps: Math.round(capacity.qps),
+    forwardedAnsweredQps: Math.round(num(/Queries per second:\s+([\d.]+)/, forwarded)),
+    alive: server.exitCode === null,
+    rssBeforeMb: +before.toFixed(1),
+    rssPeakMb: +peak.toFixed(1),
+    probeAnsweredPct: +((100 * answered) / asked).toFixed(1),
+  };
+  console.log(JSON.stringify(report, null, 1));
+  if (!report.alive || report.probeAnsweredPct < 99) process.exitCode = 1;
+} finally {
+  server.kill('SIGKILL');
+  upstream.close();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -39,6 +39,7 @@ test('out of file descriptors (prlimit --nofile=64, 80 idle TCP connections): a 
   await new Promise((r) => setTimeout(r, 300));
   const starved = await dig(dns.port, 'starved.fwd.example');
   t.is(starved.status, 'SERVFAIL');
+  await dns.waitForLog((l) => l.msg === 'forwarding failed: no socket to the upstream');
   t.is(dns.child.exitCode, null, 'still running');
   t.is((await dig(dns.port, 'web')).status, 'NOERROR', 'local names still answer');
   conns.forEach((c) => c.destroy());

@@ -42,6 +42,7 @@ export const forward: ResolverPlugin = {
       return h;
     };
     let inflight = 0;
+    let lastWarned = -Infinity;
 
     return {
       name: 'forward',
@@ -62,7 +63,14 @@ export const forward: ResolverPlugin = {
             onFailure: (upstream, reason) => onUpstreamFailure(upstream.label, reason),
           });
           if (result.reply === null) {
-            logger.debug({ name: q.name, type: q.type, reason: result.reason }, 'forward failed');
+            // A socket that cannot be made (EMFILE, a namespace gone) is the host's trouble, not the
+            // upstream's: worth a warning, at most one a second so a flood cannot fill the log.
+            if (result.reason.includes(': socket') && performance.now() - lastWarned > 1000) {
+              lastWarned = performance.now();
+              logger.warn({ name: q.name, reason: result.reason }, 'forwarding failed: no socket to the upstream');
+            } else {
+              logger.debug({ name: q.name, type: q.type, reason: result.reason }, 'forward failed');
+            }
             return servfail(q);
           }
           return { bytes: relayTo(q, result.reply), rcode: result.reply.rcode, resolver: 'forward', upstream: result.reply };

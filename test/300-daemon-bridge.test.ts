@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
-import { startDaemon } from './helpers/daemon.js';
+import { assertBlocked, hostPings, startDaemon } from './helpers/daemon.js';
 import { outsideWorld } from './helpers/outside.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -55,19 +55,22 @@ test.serial('a sandbox on another network can neither resolve nor reach them; co
   t.regex((await run(systemTool('nft'), ['list', 'table', 'inet', `tsnet_t${d.tag}`])).stdout, /ct state new drop comment "other"/);
   await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
   await d.tsnet('sandbox', 'create', '--name', 'lonely', '--network', 'other');
+  // The controls: lonely's own neighbour, which it resolves and reaches while web stays out of sight.
+  await d.tsnet('sandbox', 'create', '--name', 'neighbour', '--network', 'other');
   const webIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'web'))[0].Networks.app.IPv4Address as string;
+  const neighbourIp = JSON.parse(await d.tsnet('sandbox', 'inspect', 'neighbour'))[0].Networks.other.IPv4Address as string;
+  t.is((await d.tsnet('exec', 'lonely', '--', 'dig', '+short', 'neighbour')).trim(), neighbourIp);
   t.regex(await d.tsnet('exec', 'lonely', '--', 'dig', 'web'), /status: NXDOMAIN/);
-  const crossed = await d.tsnet('exec', 'lonely', '--', 'ping', '-c', '1', '-W', '1', webIp).then(
-    () => true,
-    () => false,
-  );
-  t.false(crossed, 'a ping from another network got through');
+  t.true(await hostPings(webIp), 'control: web is up');
+  await assertBlocked(t, d, 'lonely', webIp, neighbourIp, 'a ping from another network got through');
   await d.tsnet('network', 'connect', '--alias', 'solo', 'app', 'lonely');
   t.is((await d.tsnet('exec', 'lonely', '--', 'dig', '+short', 'web')).trim(), webIp);
   t.regex(await d.tsnet('exec', 'web', '--', 'getent', 'hosts', 'solo'), /solo/);
   t.regex(await d.tsnet('exec', 'lonely', '--', 'ping', '-c', '1', '-W', '2', 'web'), /1 received/);
   await d.tsnet('network', 'disconnect', 'app', 'lonely');
+  t.is((await d.tsnet('exec', 'lonely', '--', 'dig', '+short', 'neighbour')).trim(), neighbourIp);
   t.regex(await d.tsnet('exec', 'lonely', '--', 'dig', 'web'), /status: NXDOMAIN/);
+  await assertBlocked(t, d, 'lonely', webIp, neighbourIp, 'disconnected, lonely still reached web');
   t.regex(await d.tsnet('exec', 'web', '--', 'dig', 'solo'), /status: NXDOMAIN/);
 });
 
@@ -159,6 +162,7 @@ test.serial('rm and prune leave no namespace, link, or rule behind', async (t) =
   await d.tsnet('sandbox', 'create', '--name', 'a', '--network', 'app');
   const veth = JSON.parse(await d.tsnet('sandbox', 'inspect', 'a'))[0].Networks.app.HostInterface as string;
   await run('ip', ['link', 'show', veth]);
+  t.regex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}a`), 'control: the namespace is listed while it exists');
   await d.tsnet('sandbox', 'rm', 'a');
   await t.throwsAsync(run('ip', ['link', 'show', veth]));
   t.regex(await d.tsnet('network', 'prune', '-f'), /app/);
@@ -196,7 +200,8 @@ test.serial('modes: none has only loopback, host runs in the host namespace, con
 
   await d.tsnet('sandbox', 'create', '--name', 'isolated', '--network', 'none');
   t.deepEqual((await d.tsnet('exec', 'isolated', '--', 'ip', '-br', 'link')).trim().split('\n').map((l) => l.split(/\s+/)[0]), ['lo']);
-  await t.throwsAsync(d.tsnet('exec', 'isolated', '--', 'ping', '-c', '1', '-W', '1', webIp));
+  t.true(await hostPings(webIp), 'control: web is up');
+  await assertBlocked(t, d, 'isolated', webIp, '127.0.0.1', 'a sandbox with network none reached web');
 
   await d.tsnet('sandbox', 'create', '--name', 'onhost', '--network', 'host');
   t.is((await d.tsnet('exec', 'onhost', '--', 'readlink', '/proc/self/ns/net')).trim(), process.env.TSNET_TEST_HOST_NETNS ?? (await run('readlink', ['/proc/self/ns/net'])).stdout.trim());
@@ -205,6 +210,7 @@ test.serial('modes: none has only loopback, host runs in the host namespace, con
   t.regex(await d.tsnet('exec', 'sidecar', '--', 'ip', '-4', '-br', 'addr'), new RegExp(webIp.replaceAll('.', '\\.')));
   t.regex((await d.fails('sandbox', 'rm', 'web')).stderr, /shares its namespace with sidecar/);
   t.regex((await d.fails('network', 'connect', 'app', 'sidecar')).stderr, /cannot join networks/);
+  t.regex((await run('ip', ['netns', 'list'])).stdout, new RegExp(d.netnsPrefix), 'control: the namespaces are listed while they exist');
   await d.tsnet('sandbox', 'rm', 'sidecar', 'onhost', 'isolated', 'web');
   t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(d.netnsPrefix));
 });
@@ -250,6 +256,8 @@ test.serial('a restart removes what the state no longer names (a crash between t
   await d.tsnet('sandbox', 'create', '--name', 'keep', '--network', 'app');
   await d.tsnet('sandbox', 'create', '--name', 'ghost', '--network', 'app');
   const veth = JSON.parse(await d.tsnet('sandbox', 'inspect', 'ghost'))[0].Networks.app.HostInterface as string;
+  await run('ip', ['link', 'show', veth]);
+  t.regex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}ghost`), 'control: ghost exists before the restart');
   await d.kill9();
   const state = JSON.parse(readFileSync(d.stateFile, 'utf8')) as { sandboxes: { name: string }[] };
   state.sandboxes = state.sandboxes.filter((s) => s.name !== 'ghost');

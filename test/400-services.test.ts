@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { across, holdConnection, startLoad } from './helpers/load.js';
 import { outsideWorld } from './helpers/outside.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -67,13 +68,13 @@ test.serial('an unhealthy or draining task leaves DNS and the VIP at once; a lon
 
   // A connection opened now lands on t1 (the only serving task) and must outlive the changes below.
   const ns = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].NetnsName as string;
-  const held = run(systemTool('ip'), ['netns', 'exec', ns, process.execPath, fixture('hold.mjs'), 'api', '80', '1500']);
-  await new Promise((r) => setTimeout(r, 300));
+  const held = holdConnection(t, ns, 'api', 80);
+  t.is(await held.greeting, ips[0], 'the held connection is open, to t1, before the changes');
   await d.tsnet('service', 'task', 'health', 'api', ids[1]!, '--healthy', 'true');
   await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--draining', 'true');
   const drained = await spread(d, 'client', 'api', 300);
   t.deepEqual(drained.by, { [ips[1]!]: 300 }, 'the draining task gets no new connection');
-  t.is((await held).stdout.trim(), `${ips[0]} still`, 'the long-lived connection kept its backend across the set changes');
+  t.is(await held.release(), `${ips[0]} still`, 'the long-lived connection kept its backend across the set changes');
 });
 
 test.serial('dnsrr services answer every serving task, shuffled; no VIP', async (t) => {
@@ -127,11 +128,17 @@ test.serial('replicas run by tsnet: health checks move tasks out and back, and s
   t.is((await until((ips) => ips.length === 3)).length, 3, 'it comes back when healthy');
 
   const ns = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].NetnsName as string;
-  const load = run(systemTool('ip'), ['netns', 'exec', ns, process.execPath, fixture('connect-loop.mjs'), 'web', '80', '1500', '4'], { timeout: 120_000 });
-  await d.tsnet('service', 'scale', 'web', '4');
-  await d.tsnet('service', 'scale', 'web', '2');
-  const result = JSON.parse((await load).stdout) as { ok: number; failed: number };
-  t.deepEqual([result.ok, result.failed], [1500, 0], 'no connection failed during scale up and down');
+  const result = await across(
+    startLoad(t, ns, 'web', 80),
+    async () => {
+      await d.tsnet('service', 'scale', 'web', '4');
+      await d.tsnet('service', 'scale', 'web', '2');
+    },
+    { total: 1500 },
+  );
+  t.true(result.during > 0, 'connections finished while scaling');
+  t.is(result.failed, 0, 'no connection failed during scale up and down');
+  t.true(result.ok >= 1500, `${result.ok} connections`);
   t.is((await until((ips) => ips.length === 2)).length, 2);
   await d.tsnet('service', 'rm', 'web');
   t.notRegex(await d.tsnet('sandbox', 'ls'), /web\./, 'the replicas went with the service');
@@ -176,13 +183,19 @@ test.serial('a TCP health check takes a replica whose server died out of DNS; a 
   await d.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80');
   const ids = [(await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't1')).trim(), (await d.tsnet('service', 'task', 'add', 'api', '--sandbox', 't2')).trim()];
   const client = JSON.parse(await d.tsnet('sandbox', 'inspect', 'client'))[0].NetnsName as string;
-  const load = run(systemTool('ip'), ['netns', 'exec', client, process.execPath, fixture('connect-loop.mjs'), 'api', '80', '1500', '4'], { timeout: 120_000 });
-  for (let i = 0; i < 3; i++) {
-    await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'false');
-    await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'true');
-  }
-  const result = JSON.parse((await load).stdout) as { ok: number; failed: number };
-  t.deepEqual([result.ok, result.failed], [1500, 0]);
+  const result = await across(
+    startLoad(t, client, 'api', 80),
+    async () => {
+      for (let i = 0; i < 3; i++) {
+        await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'false');
+        await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'true');
+      }
+    },
+    { total: 1500 },
+  );
+  t.true(result.during > 0, 'connections finished while health flipped');
+  t.is(result.failed, 0);
+  t.true(result.ok >= 1500, `${result.ok} connections`);
 });
 
 test.serial('--publish balances a host port over the serving tasks, reached from an outside namespace', async (t) => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import { systemTool } from '../../src/net/tools.js';
+import { owned } from './ledger.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
@@ -35,6 +36,7 @@ export interface TestDaemon {
  */
 export async function startDaemon(t: ExecutionContext, upstream: string, extraArgs: string[] = []): Promise<TestDaemon> {
   const tag = randomBytes(3).toString('hex');
+  owned(t.title, tag);
   const dir = mkdtempSync(join(tmpdir(), 'tsnet-daemon-'));
   const socket = join(dir, 'tsnet.sock');
   const netnsPrefix = `tsnet-t${tag}-`;
@@ -70,11 +72,14 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     child?.kill('SIGKILL');
     const state = (() => {
       try {
-        return JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[]; sandboxes: { netns?: string; ownsNetns: boolean }[] };
+        return JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[]; sandboxes: { netns?: string; ownsNetns: boolean; attachments?: Record<string, { hostIf: string }> }[] };
       } catch {
         return { networks: [], sandboxes: [] };
       }
     })();
+    // Devices named by network or sandbox id carry no tag: the leftover check learns them here.
+    const devices = state.networks.map((n) => n.device).filter((d): d is string => d !== undefined);
+    owned(t.title, ...devices, ...state.sandboxes.flatMap((s) => Object.values(s.attachments ?? {}).map((a) => a.hostIf)));
     const { stdout } = await run('ip', ['netns', 'list']);
     for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix))) {
       // Processes a test left in the namespace (replicas, servers) go first, or the namespace lingers.
@@ -89,7 +94,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
       await run('ip', ['netns', 'del', ns]).catch(() => run('umount', [`/run/netns/${ns}`]).then(() => rmSync(`/run/netns/${ns}`, { force: true }), () => {}));
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
-    for (const dev of [`tst${tag}`, ...state.networks.map((n) => n.device).filter((d): d is string => d !== undefined)]) await run('ip', ['link', 'del', dev]).catch(() => {});
+    for (const dev of [`tst${tag}`, ...devices]) await run('ip', ['link', 'del', dev]).catch(() => {});
     for (const family of ['inet', 'bridge']) await run(systemTool('nft'), ['delete', 'table', family, table]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
@@ -126,6 +131,22 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
 /** Whether `ping` from sandbox `from` reaches `to` (an address or a name) within a second or two. */
 export const pings = (d: TestDaemon, from: string, to: string, waitSeconds = 1): Promise<boolean> =>
   d.tsnet('exec', from, '--', 'ping', '-c', '1', '-W', String(waitSeconds), to).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * "`from` cannot reach `to`", asserted with its control: at the same moment `from` does reach
+ * `control`, so a sandbox whose networking is broken cannot pass for one that is blocked.
+ */
+export async function assertBlocked(t: ExecutionContext, d: TestDaemon, from: string, to: string, control: string, what: string): Promise<void> {
+  t.true(await pings(d, from, control), `control for "${what}": ${from} reaches ${control}`);
+  t.false(await pings(d, from, to), what);
+}
+
+/** Whether the host itself pings `ip` (an address in a namespace the test made). */
+export const hostPings = (ip: string): Promise<boolean> =>
+  run('ping', ['-c', '1', '-W', '1', ip]).then(
     () => true,
     () => false,
   );

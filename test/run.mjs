@@ -20,24 +20,31 @@ const ava = spawn(new URL('../node_modules/.bin/ava', import.meta.url).pathname,
     TSNET_TEST_RUN_DIR: runDir,
   },
 });
-let passed = 0;
-let failed = 0;
-let skipped = 0;
+// ava's own summary (`# pass N`…); its per-test lines stand in when it dies before printing one.
+const summary = { pass: undefined, fail: undefined, skip: undefined };
+const lines = { pass: 0, fail: 0, skip: 0 };
 let rest = '';
 ava.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
-  const lines = (rest + chunk.toString()).split('\n');
-  rest = lines.pop() ?? '';
-  for (const line of lines) {
-    const pass = /^# pass (\d+)/.exec(line);
-    const fail = /^# fail (\d+)/.exec(line);
-    const skip = /^# skip (\d+)/.exec(line);
-    if (pass) passed = Number(pass[1]);
-    if (fail) failed = Number(fail[1]);
-    if (skip) skipped = Number(skip[1]);
+  const all = (rest + chunk.toString()).split('\n');
+  rest = all.pop() ?? '';
+  for (const line of all) {
+    const total = /^# (pass|fail|skip) (\d+)/.exec(line);
+    if (total) summary[total[1]] = Number(total[2]);
+    if (/^not ok \d+/.test(line)) lines.fail++;
+    else if (/^ok \d+.*# SKIP/.test(line)) lines.skip++;
+    else if (/^ok \d+/.test(line)) lines.pass++;
   }
 });
 ava.on('close', async (code) => {
+  let passed = summary.pass ?? lines.pass;
+  let failed = summary.fail ?? lines.fail;
+  const skipped = summary.skip ?? lines.skip;
+  if (code !== 0 && failed === 0) {
+    // A crash, a timeout the reporter choked on, or a file that did not load: never a green line.
+    failed++;
+    process.stdout.write(`not ok - ava exited with code ${code} without reporting a failed test\n`);
+  }
   const left = await leftovers(runId, runDir).catch((err) => [`the check itself failed: ${err.message}`]);
   rmSync(runDir, { recursive: true, force: true });
   const name = 'leftovers › after the whole suite no namespace, link, nft table or process of this run is left';

@@ -165,6 +165,7 @@ test.serial('rm and prune leave no namespace, link, or rule behind', async (t) =
   t.regex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}a`), 'control: the namespace is listed while it exists');
   await d.tsnet('sandbox', 'rm', 'a');
   await t.throwsAsync(run('ip', ['link', 'show', veth]));
+  t.regex((await run(systemTool('nft'), ['list', 'table', 'inet', `tsnet_t${d.tag}`])).stdout, /"app"/, 'control: the network\'s rules are listed while it exists');
   t.regex(await d.tsnet('network', 'prune', '-f'), /app/);
   t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(d.netnsPrefix));
   await t.throwsAsync(run('ip', ['link', 'show', device]));

@@ -123,7 +123,9 @@ test.serial('replicas run by tsnet: health checks move tasks out and back, and s
 
   await run('touch', [`${flags}/${all[0]}`]);
   t.deepEqual(await until((ips) => !ips.includes(all[0]!)), all.slice(1), 'an unhealthy replica leaves the answers');
-  t.false(Object.keys((await spread(d, 'client', 'web', 200)).by).includes(all[0]!), 'and the VIP');
+  const without = await spread(d, 'client', 'web', 200);
+  t.is(without.ok, 200, 'control: the VIP still serves');
+  t.false(Object.keys(without.by).includes(all[0]!), 'and the VIP');
   await run('rm', [`${flags}/${all[0]}`]);
   t.is((await until((ips) => ips.length === 3)).length, 3, 'it comes back when healthy');
 
@@ -140,6 +142,7 @@ test.serial('replicas run by tsnet: health checks move tasks out and back, and s
   t.is(result.failed, 0, 'no connection failed during scale up and down');
   t.true(result.ok >= 1500, `${result.ok} connections`);
   t.is((await until((ips) => ips.length === 2)).length, 2);
+  t.regex(await d.tsnet('sandbox', 'ls'), /web\./, 'control: the replicas are listed while the service exists');
   await d.tsnet('service', 'rm', 'web');
   t.notRegex(await d.tsnet('sandbox', 'ls'), /web\./, 'the replicas went with the service');
 });
@@ -213,6 +216,7 @@ test.serial('--publish balances a host port over the serving tasks, reached from
   t.deepEqual(Object.keys(both.by).sort(), [...ips].sort());
   await d.tsnet('service', 'task', 'health', 'api', ids[0]!, '--healthy', 'false');
   t.deepEqual(Object.keys((await ask()).by), [ips[1]], 'an unhealthy task leaves the published port too');
+  t.regex((await run(systemTool('nft'), ['list', 'table', 'inet', `tsnet_t${d.tag}`])).stdout, new RegExp(`dport ${port}`), 'control: the rule is listed while published');
   await d.tsnet('service', 'rm', 'api');
   t.notRegex((await run(systemTool('nft'), ['list', 'table', 'inet', `tsnet_t${d.tag}`])).stdout, new RegExp(`dport ${port}`));
 });

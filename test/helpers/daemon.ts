@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +10,17 @@ import { systemTool } from '../../src/net/tools.js';
 import { owned } from './ledger.js';
 
 const run = promisify(execFile);
+
+/** Whether a daemon answers GET /_ping on `socket`. */
+const answersPing = (socket: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const req = request({ socketPath: socket, path: '/_ping' }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
 const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
 
 export interface TestDaemon {
@@ -58,11 +70,12 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     let stderr = '';
     c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-    for (let i = 0; i < 200 && !existsSync(socket); i++) {
+    // Ready when it answers, not when the socket file appears (it is made before it is set up).
+    for (let i = 0; i < 200 && !(await answersPing(socket)); i++) {
       if (c.exitCode !== null) throw new Error(`tsnet daemon exited ${c.exitCode}: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (!existsSync(socket)) throw new Error(`tsnet daemon did not open ${socket}: ${stderr}`);
+    if (!(await answersPing(socket))) throw new Error(`tsnet daemon did not answer on ${socket}: ${stderr}`);
     const host = process.env.TSNET_TEST_HOST_NETNS ?? readlinkSync('/proc/self/ns/net');
     const mine = readlinkSync('/proc/self/ns/net');
     const its = readlinkSync(`/proc/${c.pid}/ns/net`);

@@ -40,6 +40,8 @@ test.serial('local names are never forwarded', async (t) => {
   const dns = await startDns(t, records(), upstreamArgs(up.label));
   for (const q of [['web', 'A'], ['web2', 'AAAA'], ['web', 'MX'], ['tasks.api', 'A']]) await dig(dns.port, ...q);
   t.is(up.udpQueries, 0);
+  await dig(dns.port, 'elsewhere.fwd.example');
+  t.is(up.udpQueries, 1, 'control: a name that is not local does reach this upstream');
 });
 
 test.serial('a forwarded answer is cached: asked again it does not reach the upstream and its TTL counts down', async (t) => {

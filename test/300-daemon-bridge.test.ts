@@ -230,6 +230,8 @@ test.serial('--dns servers are asked from inside the sandbox\'s namespace', asyn
   t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', 'who.example')).trim(), clientIp, 'the query left from the client\'s own address');
   t.is((await d.tsnet('exec', 'client', '--', 'dig', '+short', '+tcp', 'who2.example')).trim(), clientIp);
   t.is(up.udpQueries, 0, 'the host upstream was not asked');
+  await d.tsnet('exec', 'dnsbox', '--', 'dig', 'far.fwd.example');
+  t.is(up.udpQueries, 1, 'control: a sandbox without --dns does ask the host upstream');
 });
 
 test.serial('--pid adopts the namespace a runtime made: it is wired and resolves, and rm leaves it to its owner', async (t) => {

@@ -48,16 +48,21 @@ test('a broken records file is refused with the field named, and the old answers
   t.deepEqual(datas(await dig(dns.port, 'web')), ['172.30.0.2']);
 });
 
-test('SIGHUP re-reads the records', async (t) => {
-  const dns = await startDns(t, records(), NO_FORWARD);
+test('SIGHUP re-reads the records: under --no-watch an edit alone changes nothing until the signal', async (t) => {
+  const dns = await startDns(t, records(), [...NO_FORWARD, '--no-watch']);
+  // The control: a watching server on the same file, which must see the edit by itself.
+  const watching = await startDns(t, null, [...NO_FORWARD, '--records', dns.records]);
   const loaded = (): number => dns.logs.filter((l) => l.msg === 'records loaded').length;
   const before = loaded();
   const doc = records();
   doc.endpoints[0]!.name = 'renamed';
   dns.writeRecords(doc);
+  t.true(await eventually(async () => datas(await dig(watching.port, 'renamed')).join() === '172.30.0.2'), 'the watching server reloaded');
+  t.is((await dig(dns.port, 'renamed')).status, 'REFUSED', 'the --no-watch server did not');
+  t.is(loaded(), before);
   dns.child.kill('SIGHUP');
   t.true(await eventually(async () => datas(await dig(dns.port, 'renamed')).join() === '172.30.0.2'));
-  t.true(loaded() > before);
+  t.is(loaded(), before + 1, 'one reload, the signal\'s');
   t.is((await dig(dns.port, 'web')).status, 'REFUSED');
 });
 

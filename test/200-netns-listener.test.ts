@@ -39,6 +39,7 @@ test('nothing is bound to 127.0.0.11 in the host namespace', async (t) => {
   t.teardown(() => server.close());
   await server.listen({ address: '127.0.0.11', port: 53, netns: ns.path });
   const { run } = await import('./helpers/netns.js');
+  t.regex(await ns.exec('ss', '-Hlun', 'src', '127.0.0.11'), /127\.0\.0\.11:53/, 'control: the same query sees the listener inside the namespace');
   const { stdout } = await run('ss', ['-Hlun', 'src', '127.0.0.11']);
   t.is(stdout.trim(), '');
 });

@@ -28,6 +28,7 @@ const argument = <T>(parse: (s: string) => T) => (value: string): T => {
 interface Options {
   listen?: { address: string; port: number }[];
   records?: string;
+  watch: boolean;
   upstream?: ReturnType<typeof parseUpstream>[];
   scope?: string[];
   ttl: number;
@@ -46,6 +47,7 @@ const program = new Command('tsnet-dns')
   .description('DNS for container networks: answers network-scoped names from a records file and forwards the rest.')
   .option('--listen <addr:port>', 'where to answer, UDP and TCP; repeatable (default 127.0.0.11:53)', collect(argument((s) => parseHostPort(s, 53, 'listen'))))
   .option('--records <file|dir>', 'records JSON file, or a directory of *.json merged; re-read on change and SIGHUP')
+  .option('--no-watch', 'do not re-read the records on change, only on SIGHUP')
   .option('--upstream <ip[:port]>', 'server for names not in the records; repeatable (default: /etc/resolv.conf)', collect(argument(parseUpstream)))
   .option('--scope <net,...>', 'networks visible to askers that are no known endpoint (default: all)', (s) => s.split(',').filter(Boolean))
   .option('--ttl <seconds>', 'TTL of answers from the records', integer(0), 5)
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     (opts.listen ?? [{ address: '127.0.0.11', port: 53 }]).map((l) => server.listen({ ...l, scope: opts.scope })),
   );
   const metricsServer = opts.metrics === undefined ? undefined : await serveMetrics(server.metrics, opts.metrics.address, opts.metrics.port);
-  source?.start();
+  if (opts.watch) source?.start();
   logger.info(
     {
       listen: listeners.map((l) => `${l.address}:${l.port}`),

@@ -1,13 +1,26 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import { systemTool } from '../../src/net/tools.js';
+import { owned } from './ledger.js';
 
 const run = promisify(execFile);
+
+/** Whether a daemon answers GET /_ping on `socket`. */
+const answersPing = (socket: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const req = request({ socketPath: socket, path: '/_ping' }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
 const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
 
 export interface TestDaemon {
@@ -35,6 +48,7 @@ export interface TestDaemon {
  */
 export async function startDaemon(t: ExecutionContext, upstream: string, extraArgs: string[] = []): Promise<TestDaemon> {
   const tag = randomBytes(3).toString('hex');
+  owned(t.title, tag);
   const dir = mkdtempSync(join(tmpdir(), 'tsnet-daemon-'));
   const socket = join(dir, 'tsnet.sock');
   const netnsPrefix = `tsnet-t${tag}-`;
@@ -56,11 +70,12 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     let stderr = '';
     c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-    for (let i = 0; i < 200 && !existsSync(socket); i++) {
+    // Ready when it answers, not when the socket file appears (it is made before it is set up).
+    for (let i = 0; i < 200 && !(await answersPing(socket)); i++) {
       if (c.exitCode !== null) throw new Error(`tsnet daemon exited ${c.exitCode}: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (!existsSync(socket)) throw new Error(`tsnet daemon did not open ${socket}: ${stderr}`);
+    if (!(await answersPing(socket))) throw new Error(`tsnet daemon did not answer on ${socket}: ${stderr}`);
     const host = process.env.TSNET_TEST_HOST_NETNS ?? readlinkSync('/proc/self/ns/net');
     const mine = readlinkSync('/proc/self/ns/net');
     const its = readlinkSync(`/proc/${c.pid}/ns/net`);
@@ -70,11 +85,14 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     child?.kill('SIGKILL');
     const state = (() => {
       try {
-        return JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[]; sandboxes: { netns?: string; ownsNetns: boolean }[] };
+        return JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[]; sandboxes: { netns?: string; ownsNetns: boolean; attachments?: Record<string, { hostIf: string }> }[] };
       } catch {
         return { networks: [], sandboxes: [] };
       }
     })();
+    // Devices named by network or sandbox id carry no tag: the leftover check learns them here.
+    const devices = state.networks.map((n) => n.device).filter((d): d is string => d !== undefined);
+    owned(t.title, ...devices, ...state.sandboxes.flatMap((s) => Object.values(s.attachments ?? {}).map((a) => a.hostIf)));
     const { stdout } = await run('ip', ['netns', 'list']);
     for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix))) {
       // Processes a test left in the namespace (replicas, servers) go first, or the namespace lingers.
@@ -89,7 +107,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
       await run('ip', ['netns', 'del', ns]).catch(() => run('umount', [`/run/netns/${ns}`]).then(() => rmSync(`/run/netns/${ns}`, { force: true }), () => {}));
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
-    for (const dev of [`tst${tag}`, ...state.networks.map((n) => n.device).filter((d): d is string => d !== undefined)]) await run('ip', ['link', 'del', dev]).catch(() => {});
+    for (const dev of [`tst${tag}`, ...devices]) await run('ip', ['link', 'del', dev]).catch(() => {});
     for (const family of ['inet', 'bridge']) await run(systemTool('nft'), ['delete', 'table', family, table]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
@@ -126,6 +144,22 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
 /** Whether `ping` from sandbox `from` reaches `to` (an address or a name) within a second or two. */
 export const pings = (d: TestDaemon, from: string, to: string, waitSeconds = 1): Promise<boolean> =>
   d.tsnet('exec', from, '--', 'ping', '-c', '1', '-W', String(waitSeconds), to).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * "`from` cannot reach `to`", asserted with its control: at the same moment `from` does reach
+ * `control`, so a sandbox whose networking is broken cannot pass for one that is blocked.
+ */
+export async function assertBlocked(t: ExecutionContext, d: TestDaemon, from: string, to: string, control: string, what: string): Promise<void> {
+  t.true(await pings(d, from, control), `control for "${what}": ${from} reaches ${control}`);
+  t.false(await pings(d, from, to), what);
+}
+
+/** Whether the host itself pings `ip` (an address in a namespace the test made). */
+export const hostPings = (ip: string): Promise<boolean> =>
+  run('ping', ['-c', '1', '-W', '1', ip]).then(
     () => true,
     () => false,
   );

@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
+import { owned } from './ledger.js';
 
 export const run = promisify(execFile);
 
@@ -12,6 +13,7 @@ export const run = promisify(execFile);
  */
 export async function testNetns(t: ExecutionContext, options: { resolvConf?: string } = {}): Promise<{ name: string; path: string; exec(...cmd: string[]): Promise<string> }> {
   const name = `tsnet-t-${randomBytes(4).toString('hex')}`;
+  owned(t.title, name);
   await run('ip', ['netns', 'add', name]);
   const etc = `/etc/netns/${name}`;
   mkdirSync(etc, { recursive: true });

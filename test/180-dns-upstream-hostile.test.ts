@@ -1,6 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import dnsPacket from 'dns-packet';
 import { createServer, parseUpstream, Registry } from '../src/index.js';
 import { aFor, answer, faultUpstream, type FaultUpstream, type Handler, type Received } from './helpers/fault-upstream.js';
@@ -185,6 +186,10 @@ test('R2 upstream faults: alone and ahead of a healthy upstream, every query is 
   ]);
   // In batches: two dozen servers starting at once in this one process would time the test, not tsnet.
   const results = [];
+  // Time this process spent stalled (other test files starving the CPU) is no delay of tsnet's:
+  // it is measured and allowed on top of the 2 s.
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   for (let i = 0; i < cases.length; i += 7) {
     results.push(...(await Promise.all(cases.slice(i, i + 7).map(async ({ fault, handler, healthy }) => {
       const bad = await faultUpstream(t, handler);
@@ -197,9 +202,12 @@ test('R2 upstream faults: alone and ahead of a healthy upstream, every query is 
       return { fault, healthy, ms, first, again };
     }))));
   }
+  lag.disable();
+  const stalledMs = lag.max / 1e6;
+  t.log(`event loop stalled up to ${stalledMs.toFixed(0)} ms`);
   for (const { fault, healthy, ms, first, again } of results) {
     const label = `${fault}${healthy ? ', then healthy' : ', alone'}`;
-    t.true(ms < 2000, `${label}: answered in ${ms.toFixed(0)} ms`);
+    t.true(ms < 2000 + stalledMs, `${label}: answered in ${ms.toFixed(0)} ms (stalls up to ${stalledMs.toFixed(0)} ms)`);
     for (const r of [first, again]) t.false(JSON.stringify(r.answers ?? []).includes('6.6.6.6'), `${label}: poison returned`);
     const expected = healthy ? 'NOERROR' : ALONE[fault];
     t.is(first.rcode, expected, label);

@@ -1,4 +1,4 @@
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, badRequest, notFound } from '../daemon/errors.js';
@@ -113,9 +113,7 @@ export function serveControl(manager: Manager, socketPath: string, logger: Logge
   rmSync(socketPath, { force: true });
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`control socket ${socketPath}: ${err.message}`, { cause: err })));
-    server.listen(socketPath, () => {
-      chmodSync(socketPath, 0o600);
-      resolve(server);
-    });
+    // The caller holds the socket's lock (so the file is a dead daemon's) and sets the umask (0600).
+    server.listen(socketPath, () => resolve(server));
   });
 }

@@ -56,7 +56,7 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.#o = options;
-    this.#dp = dataplane(options.owner ?? 'tsnet');
+    this.#dp = dataplane(options.owner ?? 'tsnet', options.store.dir);
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
     this.#resolvers = new SandboxResolvers(options.dns, () => this.#state);

@@ -66,8 +66,12 @@ export class ServiceManager {
         }
         svc.publish = await this.m.reserveHostPorts(wanted);
       }
-      this.m.setServices([...this.services, svc]);
-      await this.#balance(svc.network);
+      try {
+        await this.m.applyServices([...this.services, svc], svc.network);
+      } catch (err) {
+        this.m.releaseHostPorts(svc.publish ?? []);
+        throw err;
+      }
       return svc;
     });
   }
@@ -84,9 +88,8 @@ export class ServiceManager {
   remove(ref: string): Promise<void> {
     return this.m.serial(async () => {
       const svc = this.service(ref);
-      this.m.setServices(this.services.filter((s) => s !== svc));
+      await this.m.applyServices(this.services.filter((s) => s !== svc), svc.network);
       this.m.releaseHostPorts(svc.publish ?? []);
-      await this.#balance(svc.network);
     });
   }
 
@@ -104,8 +107,7 @@ export class ServiceManager {
       if (svc.tasks.some((t) => t.ipv4 === ip)) throw conflict(`service ${svc.name} already has a task at ${ip}`);
       const task = { id: randomBytes(6).toString('hex'), ipv4: ip, healthy: req.healthy ?? true, draining: false, weight, ...(req.sandbox === undefined ? {} : { sandbox: this.m.sandbox(req.sandbox).name }) };
       const next = { ...svc, tasks: [...svc.tasks, task] };
-      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
-      await this.#balance(svc.network);
+      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
       return next;
     });
   }
@@ -115,8 +117,7 @@ export class ServiceManager {
       const svc = this.service(ref);
       if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
       const next = { ...svc, tasks: svc.tasks.map((t) => (t.id === taskId ? { ...t, ...change } : t)) };
-      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
-      await this.#balance(svc.network);
+      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
     });
   }
 
@@ -125,17 +126,10 @@ export class ServiceManager {
       const svc = this.service(ref);
       if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
       const next = { ...svc, tasks: svc.tasks.filter((t) => t.id !== taskId) };
-      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
-      await this.#balance(svc.network);
+      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
     });
   }
 
-  /** Re-renders the VIP table in every sandbox on `network` (one transaction each). */
-  async #balance(network: string): Promise<void> {
-    await balance(this.m.state.sandboxes.filter((s) => network in s.attachments), this.services, this.m.vipBackend);
-    // Published service ports follow the serving tasks (and vanish with the service): re-render.
-    await this.m.refreshFirewall();
-  }
 }
 
 /** Programs the VIPs of the services on each sandbox's networks inside that sandbox. */

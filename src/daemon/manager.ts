@@ -109,10 +109,10 @@ export class Manager {
         this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
       }
     }
-    this.replicas.resume();
     const stale = await this.#dp.removeStale(this.#state, this.#o.netnsPrefix ?? 'tsnet-');
     if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
     this.#commit();
+    await this.replicas.resume();
   }
 
   /**

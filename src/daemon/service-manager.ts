@@ -10,6 +10,9 @@ import { parseServicePort, vipServicesOn, type ServiceCreate, type ServiceRecord
 import type { SandboxRecord } from './state.js';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** Health checks further apart than a day, or closer than this (a fork each time), are refused. */
+export const MIN_HEALTH_INTERVAL_MS = 100;
+const MAX_HEALTH_INTERVAL_MS = 86_400_000;
 
 /**
  * Services: a name (VIP or DNS round robin) over tasks. Changes go through the manager's queue
@@ -45,11 +48,15 @@ export class ServiceManager {
       }
       const svc: ServiceRecord = { id: randomBytes(12).toString('hex'), name: req.name, network: net.name, mode, ports, tasks: [], created: new Date().toISOString() };
       if (req.replicas !== undefined) {
-        const { command, healthCmd, healthTcp, healthInterval } = req.replicas;
+        const { count, command, healthCmd, healthTcp, healthInterval } = req.replicas;
         if (typeof command !== 'string' || command.trim() === '') throw badRequest('replicas need a command to run');
         if (healthCmd !== undefined && healthTcp !== undefined) throw badRequest('give --health-cmd or --health-tcp, not both');
+        if (healthInterval !== undefined && (!Number.isInteger(healthInterval) || healthInterval < MIN_HEALTH_INTERVAL_MS || healthInterval > MAX_HEALTH_INTERVAL_MS)) {
+          throw badRequest(`Replicas.HealthInterval ${healthInterval}: milliseconds from ${MIN_HEALTH_INTERVAL_MS} to ${MAX_HEALTH_INTERVAL_MS}`);
+        }
         svc.replicas = {
-          count: 0,
+          // The count asked for is the service's from the start: a restart mid-create finishes it.
+          count,
           command,
           ...(healthCmd === undefined ? {} : { healthCmd }),
           ...(healthTcp === undefined ? {} : { healthTcp }),

@@ -41,12 +41,7 @@ const routes: [string, RegExp, Handler][] = [
     return [200, serviceView(m.services.service(id!))];
   }],
   ['GET', /^\/services\/([^/]+)$/, (m, [id]) => [200, serviceView(m.services.service(id!))]],
-  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => {
-    if (m.services.service(id!).replicas !== undefined) await m.replicas.scale(id!, 0, 0);
-    m.replicas.stopAll(id!);
-    await m.services.remove(id!);
-    return [204, null];
-  }],
+  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => (await m.replicas.removeService(id!), [204, null])],
   ['POST', /^\/services\/([^/]+)\/tasks$/, async (m, [id], body) => [201, serviceView(await m.services.addTask(id!, parseTaskAdd(body)))]],
   ['POST', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task], body) => (await m.services.updateTask(id!, task!, parseTaskChange(body)), [200, null])],
   ['DELETE', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task]) => (await m.services.removeTask(id!, task!), [204, null])],

@@ -178,9 +178,11 @@ export class Manager {
     return unused.map((n) => n.name);
   }
 
-  createSandbox(req: SandboxCreate): Promise<SandboxRecord> {
+  /** A sandbox; `replicaOf` marks one the replica manager makes for a service. */
+  createSandbox(req: SandboxCreate, replicaOf?: string): Promise<SandboxRecord> {
     return this.serial(async () => {
       const sb = planSandbox(this.#state, req, this.#o.netnsPrefix ?? 'tsnet-');
+      if (replicaOf !== undefined) sb.replicaOf = replicaOf;
       try {
         sb.ports = await this.#reserve(sb.ports ?? []);
         if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));

@@ -6,7 +6,7 @@ import { systemTool } from '../net/tools.js';
 const run = promisify(execFile);
 
 /** Restart delays: the first is long enough for a health check to see the replica gone. */
-const FIRST_BACKOFF_MS = 1000;
+const FIRST_BACKOFF_MS = 2000;
 const MAX_BACKOFF_MS = 30_000;
 /** A replica that ran this long before exiting starts again from the first delay. */
 const STABLE_MS = 10_000;

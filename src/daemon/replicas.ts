@@ -2,13 +2,15 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import { systemTool } from '../net/tools.js';
+import { conflict } from './errors.js';
 import type { Manager } from './manager.js';
 import { ReplicaProcess } from './replica-process.js';
+import type { SandboxRecord } from './state.js';
 
 const replicaName = (svc: string, n: number): string => `${svc}.${n}`;
-/** The replica number of sandbox `name` of service `svc` (`web.3` → 3), or undefined. */
-const replicaNumber = (svc: string, name: string): number | undefined => {
-  const m = /^(\d+)$/.exec(name.startsWith(`${svc}.`) ? name.slice(svc.length + 1) : '');
+/** The replica number of sandbox `sb` of service `svc` (`web.3` → 3), or undefined when it is none of its replicas. */
+const replicaNumber = (svc: string, sb: SandboxRecord): number | undefined => {
+  const m = /^(\d+)$/.exec(sb.replicaOf === svc ? sb.name.slice(svc.length + 1) : '');
   return m === null ? undefined : Number(m[1]);
 };
 
@@ -71,25 +73,45 @@ export class Replicas {
   }
 
   /**
+   * Removes a service and its replicas: the service (VIPs, published ports) first, so that a
+   * crash after it leaves only replica sandboxes without a service, which `resume` removes.
+   */
+  removeService(svcName: string): Promise<void> {
+    const next = this.#queue.then(async () => {
+      const svc = this.m.services.service(svcName);
+      this.#unwatch(svc.name);
+      await this.m.services.remove(svc.name);
+      for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf === svc.name)) {
+        await this.#stop(sb.name);
+        await this.m.removeSandbox(sb.name);
+      }
+    });
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /**
    * After a daemon restart: every service back at the count it last recorded (a scale that was
-   * in flight is undone), the replicas still running adopted, health checks started.
+   * in flight is undone), the replicas still running adopted, health checks started, and the
+   * replicas of a service whose removal was cut short removed.
    */
   async resume(): Promise<void> {
+    const names = new Set(this.m.services.services.map((s) => s.name));
+    for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf !== undefined && !names.has(s.replicaOf))) {
+      await this.m.removeSandbox(sb.name).catch((err: Error) => this.logger.error({ sandbox: sb.name, err: err.message }, 'resume: a replica of a removed service could not be removed'));
+    }
     for (const svc of this.m.services.services) {
       if (svc.replicas === undefined) continue;
       await this.scale(svc.name, svc.replicas.count, 0).catch((err: Error) => this.logger.error({ service: svc.name, err: err.message }, 'resume: replicas could not be brought back'));
     }
   }
 
-  /** Stops the health checks and processes of `svcName`'s replicas (of every service without it). */
-  stopAll(svcName?: string): void {
-    for (const [name] of this.#procs) if (svcName === undefined || replicaNumber(svcName, name) !== undefined) void this.#stop(name);
-    for (const [name, w] of this.#watches) {
-      if (svcName !== undefined && name !== svcName) continue;
-      w.stopped = true;
-      clearTimeout(w.timer);
-      this.#watches.delete(name);
-    }
+  #unwatch(svcName: string): void {
+    const w = this.#watches.get(svcName);
+    if (w === undefined) return;
+    w.stopped = true;
+    clearTimeout(w.timer);
+    this.#watches.delete(svcName);
   }
 
   /** Replicas 1..count exist, each with its task and its process; the others are drained and removed. */
@@ -99,13 +121,15 @@ export class Replicas {
     if (spec === undefined) throw new Error(`service ${svc.name} has no replicas of tsnet's (add tasks instead)`);
     for (let n = 1; n <= count; n++) {
       const name = replicaName(svc.name, n);
-      if (!this.m.state.sandboxes.some((s) => s.name === name)) await this.m.createSandbox({ name, networks: [{ network: svc.network }] });
+      const existing = this.m.state.sandboxes.find((s) => s.name === name);
+      if (existing === undefined) await this.m.createSandbox({ name, networks: [{ network: svc.network }] }, svc.name);
+      else if (existing.replicaOf !== svc.name) throw conflict(`sandbox ${name} is not a replica of service ${svc.name}: remove it to scale`);
       if (!this.m.services.service(svc.name).tasks.some((t) => t.sandbox === name)) {
         await this.m.services.addTask(svc.name, { sandbox: name, healthy: spec.healthCmd === undefined && spec.healthTcp === undefined });
       }
       await this.#run(name, spec.command);
     }
-    const extra = this.m.state.sandboxes.filter((s) => (replicaNumber(svc.name, s.name) ?? 0) > count).map((s) => s.name);
+    const extra = this.m.state.sandboxes.filter((s) => (replicaNumber(svc.name, s) ?? 0) > count).map((s) => s.name);
     if (extra.length === 0) return;
     for (const name of extra) {
       const task = this.m.services.service(svc.name).tasks.find((t) => t.sandbox === name);

@@ -17,6 +17,9 @@ const ADOPTED_POLL_MS = 500;
 export const netnsPids = async (netns: string): Promise<number[]> =>
   (await run(systemTool('ip'), ['netns', 'pids', netns])).stdout.split('\n').filter(Boolean).map(Number);
 
+/** Kills every process in a named namespace (a replica's command and whatever it forked). */
+export const killAllIn = async (netns: string): Promise<void> => (await netnsPids(netns).catch(() => [])).forEach(kill);
+
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
@@ -80,7 +83,7 @@ export class ReplicaProcess {
       }
     }
     this.#adopted.forEach(kill);
-    (await netnsPids(this.netns).catch(() => [])).forEach(kill);
+    await killAllIn(this.netns);
   }
 
   #spawn(): void {

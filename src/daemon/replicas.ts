@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { systemTool } from '../net/tools.js';
 import { conflict } from './errors.js';
 import type { Manager } from './manager.js';
-import { ReplicaProcess } from './replica-process.js';
+import { killAllIn, ReplicaProcess } from './replica-process.js';
 import type { SandboxRecord } from './state.js';
 
 const replicaName = (svc: string, n: number): string => `${svc}.${n}`;
@@ -98,6 +98,7 @@ export class Replicas {
   async resume(): Promise<void> {
     const names = new Set(this.m.services.services.map((s) => s.name));
     for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf !== undefined && !names.has(s.replicaOf))) {
+      await this.#stop(sb.name);
       await this.m.removeSandbox(sb.name).catch((err: Error) => this.logger.error({ sandbox: sb.name, err: err.message }, 'resume: a replica of a removed service could not be removed'));
     }
     for (const svc of this.m.services.services) {
@@ -149,10 +150,13 @@ export class Replicas {
     await proc.start();
   }
 
+  /** Stops a replica's supervision and kills what runs in its namespace, supervised or not (one a crash left). */
   async #stop(sandbox: string): Promise<void> {
     const proc = this.#procs.get(sandbox);
     this.#procs.delete(sandbox);
     await proc?.stop();
+    const netns = this.m.state.sandboxes.find((s) => s.name === sandbox)?.netns;
+    if (netns !== undefined) await killAllIn(netns);
   }
 
   /** Health checks of a service with a health command, one round after another (never two at once). */

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { startDaemon } from './helpers/daemon.js';
+import { testNetns } from './helpers/netns.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -60,4 +61,20 @@ test.serial("another daemon's namespaces are never its leftovers", async (t) => 
   await d.kill9();
   await d.start();
   t.true(exists(moved));
+});
+
+test.serial("an adopted namespace's mount that a crash left out of the state is removed, and the runtime's namespace lives on", async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const runtime = await testNetns(t);
+  await d.tsnet('sandbox', 'create', '--name', 'adopted', '--network', 'none', '--netns', runtime.path);
+  const mount = `${d.netnsPrefix}adopted`;
+  t.true(exists(mount));
+  await d.kill9();
+  const state = JSON.parse(readFileSync(d.stateFile, 'utf8')) as { sandboxes: { name: string }[] };
+  writeFileSync(d.stateFile, JSON.stringify({ ...state, sandboxes: state.sandboxes.filter((s) => s.name !== 'adopted') }));
+  await d.start();
+  t.false(exists(mount), 'the mount the daemon made is gone');
+  t.true(exists(runtime.name), "the runtime's namespace is not");
+  t.regex(await runtime.exec('ip', 'link', 'show', 'lo'), /lo:/);
 });

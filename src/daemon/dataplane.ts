@@ -1,7 +1,7 @@
 import { systemTool } from '../net/tools.js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { bridgeDriver } from '../net/drivers/bridge.js';
@@ -138,20 +138,14 @@ export const dataplane = (owner: string, stateDir: string, namespaces = new Owne
     if (existsSync(netnsPath(name))) return;
     if (adopt === undefined) return namespaces.create(name);
     if (!existsSync(adopt)) throw new Error(`namespace ${adopt} does not exist`);
-    mkdirSync('/run/netns', { recursive: true });
-    writeFileSync(netnsPath(name), '');
-    await run(systemTool('mount'), ['--bind', adopt, netnsPath(name)]);
+    await namespaces.adopt(name, adopt);
   },
 
   loopbackUp: (netns: string) => ipBatch([['link', 'set', 'dev', 'lo', 'up']], netns),
 
   async deleteNetns(name: string, owned: boolean): Promise<void> {
     if (!existsSync(netnsPath(name))) return;
-    if (owned) await namespaces.remove(name);
-    else {
-      await run(systemTool('umount'), [netnsPath(name)]).catch(() => {});
-      rmSync(netnsPath(name), { force: true });
-    }
+    await (owned ? namespaces.remove(name) : namespaces.release(name));
   },
 });
 

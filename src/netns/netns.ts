@@ -37,7 +37,9 @@ export const namedNetns = (name: string): string => `/run/netns/${name}`;
  * The namespaces one daemon made, told apart from any other namespace whatever its name: each
  * carries the daemon's owner mark as the alias of its `lo` (as tsnet's links carry it as theirs),
  * and an intent file under the daemon's state directory names it from just before `ip netns add`
- * until it is deleted, which covers a crash between making the namespace and marking it.
+ * until it is deleted, which covers a crash between making the namespace and marking it. A
+ * runtime's namespace that is adopted (bind-mounted under /run/netns) is never marked, only
+ * named by an intent, so that a crash leaves no mount the next daemon does not remove.
  */
 export class OwnedNamespaces {
   constructor(
@@ -53,6 +55,23 @@ export class OwnedNamespaces {
     await ipBatch([['link', 'set', 'dev', 'lo', 'alias', this.owner]], name);
   }
 
+  /** Mounts the namespace at `path` (a runtime's) as `name`. */
+  async adopt(name: string, path: string): Promise<void> {
+    mkdirSync(this.intents, { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.intents, name), '');
+    mkdirSync('/run/netns', { recursive: true });
+    writeFileSync(namedNetns(name), '');
+    await run(systemTool('mount'), ['--bind', path, namedNetns(name)]);
+  }
+
+  /** Unmounts an adopted namespace: the runtime's namespace lives on. */
+  async release(name: string): Promise<void> {
+    await run(systemTool('umount'), [namedNetns(name)]).catch(() => {});
+    rmSync(namedNetns(name), { force: true });
+    rmSync(join(this.intents, name), { force: true });
+  }
+
+  /** Deletes a namespace this daemon made, or unmounts one it adopted (`ip netns del` does either). */
   async remove(name: string): Promise<void> {
     await run(systemTool('ip'), ['netns', 'del', name]);
     rmSync(join(this.intents, name), { force: true });

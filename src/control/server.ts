@@ -1,4 +1,4 @@
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, badRequest, notFound } from '../daemon/errors.js';
@@ -41,12 +41,7 @@ const routes: [string, RegExp, Handler][] = [
     return [200, serviceView(m.services.service(id!))];
   }],
   ['GET', /^\/services\/([^/]+)$/, (m, [id]) => [200, serviceView(m.services.service(id!))]],
-  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => {
-    if (m.services.service(id!).replicas !== undefined) await m.replicas.scale(id!, 0, 0);
-    m.replicas.stopAll(id!);
-    await m.services.remove(id!);
-    return [204, null];
-  }],
+  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => (await m.replicas.removeService(id!), [204, null])],
   ['POST', /^\/services\/([^/]+)\/tasks$/, async (m, [id], body) => [201, serviceView(await m.services.addTask(id!, parseTaskAdd(body)))]],
   ['POST', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task], body) => (await m.services.updateTask(id!, task!, parseTaskChange(body)), [200, null])],
   ['DELETE', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task]) => (await m.services.removeTask(id!, task!), [204, null])],
@@ -113,9 +108,7 @@ export function serveControl(manager: Manager, socketPath: string, logger: Logge
   rmSync(socketPath, { force: true });
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`control socket ${socketPath}: ${err.message}`, { cause: err })));
-    server.listen(socketPath, () => {
-      chmodSync(socketPath, 0o600);
-      resolve(server);
-    });
+    // The caller holds the socket's lock (so the file is a dead daemon's) and sets the umask (0600).
+    server.listen(socketPath, () => resolve(server));
   });
 }

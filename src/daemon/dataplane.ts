@@ -1,7 +1,8 @@
 import { systemTool } from '../net/tools.js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { bridgeDriver } from '../net/drivers/bridge.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
@@ -9,6 +10,7 @@ import type { AttachInfo, NetworkDriver, NetworkInfo } from '../net/drivers/driv
 import { macvlanDriver } from '../net/drivers/macvlan.js';
 import { nftApply } from '../net/nft/apply.js';
 import { renderDelete, renderRuleset, type PublishRule } from '../net/nft/ruleset.js';
+import { OwnedNamespaces } from '../netns/netns.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
 const run = promisify(execFile);
@@ -53,9 +55,10 @@ export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: 
 
 /**
  * Kernel side of networks and sandboxes: namespaces, bridges, veths and the nft table. `owner`
- * marks the links one daemon made (its alias), so that reconciling never touches another's.
+ * marks the links and namespaces one daemon made, so that reconciling never touches another's;
+ * `stateDir` holds its namespace intents.
  */
-export const dataplane = (owner: string) => ({
+export const dataplane = (owner: string, stateDir: string, namespaces = new OwnedNamespaces(owner, join(stateDir, 'netns'))) => ({
   async createNetwork(net: NetworkRecord): Promise<void> {
     if (net.driver !== 'bridge') return macvlanDriver.createNetwork(networkInfo(net, owner));
     await bridgeDriver.createNetwork(networkInfo(net, owner));
@@ -68,8 +71,9 @@ export const dataplane = (owner: string) => ({
   detach: (net: NetworkRecord, sb: SandboxRecord) => driverOf(net).detach(networkInfo(net, owner), attachInfo(net, sb, false, owner)),
 
   /**
-   * Removes what this daemon made but its state no longer names: links with its alias, and
-   * namespaces with its prefix (left by a crash between a kernel change and the store write).
+   * Removes what this daemon made but its state no longer names (left by a crash between a
+   * kernel change and the store write): links with its alias, and namespaces with its prefix
+   * that carry its mark. A namespace with the prefix that is not marked is someone else's.
    */
   async removeStale(state: DaemonState, netnsPrefix: string): Promise<string[]> {
     const keepLinks = new Set([
@@ -85,10 +89,12 @@ export const dataplane = (owner: string) => ({
     }
     const named = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
     for (const ns of named.filter((n) => n.startsWith(netnsPrefix) && !keepNetns.has(n))) {
-      await run(systemTool('ip'), ['netns', 'del', ns]).catch(() => {});
+      if (!(await namespaces.isOurs(ns))) continue;
+      await namespaces.remove(ns).catch(() => {});
       rmSync(filesDir(ns), { recursive: true, force: true });
       removed.push(ns);
     }
+    namespaces.forgetGone(keepNetns);
     return removed;
   },
 
@@ -130,25 +136,16 @@ export const dataplane = (owner: string) => ({
   /** A namespace of tsnet's own (`ip netns add`), or a runtime's adopted by bind-mounting it under /run/netns. */
   async createNetns(name: string, adopt?: string): Promise<void> {
     if (existsSync(netnsPath(name))) return;
-    if (adopt === undefined) {
-      await run(systemTool('ip'), ['netns', 'add', name]);
-      return;
-    }
+    if (adopt === undefined) return namespaces.create(name);
     if (!existsSync(adopt)) throw new Error(`namespace ${adopt} does not exist`);
-    mkdirSync('/run/netns', { recursive: true });
-    writeFileSync(netnsPath(name), '');
-    await run(systemTool('mount'), ['--bind', adopt, netnsPath(name)]);
+    await namespaces.adopt(name, adopt);
   },
 
   loopbackUp: (netns: string) => ipBatch([['link', 'set', 'dev', 'lo', 'up']], netns),
 
   async deleteNetns(name: string, owned: boolean): Promise<void> {
     if (!existsSync(netnsPath(name))) return;
-    if (owned) await run(systemTool('ip'), ['netns', 'del', name]);
-    else {
-      await run(systemTool('umount'), [netnsPath(name)]).catch(() => {});
-      rmSync(netnsPath(name), { force: true });
-    }
+    await (owned ? namespaces.remove(name) : namespaces.release(name));
   },
 });
 

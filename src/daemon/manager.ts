@@ -56,7 +56,7 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.#o = options;
-    this.#dp = dataplane(options.owner ?? 'tsnet');
+    this.#dp = dataplane(options.owner ?? 'tsnet', options.store.dir);
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
     this.#resolvers = new SandboxResolvers(options.dns, () => this.#state);
@@ -88,7 +88,7 @@ export class Manager {
       const { device = 'tsnet0', subnet = '172.17.0.0/16' } = this.#o.defaultBridge ?? {};
       await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, false);
     }
-    for (const net of this.#state.networks) await this.#dp.createNetwork(net);
+    const broken = await this.#restoreNetworks();
     for (const sb of this.#state.sandboxes) {
       sb.ports = await this.#reserve(sb.ports ?? []).catch((err: Error) => {
         this.#o.logger.error({ sandbox: sb.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
@@ -104,15 +104,33 @@ export class Manager {
     await this.#firewall(this.#state.networks);
     for (const sb of this.#state.sandboxes) {
       try {
-        await this.#wire(sb);
+        await this.#wire(sb, broken);
       } catch (err) {
         this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
       }
     }
-    this.replicas.resume();
     const stale = await this.#dp.removeStale(this.#state, this.#o.netnsPrefix ?? 'tsnet-');
     if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
     this.#commit();
+    await this.replicas.resume();
+  }
+
+  /**
+   * Brings each network back on its own: one that cannot be (its parent interface is gone, its
+   * bridge name taken) is reported and keeps its record, and the rest come back. Returns the
+   * names of those that failed, which sandboxes are then not wired to.
+   */
+  async #restoreNetworks(): Promise<Set<string>> {
+    const broken = new Set<string>();
+    for (const net of this.#state.networks) {
+      try {
+        await this.#dp.createNetwork(net);
+      } catch (err) {
+        broken.add(net.name);
+        this.#o.logger.error({ network: net.name, err: (err as Error).message }, 'restore: network could not be restored; its sandboxes are not attached to it');
+      }
+    }
+    return broken;
   }
 
   createNetwork(req: NetworkCreate): Promise<NetworkRecord> {
@@ -160,9 +178,11 @@ export class Manager {
     return unused.map((n) => n.name);
   }
 
-  createSandbox(req: SandboxCreate): Promise<SandboxRecord> {
+  /** A sandbox; `replicaOf` marks one the replica manager makes for a service. */
+  createSandbox(req: SandboxCreate, replicaOf?: string): Promise<SandboxRecord> {
     return this.serial(async () => {
       const sb = planSandbox(this.#state, req, this.#o.netnsPrefix ?? 'tsnet-');
+      if (replicaOf !== undefined) sb.replicaOf = replicaOf;
       try {
         sb.ports = await this.#reserve(sb.ports ?? []);
         if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
@@ -173,6 +193,7 @@ export class Manager {
       } catch (err) {
         await this.#teardown(sb).catch(() => {});
         this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
+        this.releaseHostPorts(sb.ports ?? []);
         throw err;
       }
       this.#commit();
@@ -185,23 +206,44 @@ export class Manager {
       const sb = this.sandbox(ref);
       const sharers = this.#state.sandboxes.filter((s) => s.mode === `container:${sb.name}`).map((s) => s.name);
       if (sharers.length > 0) throw forbidden(`sandbox ${sb.name} shares its namespace with ${sharers.join(', ')}: remove them first`);
+      // A failed teardown keeps the record and its host ports: nobody else may take them while it stands.
       await this.#teardown(sb);
       this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
-      await this.#dropTasks(sb, Object.keys(sb.attachments));
-      await this.#firewall(this.#state.networks);
-      this.#commit();
+      this.releaseHostPorts(sb.ports ?? []);
+      try {
+        await this.#dropTasks(sb, Object.keys(sb.attachments));
+        await this.#firewall(this.#state.networks);
+      } finally {
+        // The sandbox is gone from the kernel whatever the re-render did: so it goes from the state.
+        this.#commit();
+      }
     });
   }
 
-  /** Replaces the services (the service manager's changes), then persists and publishes them. */
+  /** Replaces the services where the kernel has nothing to change (a replica count), and persists them. */
   setServices(services: ServiceRecord[]): void {
     this.#state = { ...this.#state, services };
     this.#commit();
   }
 
-  /** Re-renders the host firewall (a service's published ports follow its serving tasks). */
-  refreshFirewall(): Promise<void> {
-    return this.#firewall(this.#state.networks);
+  /**
+   * Makes `services` real in the kernel first (the VIP table of every sandbox on `network`, and
+   * the host firewall, whose published service ports follow the serving tasks), then saves them.
+   * When the kernel refuses, what was there is put back and nothing is saved.
+   */
+  async applyServices(services: ServiceRecord[], network: string): Promise<void> {
+    const before = this.#state.services ?? [];
+    const program = async (svcs: readonly ServiceRecord[]): Promise<void> => {
+      await balance(this.#state.sandboxes.filter((s) => network in s.attachments), svcs, this.vipBackend);
+      await this.#firewall(this.#state.networks, this.#state.sandboxes, svcs);
+    };
+    try {
+      await program(services);
+    } catch (err) {
+      await program(before).catch(() => {});
+      throw err;
+    }
+    this.setServices(services);
   }
 
   /** Holds host ports for a service's --publish (as for sandboxes); releases them with `releaseHostPorts`. */
@@ -277,8 +319,8 @@ export class Manager {
     });
   }
 
-  /** Wires a sandbox whose namespace exists: links, files, its resolver. Safe to repeat. */
-  async #wire(sb: SandboxRecord): Promise<void> {
+  /** Wires a sandbox whose namespace exists: links (but to `skip`), files, its resolver. Safe to repeat. */
+  async #wire(sb: SandboxRecord, skip: ReadonlySet<string> = new Set()): Promise<void> {
     if (!this.#state.sandboxes.includes(sb) || !ownNamespace(sb.mode)) return;
     if (sb.ownsNetns) await this.#dp.createNetns(sb.netns!);
     if (sb.mode === 'none') {
@@ -287,7 +329,7 @@ export class Manager {
       return;
     }
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
-    for (const [i, net] of nets.entries()) await this.#dp.attach(net, sb, i === 0);
+    for (const [i, net] of nets.entries()) if (!skip.has(net.name)) await this.#dp.attach(net, sb, i === 0);
     this.#files(sb);
     await balance([sb], this.#state.services ?? [], this.vipBackend);
     await this.#resolvers.open(sb);
@@ -303,7 +345,6 @@ export class Manager {
       }
     };
     await step(() => this.#resolvers.close(sb));
-    for (const p of sb.ports ?? []) this.#ports.release(p);
     for (const net of Object.keys(sb.attachments)) {
       const rec = this.#state.networks.find((n) => n.name === net);
       if (rec !== undefined) await step(() => this.#dp.detach(rec, sb));
@@ -315,9 +356,9 @@ export class Manager {
     if (errors.length > 0) throw new AggregateError(errors, `removing sandbox ${sb.name}: ${errors.map((e) => e.message).join('; ')}`);
   }
 
-  /** The firewall for `networks` and the ports published by the sandboxes in the state. */
-  #firewall(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[] = this.#state.sandboxes): Promise<void> {
-    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, sandboxes, publishRules(networks, sandboxes, this.#state.services ?? []));
+  /** The firewall for `networks` and the ports published by the sandboxes and services in the state. */
+  #firewall(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[] = this.#state.sandboxes, services: readonly ServiceRecord[] = this.#state.services ?? []): Promise<void> {
+    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, sandboxes, publishRules(networks, sandboxes, services));
   }
 
   #files(sb: SandboxRecord): void {

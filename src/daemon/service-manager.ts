@@ -10,6 +10,9 @@ import { parseServicePort, vipServicesOn, type ServiceCreate, type ServiceRecord
 import type { SandboxRecord } from './state.js';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** Health checks further apart than a day, or closer than this (a fork each time), are refused. */
+export const MIN_HEALTH_INTERVAL_MS = 100;
+const MAX_HEALTH_INTERVAL_MS = 86_400_000;
 
 /**
  * Services: a name (VIP or DNS round robin) over tasks. Changes go through the manager's queue
@@ -45,11 +48,15 @@ export class ServiceManager {
       }
       const svc: ServiceRecord = { id: randomBytes(12).toString('hex'), name: req.name, network: net.name, mode, ports, tasks: [], created: new Date().toISOString() };
       if (req.replicas !== undefined) {
-        const { command, healthCmd, healthTcp, healthInterval } = req.replicas;
+        const { count, command, healthCmd, healthTcp, healthInterval } = req.replicas;
         if (typeof command !== 'string' || command.trim() === '') throw badRequest('replicas need a command to run');
         if (healthCmd !== undefined && healthTcp !== undefined) throw badRequest('give --health-cmd or --health-tcp, not both');
+        if (healthInterval !== undefined && (!Number.isInteger(healthInterval) || healthInterval < MIN_HEALTH_INTERVAL_MS || healthInterval > MAX_HEALTH_INTERVAL_MS)) {
+          throw badRequest(`Replicas.HealthInterval ${healthInterval}: milliseconds from ${MIN_HEALTH_INTERVAL_MS} to ${MAX_HEALTH_INTERVAL_MS}`);
+        }
         svc.replicas = {
-          count: 0,
+          // The count asked for is the service's from the start: a restart mid-create finishes it.
+          count,
           command,
           ...(healthCmd === undefined ? {} : { healthCmd }),
           ...(healthTcp === undefined ? {} : { healthTcp }),
@@ -66,8 +73,12 @@ export class ServiceManager {
         }
         svc.publish = await this.m.reserveHostPorts(wanted);
       }
-      this.m.setServices([...this.services, svc]);
-      await this.#balance(svc.network);
+      try {
+        await this.m.applyServices([...this.services, svc], svc.network);
+      } catch (err) {
+        this.m.releaseHostPorts(svc.publish ?? []);
+        throw err;
+      }
       return svc;
     });
   }
@@ -84,9 +95,8 @@ export class ServiceManager {
   remove(ref: string): Promise<void> {
     return this.m.serial(async () => {
       const svc = this.service(ref);
-      this.m.setServices(this.services.filter((s) => s !== svc));
+      await this.m.applyServices(this.services.filter((s) => s !== svc), svc.network);
       this.m.releaseHostPorts(svc.publish ?? []);
-      await this.#balance(svc.network);
     });
   }
 
@@ -104,8 +114,7 @@ export class ServiceManager {
       if (svc.tasks.some((t) => t.ipv4 === ip)) throw conflict(`service ${svc.name} already has a task at ${ip}`);
       const task = { id: randomBytes(6).toString('hex'), ipv4: ip, healthy: req.healthy ?? true, draining: false, weight, ...(req.sandbox === undefined ? {} : { sandbox: this.m.sandbox(req.sandbox).name }) };
       const next = { ...svc, tasks: [...svc.tasks, task] };
-      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
-      await this.#balance(svc.network);
+      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
       return next;
     });
   }
@@ -115,8 +124,7 @@ export class ServiceManager {
       const svc = this.service(ref);
       if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
       const next = { ...svc, tasks: svc.tasks.map((t) => (t.id === taskId ? { ...t, ...change } : t)) };
-      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
-      await this.#balance(svc.network);
+      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
     });
   }
 
@@ -125,17 +133,10 @@ export class ServiceManager {
       const svc = this.service(ref);
       if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
       const next = { ...svc, tasks: svc.tasks.filter((t) => t.id !== taskId) };
-      this.m.setServices(this.services.map((s) => (s === svc ? next : s)));
-      await this.#balance(svc.network);
+      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
     });
   }
 
-  /** Re-renders the VIP table in every sandbox on `network` (one transaction each). */
-  async #balance(network: string): Promise<void> {
-    await balance(this.m.state.sandboxes.filter((s) => network in s.attachments), this.services, this.m.vipBackend);
-    // Published service ports follow the serving tasks (and vanish with the service): re-render.
-    await this.m.refreshFirewall();
-  }
 }
 
 /** Programs the VIPs of the services on each sandbox's networks inside that sandbox. */

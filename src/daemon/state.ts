@@ -68,6 +68,8 @@ export interface SandboxRecord {
   ports?: PortMapping[];
   /** sha256 of each sandbox file as tsnet last wrote it: a file that differs was edited and is kept. */
   fileHashes: Record<string, string>;
+  /** The service whose replica this sandbox is (made and removed by tsnet's replica manager). */
+  replicaOf?: string;
 }
 
 export interface DaemonState {

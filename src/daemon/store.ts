@@ -8,11 +8,11 @@ import { emptyState, type DaemonState } from './state.js';
  * at any moment leaves either the old state or the new one.
  */
 export class FileStore {
-  readonly #dir: string;
+  readonly dir: string;
   readonly #file: string;
 
   constructor(dir: string) {
-    this.#dir = dir;
+    this.dir = dir;
     this.#file = join(dir, 'state.json');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
@@ -40,7 +40,7 @@ export class FileStore {
       closeSync(fd);
     }
     renameSync(tmp, this.#file);
-    const dir = openSync(this.#dir, 'r');
+    const dir = openSync(this.dir, 'r');
     try {
       fsyncSync(dir);
     } finally {

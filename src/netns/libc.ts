@@ -2,7 +2,7 @@ import koffi from 'koffi';
 
 /**
  * The few libc calls that Node has no API for: entering a network namespace (setns applies to
- * the calling thread, so it must wrap a synchronous socket+bind) and raw socket set-up.
+ * the calling thread, so it must wrap a synchronous socket+bind), raw socket set-up and flock(2).
  */
 const libc = koffi.load('libc.so.6');
 
@@ -25,6 +25,10 @@ export const listen = libc.func('int listen(int fd, int backlog)');
 export const close = libc.func('int close(int fd)');
 export const setsockopt = libc.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)');
 export const ioctl = libc.func('int ioctl(int fd, unsigned long request, uint8_t *arg)');
+export const flock = libc.func('int flock(int fd, int operation)');
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const EWOULDBLOCK = 11;
 const strerror = libc.func('const char *strerror(int errnum)');
 
 /** Throws with the call's name, what it was doing and errno's text when `rc` is negative. */

@@ -1,5 +1,12 @@
-import { closeSync, openSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ipBatch, ipJson } from '../net/link/ip.js';
+import { systemTool } from '../net/tools.js';
 import { check, CLONE_NEWNET, setns } from './libc.js';
+
+const run = promisify(execFile);
 
 /**
  * Runs `fn` with the calling thread inside the network namespace at `path` (a bind mount such
@@ -25,3 +32,62 @@ export function inNetns<T>(path: string, fn: () => T): T {
 
 /** The path of a namespace made with `ip netns add NAME`. */
 export const namedNetns = (name: string): string => `/run/netns/${name}`;
+
+/**
+ * The namespaces one daemon made, told apart from any other namespace whatever its name: each
+ * carries the daemon's owner mark as the alias of its `lo` (as tsnet's links carry it as theirs),
+ * and an intent file under the daemon's state directory names it from just before `ip netns add`
+ * until it is deleted, which covers a crash between making the namespace and marking it. A
+ * runtime's namespace that is adopted (bind-mounted under /run/netns) is never marked, only
+ * named by an intent, so that a crash leaves no mount the next daemon does not remove.
+ */
+export class OwnedNamespaces {
+  constructor(
+    readonly owner: string,
+    /** A directory of the daemon's own (under its state dir). */
+    readonly intents: string,
+  ) {}
+
+  async create(name: string): Promise<void> {
+    mkdirSync(this.intents, { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.intents, name), '');
+    await run(systemTool('ip'), ['netns', 'add', name]);
+    await ipBatch([['link', 'set', 'dev', 'lo', 'alias', this.owner]], name);
+  }
+
+  /** Mounts the namespace at `path` (a runtime's) as `name`. */
+  async adopt(name: string, path: string): Promise<void> {
+    mkdirSync(this.intents, { recursive: true, mode: 0o700 });
+    writeFileSync(join(this.intents, name), '');
+    mkdirSync('/run/netns', { recursive: true });
+    writeFileSync(namedNetns(name), '');
+    await run(systemTool('mount'), ['--bind', path, namedNetns(name)]);
+  }
+
+  /** Unmounts an adopted namespace: the runtime's namespace lives on. */
+  async release(name: string): Promise<void> {
+    await run(systemTool('umount'), [namedNetns(name)]).catch(() => {});
+    rmSync(namedNetns(name), { force: true });
+    rmSync(join(this.intents, name), { force: true });
+  }
+
+  /** Deletes a namespace this daemon made, or unmounts one it adopted (`ip netns del` does either). */
+  async remove(name: string): Promise<void> {
+    await run(systemTool('ip'), ['netns', 'del', name]);
+    rmSync(join(this.intents, name), { force: true });
+  }
+
+  /** Marked by this daemon, or named by its intent and not marked by anyone (a crash came between). */
+  async isOurs(name: string): Promise<boolean> {
+    const lo = await ipJson<{ ifalias?: string }[]>(['link', 'show', 'dev', 'lo'], name).catch(() => undefined);
+    if (lo === undefined) return false;
+    const alias = lo[0]?.ifalias;
+    return alias === this.owner || (alias === undefined && existsSync(join(this.intents, name)));
+  }
+
+  /** Forgets intents whose namespace is gone and that `keep` does not name. */
+  forgetGone(keep: ReadonlySet<string>): void {
+    const names = existsSync(this.intents) ? readdirSync(this.intents) : [];
+    for (const n of names) if (!keep.has(n) && !existsSync(namedNetns(n))) rmSync(join(this.intents, n), { force: true });
+  }
+}

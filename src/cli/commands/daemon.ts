@@ -2,11 +2,13 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { serveControl } from '../../control/server.js';
 import { ipvsVipBackend, type VipBackend } from '../../net/lb/backend.js';
 import { IpvsClient } from '../../net/lb/ipvs-socket.js';
+import { holdLock } from '../../daemon/lock.js';
 import { Manager } from '../../daemon/manager.js';
 import { FileStore } from '../../daemon/store.js';
 import { Registry } from '../../registry/registry.js';
@@ -22,6 +24,24 @@ const hostSearch = (): string[] => {
   }
 };
 
+/**
+ * One daemon per socket and per state directory: both are locked before anything is read or
+ * touched, so a second daemon exits without removing the first one's socket or state.
+ */
+function claim(socket: string, stateDir: string): void {
+  // 0700 from the start: no moment when another user could reach the socket's directory.
+  mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
+  holdLock(`${socket}.lock`, `the control socket ${socket}`);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  holdLock(join(stateDir, 'lock'), `the state directory ${stateDir}`);
+}
+
+/** `--metrics`: ADDR:PORT binds where asked; a bare PORT or :PORT binds loopback, never every address. */
+export function metricsAddress(text: string): { address: string; port: number } {
+  const bare = /^:?(\d+)$/.exec(text);
+  return parseHostPort(bare === null ? text : `127.0.0.1:${bare[1]}`, 9153, 'metrics');
+}
+
 export function daemonCommand(program: Command): void {
   program
     .command('daemon')
@@ -29,7 +49,7 @@ export function daemonCommand(program: Command): void {
     .option('--state-dir <dir>', 'where networks and sandboxes are kept', '/var/lib/tsnet')
     .option('--upstream <ip[:port]>', 'servers for names tsnet does not own (default: /etc/resolv.conf); repeatable', (v: string, p: Upstream[] = []) => [...p, parseUpstream(v)])
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .option('--metrics <addr:port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics')
+    .option('--metrics <[addr:]port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR defaults to 127.0.0.1)')
     .option('--bridge <name>', 'device of the default bridge network', 'tsnet0')
     .option('--bip <cidr>', 'subnet of the default bridge network', '172.17.0.0/16')
     .option('--nft-table <name>', 'the nftables table (inet) tsnet owns', 'tsnet')
@@ -37,6 +57,8 @@ export function daemonCommand(program: Command): void {
     .option('--lb <backend>', 'VIP dataplane: nft, or ipvs where the kernel has it', 'nft')
     .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string; lb: string }) => {
       const socket = program.opts<{ socket: string }>().socket;
+      const metricsAt = opts.metrics === undefined ? undefined : metricsAddress(opts.metrics);
+      claim(socket, opts.stateDir);
       const logger = pino({ level: opts.logLevel, base: { name: 'tsnet' } });
       if (opts.lb !== 'nft' && opts.lb !== 'ipvs') throw new Error(`--lb ${opts.lb}: expected nft or ipvs`);
       let vipBackend: VipBackend | undefined;
@@ -65,9 +87,11 @@ export function daemonCommand(program: Command): void {
         owner: `tsnet:${createHash('sha256').update(resolve(opts.stateDir)).digest('hex').slice(0, 12)}`,
       });
       await manager.restore();
-      mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
-      const control = await serveControl(manager, socket, logger);
-      const metricsAt = opts.metrics === undefined ? undefined : parseHostPort(opts.metrics, 9153, 'metrics');
+      // The socket is bound inside serveControl's synchronous part: created 0600, never chmod-ed later.
+      const umask = process.umask(0o177);
+      const listening = serveControl(manager, socket, logger);
+      process.umask(umask);
+      const control = await listening;
       const metrics = metricsAt === undefined ? undefined : await serveMetrics(dns.metrics, metricsAt.address, metricsAt.port);
       logger.info({ socket, stateDir: opts.stateDir, networks: manager.state.networks.length, sandboxes: manager.state.sandboxes.length }, 'ready');
       const stop = (signal: string): void => {

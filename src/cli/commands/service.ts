@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { call } from '../../control/client.js';
 import { many, printJson, printTable } from './output.js';
 
@@ -16,6 +16,13 @@ const bool = (v: string): boolean => {
   return v === 'true';
 };
 
+/** Milliseconds from 100 (each check forks; closer ones would never let one finish) upwards. */
+const interval = (v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 100) throw new InvalidArgumentError('milliseconds, at least 100');
+  return n;
+};
+
 export function serviceCommand(program: Command): void {
   const socket = (): string => program.opts<{ socket: string }>().socket;
   const svc = program.command('service').description('services: a name with a VIP (or DNS round robin) over tasks');
@@ -31,7 +38,7 @@ export function serviceCommand(program: Command): void {
     .option('--replicas <n>', 'replicas tsnet runs itself, each a sandbox running the command after --', (v) => Number(v))
     .option('--health-cmd <cmd>', 'run in each replica; exit 0 is healthy (unhealthy replicas leave DNS and the VIP)')
     .option('--health-tcp <port>', 'or: healthy while the replica accepts TCP on this port', (v) => Number(v))
-    .option('--health-interval <ms>', 'milliseconds between health checks', (v) => Number(v))
+    .option('--health-interval <ms>', 'milliseconds from the end of one health check round to the next (default 1000, at least 100)', interval)
     .argument('[command...]', 'the replicas\' command (after --)')
     .action(async (command: string[], o: { name: string; network: string; endpointMode: string; port?: string[]; publish?: string[]; replicas?: number; healthCmd?: string; healthTcp?: number; healthInterval?: number }) => {
       const replicas = o.replicas === undefined ? undefined : { Count: o.replicas, Command: command.join(' '), HealthCmd: o.healthCmd, HealthTcp: o.healthTcp, HealthInterval: o.healthInterval };

@@ -19,6 +19,8 @@ export function ipBatch(commands: readonly string[][], netns?: string): Promise<
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
+    // An ip that dies before reading (no such namespace) closes the pipe: its exit reports why.
+    child.stdin.on('error', () => {});
     child.on('exit', (code) =>
       code === 0
         ? resolve()

@@ -12,6 +12,8 @@ export function nftApply(ruleset: string, netns?: string): Promise<void> {
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', (err) => reject(new Error(`nft: ${err.message}`, { cause: err })));
+    // An nft that dies before reading (no such namespace) closes the pipe: its exit reports why.
+    child.stdin.on('error', () => {});
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`nft -f: ${stderr.trim() || `exit ${code}`}`))));
     child.stdin.end(ruleset);
   });

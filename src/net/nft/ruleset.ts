@@ -63,6 +63,12 @@ export function renderRuleset(table: string, networks: readonly BridgeRules[], p
     '    type nat hook output priority -100; policy accept;',
     ...dnatRules(ports),
     '  }',
+    // route_localnet (for the host's own 127.0.0.1 to reach published ports) would also let a
+    // sandbox that routes 127.0.0.0/8 to its gateway reach the host's loopback-only services.
+    '  chain loopback {',
+    '    type filter hook prerouting priority raw; policy accept;',
+    ...networks.map((n) => `    iifname "${n.bridge}" ip daddr 127.0.0.0/8 drop comment "${n.network}"`),
+    '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
     ...external.map((n) => `    ip saddr ${n.subnet} oifname != "${n.bridge}" masquerade comment "${n.network}"`),

@@ -5,6 +5,7 @@ import type { PortMapping } from '../net/ports/spec.js';
 import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
 import type { Registry } from '../registry/registry.js';
 import type { DnsServer } from '../server/server.js';
+import type { DaemonCore } from './core.js';
 import { dataplane, filesDir, type Dataplane } from './dataplane.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
@@ -42,7 +43,7 @@ export interface ManagerOptions {
  * into the registry (which the resolvers read). A failed change is rolled back and nothing of it
  * is saved. Changes run one at a time.
  */
-export class Manager {
+export class Manager implements DaemonCore {
   readonly #o: ManagerOptions;
   readonly #dp: Dataplane;
   #state: DaemonState;

@@ -3,7 +3,8 @@ import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import { systemTool } from '../net/tools.js';
 import { conflict } from './errors.js';
-import type { Manager } from './manager.js';
+import type { DaemonCore } from './core.js';
+import type { ServiceManager } from './service-manager.js';
 import { killAllIn, ReplicaProcess } from './replica-process.js';
 import type { SandboxRecord } from './state.js';
 
@@ -57,7 +58,7 @@ export class Replicas {
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    readonly m: Manager,
+    readonly m: DaemonCore & { readonly services: ServiceManager },
     readonly logger: Logger,
   ) {}
 

@@ -4,7 +4,7 @@ import { allocateAddress } from '../net/ipam/ipam.js';
 import type { VipBackend } from '../net/lb/backend.js';
 import { parsePublish } from '../net/ports/spec.js';
 import { badRequest, conflict, notFound } from './errors.js';
-import type { Manager } from './manager.js';
+import type { DaemonCore } from './core.js';
 import { usedAddresses } from './plan.js';
 import { parseServicePort, vipServicesOn, type ServiceCreate, type ServiceRecord, type TaskAdd, type TaskChange } from './services.js';
 import type { SandboxRecord } from './state.js';
@@ -20,7 +20,7 @@ const MAX_HEALTH_INTERVAL_MS = 86_400_000;
  * service's network (nft VIP backend; IPVS, where the kernel has it, is src/net/lb/ipvs.ts).
  */
 export class ServiceManager {
-  constructor(readonly m: Manager) {}
+  constructor(readonly m: DaemonCore) {}
 
   get services(): readonly ServiceRecord[] {
     return this.m.state.services ?? [];

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,10 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
         }
       }
       await run('ip', ['netns', 'del', ns]).catch(() => run('umount', [`/run/netns/${ns}`]).then(() => rmSync(`/run/netns/${ns}`, { force: true }), () => {}));
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    }
+    // Sandbox files of namespaces a test deleted under the daemon are not in `ip netns list`.
+    for (const ns of existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(netnsPrefix)) : []) {
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
     for (const dev of [`tst${tag}`, ...devices]) await run('ip', ['link', 'del', dev]).catch(() => {});

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cidr } from '../net/ipam/cidr.js';
 import { allocateAddress, planSubnet, type AddressSpace } from '../net/ipam/ipam.js';
-import { parseUpstream } from '../server/upstreams.js';
+import { domainName, ipAddress, name as validName, NAME, RecordsError, resolvOption } from '../registry/validate.js';
 import { hostIfName } from './dataplane.js';
 import { parseExpose, parsePublish, type PortMapping } from '../net/ports/spec.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
@@ -13,8 +13,22 @@ import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
  * with Docker's error texts. Pure: reads the state, changes nothing but the records it returns.
  */
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 const newId = (): string => randomBytes(32).toString('hex');
+
+/**
+ * Checks each value with the records file's own validator (what the daemon publishes must pass
+ * it), as a 400 that names the request field.
+ */
+function checked<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    throw err instanceof RecordsError ? badRequest(err.message) : err;
+  }
+}
+
+const fields = <T>(values: readonly unknown[] | undefined, path: string, check: (v: unknown, path: string) => T): T[] =>
+  checked(() => (values ?? []).map((v, i) => check(v, `${path}[${i}]`)));
 
 /** Modes whose sandbox has a namespace (and files) of its own; host and container: share one. */
 export const ownNamespace = (mode: SandboxRecord['mode']): boolean => mode === 'networks' || mode === 'none';
@@ -92,9 +106,15 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
   if (special !== undefined && wanted.length > 1) throw badRequest(`${special.network} networking cannot be combined with other networks`);
   const shared = special?.network.startsWith('container:') === true ? findSandbox(state, special.network.slice('container:'.length)) : undefined;
   if (shared !== undefined && (req.netns !== undefined || req.pid !== undefined)) throw badRequest('container: networking cannot adopt a namespace too');
-  for (const d of req.dns ?? []) parseUpstream(d);
-  const links = (req.links ?? []).map((l) => {
-    const [name = '', alias = name] = l.split(':');
+  const hostname = req.hostname === undefined ? undefined : checked(() => validName(req.hostname, 'hostname'));
+  const aliases = fields(req.aliases, 'aliases', validName);
+  const dns = fields(req.dns, 'dns', ipAddress);
+  const dnsSearch = fields(req.dnsSearch, 'dnsSearch', domainName);
+  const dnsOptions = fields(req.dnsOptions, 'dnsOptions', resolvOption);
+  const links = (req.links ?? []).map((l, i) => {
+    const [name = '', alias = name, ...rest] = l.split(':');
+    if (rest.length > 0) throw badRequest(`links[${i}]: ${JSON.stringify(l)} is not NAME or NAME:ALIAS`);
+    checked(() => validName(alias, `links[${i}].alias`));
     if (!state.sandboxes.some((s) => s.name === name)) throw badRequest(`--link ${l}: no sandbox named ${name}`);
     return { name, alias };
   });
@@ -104,14 +124,14 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
     id,
     name: req.name,
     created: new Date().toISOString(),
-    hostname: req.hostname ?? id.slice(0, 12),
+    hostname: hostname ?? id.slice(0, 12),
     mode,
     ...(netns === undefined ? {} : { netns }),
     ownsNetns: ownNamespace(mode) && req.netns === undefined && req.pid === undefined,
-    aliases: req.aliases ?? [],
-    dns: req.dns ?? [],
-    dnsSearch: req.dnsSearch ?? [],
-    dnsOptions: req.dnsOptions ?? [],
+    aliases,
+    dns,
+    dnsSearch,
+    dnsOptions,
     links,
     attachments: {},
     ports: planPorts(req),
@@ -134,6 +154,7 @@ export function usedAddresses(state: DaemonState, network: string): Set<string> 
 
 /** Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after). */
 export function attachRecord(state: DaemonState, sb: SandboxRecord, net: NetworkRecord, req: AttachRequest): void {
+  const aliases = fields(req.aliases, `network ${net.name}: aliases`, validName);
   const inUse = usedAddresses(state, net.name);
   for (const a of Object.values(sb.attachments)) for (const ip of [a.ipv4, a.ipv6]) if (ip !== undefined) inUse.add(ip);
   try {
@@ -146,7 +167,7 @@ export function attachRecord(state: DaemonState, sb: SandboxRecord, net: Network
     sb.attachments[net.name] = {
       ...(ipv4 === undefined ? {} : { ipv4 }),
       ...(ipv6 === undefined ? {} : { ipv6 }),
-      aliases: req.aliases ?? [],
+      aliases,
       ifname: `eth${n}`,
       hostIf: hostIfName(sb.id, net.name),
       endpointId: newId(),

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Cidr } from '../net/ipam/cidr.js';
-import { allocateAddress, planSubnet, type AddressSpace } from '../net/ipam/ipam.js';
-import { domainName, ipAddress, name as validName, NAME, RecordsError, resolvOption } from '../registry/validate.js';
+import { allocateAddress, planSubnet, type AddressSpace, type HostSubnet } from '../net/ipam/ipam.js';
+import { vlanOf } from '../net/drivers/macvlan.js';
+import type { HostFacts } from '../net/link/host.js';
+import { checkBridgeName, checkParent } from '../net/link/names.js';
+import { domainName, ipAddress, name as validName, NAME, RecordsError, resolvOption, show } from '../registry/validate.js';
 import { hostIfName } from './dataplane.js';
 import { parseExpose, parsePublish, type PortMapping } from '../net/ports/spec.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
-import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
+import type { DaemonState, IpamRecord, NetworkRecord, SandboxRecord } from './state.js';
 
 /**
  * Turning requests into records: every check a change must pass before the kernel is touched,
@@ -46,32 +49,65 @@ export function findSandbox(state: DaemonState, ref: string): SandboxRecord {
   return sb;
 }
 
-/** A bridge network record for `req`: name, driver, MTU and IPAM checked against the others. */
-export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean): NetworkRecord {
+/** Names of the links tsnet made for the networks and sandboxes in the state (never to be reused). */
+function tsnetLinks(state: DaemonState): Set<string> {
+  return new Set([
+    ...state.networks.flatMap((n) => (n.device === undefined ? [] : [n.device])),
+    ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf)),
+  ]);
+}
+
+/** IPv4 (and IPv6) address spaces for `req`, clear of the other networks, special ranges and the host's own subnets. */
+function planIpam(state: DaemonState, req: NetworkCreate, host: readonly HostSubnet[]): IpamRecord {
+  const spaces = state.networks.filter((n) => n.ipam !== null).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet }));
+  const spaces6 = state.networks.filter((n) => n.ipam?.subnet6 !== undefined).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet6! }));
+  try {
+    const v4 = planSubnet(req.name, { subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, spaces, { host });
+    const v6 = req.subnet6 === undefined ? undefined : planSubnet(req.name, { subnet: req.subnet6, gateway: req.gateway6 }, spaces6, { host });
+    return { subnet: v4.subnet, gateway: v4.gateway, ...(v4.ipRange === undefined ? {} : { ipRange: v4.ipRange }), ...(v6 === undefined ? {} : { subnet6: v6.subnet, gateway6: v6.gateway }) };
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+}
+
+/** A bridge's device, or a macvlan network's host shim (only when one is asked for), its name checked. */
+function planDevice(state: DaemonState, req: NetworkCreate, driver: NetworkRecord['driver'], id: string, host?: HostFacts): string | undefined {
+  const options = req.options ?? {};
+  try {
+    if (driver === 'macvlan') {
+      checkParent(options.parent!, tsnetLinks(state), host);
+      return options.shim === undefined ? undefined : `tsmv-${id.slice(0, 10)}`;
+    }
+    const named = options['com.docker.network.bridge.name'];
+    if (named !== undefined) checkBridgeName(named, tsnetLinks(state), host);
+    return named ?? `tsbr-${id.slice(0, 10)}`;
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+}
+
+/**
+ * A network record for `req`: name, driver, MTU, interface names and IPAM checked against the
+ * others and, for a request from the API, against `host` (its interfaces and subnets).
+ */
+export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean, host?: HostFacts): NetworkRecord {
   if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
   if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
   const driver = req.driver ?? 'bridge';
-  if (driver !== 'bridge' && driver !== 'macvlan') throw badRequest(`driver ${JSON.stringify(driver)} is not supported (bridge, macvlan)`);
-  if (driver === 'macvlan' && !/^[\w.-]{1,15}$/.test(req.options?.parent ?? '')) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
+  if (driver !== 'bridge' && driver !== 'macvlan') throw badRequest(`driver ${show(driver)} is not supported (bridge, macvlan)`);
+  if (driver === 'macvlan' && req.options?.parent === undefined) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
   if (driver === 'bridge' && req.options?.parent !== undefined) throw badRequest('-o parent is a macvlan option');
-  const mtu = Number(req.options?.['com.docker.network.driver.mtu'] ?? 1500);
-  if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw badRequest(`mtu ${req.options?.['com.docker.network.driver.mtu']} is not between 576 and 65535`);
-  const spaces = state.networks.filter((n) => n.ipam !== null).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet }));
-  const spaces6 = state.networks.filter((n) => n.ipam?.subnet6 !== undefined).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet6! }));
-  let ipam;
-  try {
-    const v4 = planSubnet(req.name, { subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, spaces);
-    const v6 = req.subnet6 === undefined ? undefined : planSubnet(req.name, { subnet: req.subnet6, gateway: req.gateway6 }, spaces6);
-    ipam = { subnet: v4.subnet, gateway: v4.gateway, ...(v4.ipRange === undefined ? {} : { ipRange: v4.ipRange }), ...(v6 === undefined ? {} : { subnet6: v6.subnet, gateway6: v6.gateway }) };
-  } catch (err) {
-    throw badRequest((err as Error).message);
-  }
+  const mtuText = req.options?.['com.docker.network.driver.mtu'] ?? '1500';
+  const mtu = /^\d{1,5}$/.test(mtuText) ? Number(mtuText) : NaN;
+  if (!(mtu >= 576 && mtu <= 65535)) throw badRequest(`com.docker.network.driver.mtu: ${show(mtuText)} is not a decimal integer from 576 to 65535`);
+  const parent = driver === 'macvlan' ? req.options!.parent! : undefined;
+  // A macvlan network shares its parent's segment, so the parent's own subnet is expected.
+  const hostSubnets = (host?.subnets ?? []).filter((h) => parent === undefined || (h.dev !== parent && h.dev !== vlanOf(parent)?.base));
+  const ipam = planIpam(state, req, hostSubnets);
   const id = newId();
-  // A bridge's device, or a macvlan network's host shim (only when one is asked for).
-  const device = driver === 'macvlan' ? (req.options?.shim === undefined ? undefined : `tsmv-${id.slice(0, 10)}`) : (req.options?.['com.docker.network.bridge.name'] ?? `tsbr-${id.slice(0, 10)}`);
-  if (req.options?.shim !== undefined && !Cidr.parse(ipam.subnet).contains(req.options.shim)) throw badRequest(`shim ${req.options.shim} is outside subnet ${ipam.subnet}`);
-  if (device !== undefined && device.length > 15) throw badRequest(`bridge name ${device} is longer than 15 characters`);
+  const device = planDevice(state, req, driver, id, host);
+  if (req.options?.shim !== undefined && !Cidr.parse(ipam.subnet).contains(req.options.shim)) throw badRequest(`shim ${show(req.options.shim)} is outside subnet ${ipam.subnet}`);
   return {
     id,
     name: req.name,

@@ -91,7 +91,7 @@ function planDevice(state: DaemonState, req: NetworkCreate, driver: NetworkRecor
  * others and, for a request from the API, against `host` (its interfaces and subnets).
  */
 export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean, host?: HostFacts): NetworkRecord {
-  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
+  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${show(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
   if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
   const driver = req.driver ?? 'bridge';
@@ -133,7 +133,7 @@ function planPorts(req: SandboxCreate): PortMapping[] {
 
 /** A sandbox record for `req`, its addresses allocated; its namespace and links are made after. */
 export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix: string): SandboxRecord {
-  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
+  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${show(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.sandboxes.some((s) => s.name === req.name)) throw conflict(`sandbox name ${req.name} is already in use`);
   const id = newId();
   const wanted = req.networks ?? [{ network: 'bridge' }];
@@ -149,7 +149,7 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
   const dnsOptions = fields(req.dnsOptions, 'dnsOptions', resolvOption);
   const links = (req.links ?? []).map((l, i) => {
     const [name = '', alias = name, ...rest] = l.split(':');
-    if (rest.length > 0) throw badRequest(`links[${i}]: ${JSON.stringify(l)} is not NAME or NAME:ALIAS`);
+    if (rest.length > 0) throw badRequest(`links[${i}]: ${show(l)} is not NAME or NAME:ALIAS`);
     checked(() => validName(alias, `links[${i}].alias`));
     if (!state.sandboxes.some((s) => s.name === name)) throw badRequest(`--link ${l}: no sandbox named ${name}`);
     return { name, alias };

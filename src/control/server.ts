@@ -129,9 +129,16 @@ export function serveControl(manager: Manager, socketPath: string, logger: Logge
   rmSync(socketPath, { force: true });
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`control socket ${socketPath}: ${err.message}`, { cause: err })));
-    server.listen(socketPath, () => {
-      chmodSync(socketPath, 0o600);
-      resolve(server);
-    });
+    // The socket is bound (synchronously, inside listen) under umask 0177, so it is never seen
+    // with wider permissions than 0600, not even before the chmod.
+    const umask = process.umask(0o177);
+    try {
+      server.listen(socketPath, () => {
+        chmodSync(socketPath, 0o600);
+        resolve(server);
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
 }

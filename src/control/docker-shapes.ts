@@ -1,8 +1,7 @@
 import type { AttachRequest, NetworkCreate, SandboxCreate } from '../daemon/requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from '../daemon/state.js';
 import { badRequest } from '../daemon/errors.js';
-
-type Json = Record<string, unknown>;
+import { boolean, integer, list, object, record, string, stringMap, strings, type Json } from './fields.js';
 
 /** A network in the Docker Engine API's shape (`GET /networks/{id}`). */
 export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
@@ -44,53 +43,68 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
   };
 }
 
-const str = (v: unknown, what: string): string | undefined => {
-  if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v !== 'string') throw badRequest(`${what}: ${JSON.stringify(v)} is not a string`);
-  return v;
-};
+/** One entry of IPAM.Config: a subnet and its gateway (and, for IPv4, an ip-range). */
+function ipamConfig(v: unknown, path: string): { subnet?: string; gateway?: string; ipRange?: string } {
+  const c = record(v, path);
+  const out: { subnet?: string; gateway?: string; ipRange?: string } = {};
+  const subnet = string(c.Subnet, `${path}.Subnet`);
+  const gateway = string(c.Gateway, `${path}.Gateway`);
+  const ipRange = string(c.IPRange, `${path}.IPRange`);
+  if (subnet !== undefined) out.subnet = subnet;
+  if (gateway !== undefined) out.gateway = gateway;
+  if (ipRange !== undefined) out.ipRange = ipRange;
+  return out;
+}
 
-const strMap = (v: unknown, what: string): Record<string, string> | undefined => {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) throw badRequest(`${what}: expected an object of strings`);
-  return v as Record<string, string>;
-};
-
-/** `POST /networks/create` body → a NetworkCreate (Docker's field names). */
+/** `POST /networks/create` body → a NetworkCreate (Docker's field names), every field type-checked. */
 export function parseNetworkCreate(body: Json): NetworkCreate {
-  const ipam = (body.IPAM ?? {}) as Json;
-  const configs = Array.isArray(ipam.Config) ? (ipam.Config as Json[]) : [];
-  const v4 = configs.find((c) => !String(c.Subnet ?? '').includes(':'));
-  const v6 = configs.find((c) => String(c.Subnet ?? '').includes(':'));
-  const req: NetworkCreate = { name: str(body.Name, 'Name') ?? '' };
+  const ipam = object(body.IPAM, 'IPAM') ?? {};
+  const configs = list(ipam.Config, 'IPAM.Config', ipamConfig) ?? [];
+  const isV6 = (c: { subnet?: string; gateway?: string }): boolean => (c.subnet ?? c.gateway ?? '').includes(':');
+  const v4s = configs.filter((c) => !isV6(c));
+  const v6s = configs.filter(isV6);
+  if (v4s.length > 1 || v6s.length > 1) throw badRequest('IPAM.Config: at most one IPv4 and one IPv6 subnet');
+  const [v4, v6] = [v4s[0], v6s[0]];
+  const req: NetworkCreate = { name: string(body.Name, 'Name') ?? '' };
   const set = <K extends keyof NetworkCreate>(k: K, v: NetworkCreate[K] | undefined): void => {
     if (v !== undefined) req[k] = v;
   };
-  set('driver', str(body.Driver, 'Driver'));
-  set('subnet', str(v4?.Subnet, 'IPAM.Config.Subnet'));
-  set('gateway', str(v4?.Gateway, 'IPAM.Config.Gateway'));
-  set('ipRange', str(v4?.IPRange, 'IPAM.Config.IPRange'));
-  set('subnet6', str(v6?.Subnet, 'IPAM.Config.Subnet'));
-  set('gateway6', str(v6?.Gateway, 'IPAM.Config.Gateway'));
-  set('internal', body.Internal === true ? true : undefined);
-  set('labels', strMap(body.Labels, 'Labels'));
-  set('options', strMap(body.Options, 'Options'));
+  set('driver', string(body.Driver, 'Driver'));
+  set('subnet', v4?.subnet);
+  set('gateway', v4?.gateway);
+  set('ipRange', v4?.ipRange);
+  if (v6?.ipRange !== undefined) throw badRequest('IPAM.Config: IPRange is for the IPv4 subnet');
+  set('subnet6', v6?.subnet);
+  set('gateway6', v6?.gateway);
+  set('internal', boolean(body.Internal, 'Internal') === true ? true : undefined);
+  for (const k of ['EnableIPv6', 'Attachable', 'Ingress', 'CheckDuplicate', 'ConfigOnly'] as const) boolean(body[k], k);
+  set('labels', stringMap(body.Labels, 'Labels'));
+  set('options', stringMap(body.Options, 'Options'));
   return req;
 }
 
 /** `POST /networks/{id}/connect` body → (sandbox, attach request). */
 export function parseConnect(body: Json): { sandbox: string; attach: Omit<AttachRequest, 'network'> } {
-  const sandbox = str(body.Container, 'Container');
+  const sandbox = string(body.Container, 'Container');
   if (sandbox === undefined) throw badRequest('Container is required');
-  const ec = (body.EndpointConfig ?? {}) as Json;
-  const ipam = (ec.IPAMConfig ?? {}) as Json;
+  const ec = object(body.EndpointConfig, 'EndpointConfig') ?? {};
+  const ipam = object(ec.IPAMConfig, 'EndpointConfig.IPAMConfig') ?? {};
   const attach: Omit<AttachRequest, 'network'> = {};
-  const ip = str(ipam.IPv4Address, 'IPv4Address');
-  const ip6 = str(ipam.IPv6Address, 'IPv6Address');
+  const ip = string(ipam.IPv4Address, 'EndpointConfig.IPAMConfig.IPv4Address');
+  const ip6 = string(ipam.IPv6Address, 'EndpointConfig.IPAMConfig.IPv6Address');
+  const aliases = strings(ec.Aliases, 'EndpointConfig.Aliases');
   if (ip !== undefined) attach.ip = ip;
   if (ip6 !== undefined) attach.ip6 = ip6;
-  if (Array.isArray(ec.Aliases)) attach.aliases = ec.Aliases.map((a, i) => str(a, `Aliases[${i}]`)!);
+  if (aliases !== undefined) attach.aliases = aliases;
   return { sandbox, attach };
+}
+
+/** `POST /networks/{id}/disconnect` body → the sandbox. */
+export function parseDisconnect(body: Json): string {
+  boolean(body.Force, 'Force');
+  const sandbox = string(body.Container, 'Container');
+  if (sandbox === undefined) throw badRequest('Container is required');
+  return sandbox;
 }
 
 /** A sandbox as the API shows it (tsnet's own shape; `Env` is what `tsnet exec` sets). */
@@ -114,37 +128,37 @@ export function sandboxView(sb: SandboxRecord, env: Record<string, string>): Jso
   };
 }
 
+/** One entry of `networks` in `POST /sandboxes/create`. */
+function attachRequest(v: unknown, path: string): AttachRequest {
+  const n = record(v, path);
+  const network = string(n.network, `${path}.network`);
+  if (network === undefined) throw badRequest(`${path}.network is required`);
+  const a: AttachRequest = { network };
+  const ip = string(n.ip, `${path}.ip`);
+  const ip6 = string(n.ip6, `${path}.ip6`);
+  const aliases = strings(n.aliases, `${path}.aliases`);
+  if (ip !== undefined) a.ip = ip;
+  if (ip6 !== undefined) a.ip6 = ip6;
+  if (aliases !== undefined) a.aliases = aliases;
+  return a;
+}
+
 /** `POST /sandboxes/create` body: tsnet's own field names, checked for type. */
 export function parseSandboxCreate(body: Json): SandboxCreate {
-  const list = (v: unknown, what: string): string[] | undefined => {
-    if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw badRequest(`${what}: expected a list of strings`);
-    return v as string[];
-  };
-  const networks = body.networks === undefined ? undefined : (body.networks as Json[]).map((n, i) => {
-    const a: AttachRequest = { network: str(n.network, `networks[${i}].network`) ?? '' };
-    const ip = str(n.ip, `networks[${i}].ip`);
-    const ip6 = str(n.ip6, `networks[${i}].ip6`);
-    const aliases = list(n.aliases, `networks[${i}].aliases`);
-    if (ip !== undefined) a.ip = ip;
-    if (ip6 !== undefined) a.ip6 = ip6;
-    if (aliases !== undefined) a.aliases = aliases;
-    return a;
-  });
-  const req: SandboxCreate = { name: str(body.name, 'name') ?? '' };
+  const req: SandboxCreate = { name: string(body.name, 'name') ?? '' };
+  const networks = list(body.networks, 'networks', attachRequest);
   if (networks !== undefined) req.networks = networks;
-  const hostname = str(body.hostname, 'hostname');
+  const hostname = string(body.hostname, 'hostname');
   if (hostname !== undefined) req.hostname = hostname;
   for (const k of ['aliases', 'dns', 'dnsSearch', 'dnsOptions', 'links', 'publish', 'expose'] as const) {
-    const v = list(body[k], k);
+    const v = strings(body[k], k);
     if (v !== undefined) req[k] = v;
   }
-  if (body.publishAll === true) req.publishAll = true;
-  const netns = str(body.netns, 'netns');
+  if (boolean(body.publishAll, 'publishAll') === true) req.publishAll = true;
+  const netns = string(body.netns, 'netns');
   if (netns !== undefined) req.netns = netns;
-  if (body.pid !== undefined) {
-    if (typeof body.pid !== 'number' || !Number.isInteger(body.pid) || body.pid < 1) throw badRequest(`pid: ${JSON.stringify(body.pid)} is not a process id`);
-    req.pid = body.pid;
-  }
+  const pid = integer(body.pid, 'pid', 1, 2 ** 22);
+  if (pid !== undefined) req.pid = pid;
+  if (netns !== undefined && pid !== undefined) throw badRequest('netns and pid cannot be used together');
   return req;
 }

@@ -1,10 +1,15 @@
 import { rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, badRequest, notFound } from '../daemon/errors.js';
 import type { Manager } from '../daemon/manager.js';
 import { linkEnv } from '../daemon/projection.js';
-import { dockerNetwork, parseConnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
+import type { SandboxCreate } from '../daemon/requests.js';
+import { notNetns } from '../netns/is-netns.js';
+import { show } from '../registry/validate.js';
+import { readJsonBody } from './body.js';
+import { dockerNetwork, parseConnect, parseDisconnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
+import { integer } from './fields.js';
 import { parseServiceCreate, parseTaskAdd, parseTaskChange, serviceView } from './service-shapes.js';
 
 /** The Engine API version whose /networks shapes tsnet follows. */
@@ -26,7 +31,7 @@ const routes: [string, RegExp, Handler][] = [
     await m.connect(id!, sandbox, attach);
     return [200, null];
   }],
-  ['POST', /^\/networks\/([^/]+)\/disconnect$/, async (m, [id], body) => (await m.disconnect(id!, String(body.Container ?? '')), [200, null])],
+  ['POST', /^\/networks\/([^/]+)\/disconnect$/, async (m, [id], body) => (await m.disconnect(id!, parseDisconnect(body)), [200, null])],
   ['GET', /^\/services$/, (m) => [200, m.services.services.map(serviceView)]],
   ['POST', /^\/services\/create$/, async (m, _p, body) => {
     const req = parseServiceCreate(body);
@@ -35,8 +40,8 @@ const routes: [string, RegExp, Handler][] = [
     return [201, serviceView(m.services.service(svc.name))];
   }],
   ['POST', /^\/services\/([^/]+)\/scale$/, async (m, [id], body) => {
-    const n = body.Replicas;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 1000) throw badRequest(`Replicas: ${JSON.stringify(n)} is not an integer from 0 to 1000`);
+    const n = integer(body.Replicas, 'Replicas', 0, 1000);
+    if (n === undefined) throw badRequest('Replicas is required');
     await m.replicas.scale(id!, n);
     return [200, serviceView(m.services.service(id!))];
   }],
@@ -47,7 +52,7 @@ const routes: [string, RegExp, Handler][] = [
   ['DELETE', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task]) => (await m.services.removeTask(id!, task!), [204, null])],
   ['GET', /^\/sandboxes$/, (m) => [200, m.state.sandboxes.map((s) => sandboxView(s, linkEnv(s)))]],
   ['POST', /^\/sandboxes\/create$/, async (m, _p, body) => {
-    const sb = await m.createSandbox(parseSandboxCreate(body));
+    const sb = await m.createSandbox(checkAdoptable(parseSandboxCreate(body)));
     return [201, sandboxView(sb, linkEnv(sb))];
   }],
   ['GET', /^\/sandboxes\/([^/]+)$/, (m, [id]) => {
@@ -57,19 +62,25 @@ const routes: [string, RegExp, Handler][] = [
   ['DELETE', /^\/sandboxes\/([^/]+)$/, async (m, [id]) => (await m.removeSandbox(id!), [204, null])],
 ];
 
-async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
+/** A namespace to adopt (`netns` or `pid`) must be one: refused with 400 before anything is made. */
+function checkAdoptable(req: SandboxCreate): SandboxCreate {
+  const [field, path] = req.netns !== undefined ? ['netns', req.netns] : req.pid !== undefined ? ['pid', `/proc/${req.pid}/ns/net`] : [];
+  const why = path === undefined ? undefined : notNetns(path);
+  if (why !== undefined) throw badRequest(`${field}: ${show(path)} ${why}`);
+  return req;
+}
+
+/** The path's parameters, percent-decoded; bad encoding is the caller's error. */
+function params(match: RegExpExecArray): string[] {
   try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch (err) {
-    throw new ApiError(400, `request body is not a JSON object: ${(err as Error).message}`);
+    return match.slice(1).map(decodeURIComponent);
+  } catch {
+    throw badRequest(`path ${show(match[0])} has bad percent-encoding`);
   }
 }
+
+/** Error texts can quote what the caller sent: never more than this of it goes back (or to the log). */
+const MAX_MESSAGE = 400;
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
   res.setHeader('Api-Version', API_VERSION);
@@ -87,21 +98,26 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
 /** The control API on a Unix socket (mode 0600): Docker Engine API paths, with or without /v1.NN. */
 export function serveControl(manager: Manager, socketPath: string, logger: Logger): Promise<Server> {
   const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://tsnet');
-    const path = url.pathname.replace(/^\/v1\.\d+(?=\/)/, '');
     const method = req.method ?? 'GET';
-    const route = routes.find(([m, re]) => m === method && re.test(path));
+    let path = '';
     const handle = async (): Promise<[number, unknown]> => {
-      if (route === undefined) throw notFound(`page not found: ${method} ${path}`);
-      const body = method === 'POST' ? await readBody(req) : {};
-      return route[2](manager, route[1].exec(path)!.slice(1).map(decodeURIComponent), body, url);
+      const url = new URL(req.url ?? '/', 'http://tsnet');
+      path = url.pathname.replace(/^\/v1\.\d+(?=\/)/, '');
+      const route = routes.find(([m, re]) => m === method && re.test(path));
+      if (route === undefined) throw notFound(`page not found: ${method} ${show(path)}`);
+      const args = params(route[1].exec(path)!);
+      const body = method === 'POST' ? await readJsonBody(req) : {};
+      return route[2](manager, args, body, url);
     };
     handle().then(
       ([status, body]) => reply(res, status, body),
       (err: Error) => {
         const status = err instanceof ApiError ? err.status : 500;
-        if (status === 500) logger.error({ err: err.message, method, path }, 'request failed');
-        reply(res, status, { message: err.message });
+        const message = err.message.length > MAX_MESSAGE ? `${err.message.slice(0, MAX_MESSAGE)}...` : err.message;
+        if (status === 500) logger.error({ err: message, method, path: path.slice(0, MAX_MESSAGE) }, 'request failed');
+        // A body too large is left unread: the connection closes once the reply is out.
+        if (status === 413) res.setHeader('Connection', 'close').once('finish', () => req.destroy());
+        reply(res, status, { message });
       },
     );
   });

@@ -1,7 +1,7 @@
 import { badRequest } from '../daemon/errors.js';
 import type { ServiceCreate, ServiceRecord, TaskAdd, TaskChange } from '../daemon/services.js';
-
-type Json = Record<string, unknown>;
+import { show } from '../registry/validate.js';
+import { integer, object, strings, type Json } from './fields.js';
 
 export const serviceView = (s: ServiceRecord): Json => ({
   Id: s.id,
@@ -16,41 +16,37 @@ export const serviceView = (s: ServiceRecord): Json => ({
   Replicas: s.replicas === undefined ? null : { Count: s.replicas.count, Command: s.replicas.command, HealthCmd: s.replicas.healthCmd ?? null },
 });
 
-function field<T>(body: Json, key: string, type: 'string' | 'boolean' | 'number'): T | undefined {
+function field<T>(body: Json, key: string, type: 'string' | 'boolean' | 'number', path = key): T | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== type) throw badRequest(`${key}: ${JSON.stringify(v)} is not a ${type}`);
+  if (typeof v !== type) throw badRequest(`${path}: ${show(v)} is not a ${type}`);
   return v as T;
 }
 
 export function parseServiceCreate(body: Json): ServiceCreate {
   const req: ServiceCreate = { name: field<string>(body, 'Name', 'string') ?? '', network: field<string>(body, 'Network', 'string') ?? '' };
   const mode = field<string>(body, 'EndpointMode', 'string');
-  if (mode !== undefined) req.endpointMode = mode as 'vip' | 'dnsrr';
-  const replicas = body.Replicas as Json | undefined;
-  if (replicas !== undefined && replicas !== null) {
-    const count = field<number>(replicas, 'Count', 'number') ?? 1;
-    if (!Number.isInteger(count) || count < 0 || count > 1000) throw badRequest(`Replicas.Count ${count} is not an integer from 0 to 1000`);
-    const healthCmd = field<string>(replicas, 'HealthCmd', 'string');
-    const healthInterval = field<number>(replicas, 'HealthInterval', 'number');
-    const healthTcp = field<number>(replicas, 'HealthTcp', 'number');
+  if (mode !== undefined && mode !== 'vip' && mode !== 'dnsrr') throw badRequest(`EndpointMode: ${show(mode)} is not "vip" or "dnsrr"`);
+  if (mode !== undefined) req.endpointMode = mode;
+  const replicas = object(body.Replicas, 'Replicas');
+  if (replicas !== undefined) {
+    const count = integer(replicas.Count, 'Replicas.Count', 0, 1000) ?? 1;
+    const healthCmd = field<string>(replicas, 'HealthCmd', 'string', 'Replicas.HealthCmd');
+    const healthInterval = integer(replicas.HealthInterval, 'Replicas.HealthInterval', 10, 3_600_000);
+    const healthTcp = field<number>(replicas, 'HealthTcp', 'number', 'Replicas.HealthTcp');
     if (healthTcp !== undefined && (!Number.isInteger(healthTcp) || healthTcp < 1 || healthTcp > 65535)) throw badRequest(`Replicas.HealthTcp ${healthTcp} is not a port`);
     req.replicas = {
       count,
-      command: field<string>(replicas, 'Command', 'string') ?? '',
+      command: field<string>(replicas, 'Command', 'string', 'Replicas.Command') ?? '',
       ...(healthCmd === undefined ? {} : { healthCmd }),
       ...(healthTcp === undefined ? {} : { healthTcp }),
       ...(healthInterval === undefined ? {} : { healthInterval }),
     };
   }
-  if (body.Publish !== undefined) {
-    if (!Array.isArray(body.Publish) || body.Publish.some((p) => typeof p !== 'string')) throw badRequest('Publish: expected a list of HOSTPORT:TARGET');
-    req.publish = body.Publish as string[];
-  }
-  if (body.Ports !== undefined) {
-    if (!Array.isArray(body.Ports) || body.Ports.some((p) => typeof p !== 'string')) throw badRequest('Ports: expected a list of NAME:PROTO:PORT');
-    req.ports = body.Ports as string[];
-  }
+  const publish = strings(body.Publish, 'Publish');
+  if (publish !== undefined) req.publish = publish;
+  const ports = strings(body.Ports, 'Ports');
+  if (ports !== undefined) req.ports = ports;
   return req;
 }
 

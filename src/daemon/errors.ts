@@ -1,7 +1,7 @@
-/** An error the API reports with an HTTP status, as Docker's does (400 bad input, 404, 409, 403). */
+/** An error the API reports with an HTTP status, as Docker's does (400 bad input, 404, 409, 403; 413 too large a body). */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 403 | 404 | 409 | 500,
+    readonly status: 400 | 403 | 404 | 409 | 413 | 500,
     message: string,
   ) {
     super(message);

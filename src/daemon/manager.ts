@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
+import { hostFacts, type HostFacts } from '../net/link/host.js';
 import { PortReservations } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
@@ -134,12 +135,13 @@ export class Manager implements DaemonCore {
     return broken;
   }
 
+  /** A network from the API: checked against the host's interfaces and subnets too. */
   createNetwork(req: NetworkCreate): Promise<NetworkRecord> {
-    return this.serial(() => this.#addNetwork(req, true));
+    return this.serial(async () => this.#addNetwork(req, true, await hostFacts(this.#o.owner ?? 'tsnet')));
   }
 
-  async #addNetwork(req: NetworkCreate, dns: boolean): Promise<NetworkRecord> {
-    const net = planNetwork(this.#state, req, dns);
+  async #addNetwork(req: NetworkCreate, dns: boolean, host?: HostFacts): Promise<NetworkRecord> {
+    const net = planNetwork(this.#state, req, dns, host);
     try {
       await this.#dp.createNetwork(net);
       await this.#firewall([...this.#state.networks, net]);

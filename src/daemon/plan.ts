@@ -1,20 +1,37 @@
 import { randomBytes } from 'node:crypto';
 import { Cidr } from '../net/ipam/cidr.js';
-import { allocateAddress, planSubnet, type AddressSpace } from '../net/ipam/ipam.js';
-import { parseUpstream } from '../server/upstreams.js';
+import { allocateAddress, planSubnet, type AddressSpace, type HostSubnet } from '../net/ipam/ipam.js';
+import { vlanOf } from '../net/drivers/macvlan.js';
+import type { HostFacts } from '../net/link/host.js';
+import { checkBridgeName, checkParent } from '../net/link/names.js';
+import { domainName, ipAddress, name as validName, NAME, RecordsError, resolvOption, show } from '../registry/validate.js';
 import { hostIfName } from './dataplane.js';
 import { parseExpose, parsePublish, type PortMapping } from '../net/ports/spec.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
-import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
+import type { DaemonState, IpamRecord, NetworkRecord, SandboxRecord } from './state.js';
 
 /**
  * Turning requests into records: every check a change must pass before the kernel is touched,
  * with Docker's error texts. Pure: reads the state, changes nothing but the records it returns.
  */
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 const newId = (): string => randomBytes(32).toString('hex');
+
+/**
+ * Checks each value with the records file's own validator (what the daemon publishes must pass
+ * it), as a 400 that names the request field.
+ */
+function checked<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    throw err instanceof RecordsError ? badRequest(err.message) : err;
+  }
+}
+
+const fields = <T>(values: readonly unknown[] | undefined, path: string, check: (v: unknown, path: string) => T): T[] =>
+  checked(() => (values ?? []).map((v, i) => check(v, `${path}[${i}]`)));
 
 /** Modes whose sandbox has a namespace (and files) of its own; host and container: share one. */
 export const ownNamespace = (mode: SandboxRecord['mode']): boolean => mode === 'networks' || mode === 'none';
@@ -32,32 +49,65 @@ export function findSandbox(state: DaemonState, ref: string): SandboxRecord {
   return sb;
 }
 
-/** A bridge network record for `req`: name, driver, MTU and IPAM checked against the others. */
-export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean): NetworkRecord {
-  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
-  if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
-  if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
-  const driver = req.driver ?? 'bridge';
-  if (driver !== 'bridge' && driver !== 'macvlan') throw badRequest(`driver ${JSON.stringify(driver)} is not supported (bridge, macvlan)`);
-  if (driver === 'macvlan' && !/^[\w.-]{1,15}$/.test(req.options?.parent ?? '')) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
-  if (driver === 'bridge' && req.options?.parent !== undefined) throw badRequest('-o parent is a macvlan option');
-  const mtu = Number(req.options?.['com.docker.network.driver.mtu'] ?? 1500);
-  if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw badRequest(`mtu ${req.options?.['com.docker.network.driver.mtu']} is not between 576 and 65535`);
+/** Names of the links tsnet made for the networks and sandboxes in the state (never to be reused). */
+function tsnetLinks(state: DaemonState): Set<string> {
+  return new Set([
+    ...state.networks.flatMap((n) => (n.device === undefined ? [] : [n.device])),
+    ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf)),
+  ]);
+}
+
+/** IPv4 (and IPv6) address spaces for `req`, clear of the other networks, special ranges and the host's own subnets. */
+function planIpam(state: DaemonState, req: NetworkCreate, host: readonly HostSubnet[]): IpamRecord {
   const spaces = state.networks.filter((n) => n.ipam !== null).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet }));
   const spaces6 = state.networks.filter((n) => n.ipam?.subnet6 !== undefined).map((n): AddressSpace => ({ network: n.name, subnet: n.ipam!.subnet6! }));
-  let ipam;
   try {
-    const v4 = planSubnet(req.name, { subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, spaces);
-    const v6 = req.subnet6 === undefined ? undefined : planSubnet(req.name, { subnet: req.subnet6, gateway: req.gateway6 }, spaces6);
-    ipam = { subnet: v4.subnet, gateway: v4.gateway, ...(v4.ipRange === undefined ? {} : { ipRange: v4.ipRange }), ...(v6 === undefined ? {} : { subnet6: v6.subnet, gateway6: v6.gateway }) };
+    const v4 = planSubnet(req.name, { subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, spaces, { host });
+    const v6 = req.subnet6 === undefined ? undefined : planSubnet(req.name, { subnet: req.subnet6, gateway: req.gateway6 }, spaces6, { host });
+    return { subnet: v4.subnet, gateway: v4.gateway, ...(v4.ipRange === undefined ? {} : { ipRange: v4.ipRange }), ...(v6 === undefined ? {} : { subnet6: v6.subnet, gateway6: v6.gateway }) };
   } catch (err) {
     throw badRequest((err as Error).message);
   }
+}
+
+/** A bridge's device, or a macvlan network's host shim (only when one is asked for), its name checked. */
+function planDevice(state: DaemonState, req: NetworkCreate, driver: NetworkRecord['driver'], id: string, host?: HostFacts): string | undefined {
+  const options = req.options ?? {};
+  try {
+    if (driver === 'macvlan') {
+      checkParent(options.parent!, tsnetLinks(state), host);
+      return options.shim === undefined ? undefined : `tsmv-${id.slice(0, 10)}`;
+    }
+    const named = options['com.docker.network.bridge.name'];
+    if (named !== undefined) checkBridgeName(named, tsnetLinks(state), host);
+    return named ?? `tsbr-${id.slice(0, 10)}`;
+  } catch (err) {
+    throw badRequest((err as Error).message);
+  }
+}
+
+/**
+ * A network record for `req`: name, driver, MTU, interface names and IPAM checked against the
+ * others and, for a request from the API, against `host` (its interfaces and subnets).
+ */
+export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean, host?: HostFacts): NetworkRecord {
+  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${show(req.name)}: letters, digits, '_', '.', '-'`);
+  if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
+  if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
+  const driver = req.driver ?? 'bridge';
+  if (driver !== 'bridge' && driver !== 'macvlan') throw badRequest(`driver ${show(driver)} is not supported (bridge, macvlan)`);
+  if (driver === 'macvlan' && req.options?.parent === undefined) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
+  if (driver === 'bridge' && req.options?.parent !== undefined) throw badRequest('-o parent is a macvlan option');
+  const mtuText = req.options?.['com.docker.network.driver.mtu'] ?? '1500';
+  const mtu = /^\d{1,5}$/.test(mtuText) ? Number(mtuText) : NaN;
+  if (!(mtu >= 576 && mtu <= 65535)) throw badRequest(`com.docker.network.driver.mtu: ${show(mtuText)} is not a decimal integer from 576 to 65535`);
+  const parent = driver === 'macvlan' ? req.options!.parent! : undefined;
+  // A macvlan network shares its parent's segment, so the parent's own subnet is expected.
+  const hostSubnets = (host?.subnets ?? []).filter((h) => parent === undefined || (h.dev !== parent && h.dev !== vlanOf(parent)?.base));
+  const ipam = planIpam(state, req, hostSubnets);
   const id = newId();
-  // A bridge's device, or a macvlan network's host shim (only when one is asked for).
-  const device = driver === 'macvlan' ? (req.options?.shim === undefined ? undefined : `tsmv-${id.slice(0, 10)}`) : (req.options?.['com.docker.network.bridge.name'] ?? `tsbr-${id.slice(0, 10)}`);
-  if (req.options?.shim !== undefined && !Cidr.parse(ipam.subnet).contains(req.options.shim)) throw badRequest(`shim ${req.options.shim} is outside subnet ${ipam.subnet}`);
-  if (device !== undefined && device.length > 15) throw badRequest(`bridge name ${device} is longer than 15 characters`);
+  const device = planDevice(state, req, driver, id, host);
+  if (req.options?.shim !== undefined && !Cidr.parse(ipam.subnet).contains(req.options.shim)) throw badRequest(`shim ${show(req.options.shim)} is outside subnet ${ipam.subnet}`);
   return {
     id,
     name: req.name,
@@ -83,7 +133,7 @@ function planPorts(req: SandboxCreate): PortMapping[] {
 
 /** A sandbox record for `req`, its addresses allocated; its namespace and links are made after. */
 export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix: string): SandboxRecord {
-  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${JSON.stringify(req.name)}: letters, digits, '_', '.', '-'`);
+  if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${show(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.sandboxes.some((s) => s.name === req.name)) throw conflict(`sandbox name ${req.name} is already in use`);
   const id = newId();
   const wanted = req.networks ?? [{ network: 'bridge' }];
@@ -92,9 +142,15 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
   if (special !== undefined && wanted.length > 1) throw badRequest(`${special.network} networking cannot be combined with other networks`);
   const shared = special?.network.startsWith('container:') === true ? findSandbox(state, special.network.slice('container:'.length)) : undefined;
   if (shared !== undefined && (req.netns !== undefined || req.pid !== undefined)) throw badRequest('container: networking cannot adopt a namespace too');
-  for (const d of req.dns ?? []) parseUpstream(d);
-  const links = (req.links ?? []).map((l) => {
-    const [name = '', alias = name] = l.split(':');
+  const hostname = req.hostname === undefined ? undefined : checked(() => validName(req.hostname, 'hostname'));
+  const aliases = fields(req.aliases, 'aliases', validName);
+  const dns = fields(req.dns, 'dns', ipAddress);
+  const dnsSearch = fields(req.dnsSearch, 'dnsSearch', domainName);
+  const dnsOptions = fields(req.dnsOptions, 'dnsOptions', resolvOption);
+  const links = (req.links ?? []).map((l, i) => {
+    const [name = '', alias = name, ...rest] = l.split(':');
+    if (rest.length > 0) throw badRequest(`links[${i}]: ${show(l)} is not NAME or NAME:ALIAS`);
+    checked(() => validName(alias, `links[${i}].alias`));
     if (!state.sandboxes.some((s) => s.name === name)) throw badRequest(`--link ${l}: no sandbox named ${name}`);
     return { name, alias };
   });
@@ -104,14 +160,14 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
     id,
     name: req.name,
     created: new Date().toISOString(),
-    hostname: req.hostname ?? id.slice(0, 12),
+    hostname: hostname ?? id.slice(0, 12),
     mode,
     ...(netns === undefined ? {} : { netns }),
     ownsNetns: ownNamespace(mode) && req.netns === undefined && req.pid === undefined,
-    aliases: req.aliases ?? [],
-    dns: req.dns ?? [],
-    dnsSearch: req.dnsSearch ?? [],
-    dnsOptions: req.dnsOptions ?? [],
+    aliases,
+    dns,
+    dnsSearch,
+    dnsOptions,
     links,
     attachments: {},
     ports: planPorts(req),
@@ -134,6 +190,7 @@ export function usedAddresses(state: DaemonState, network: string): Set<string> 
 
 /** Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after). */
 export function attachRecord(state: DaemonState, sb: SandboxRecord, net: NetworkRecord, req: AttachRequest): void {
+  const aliases = fields(req.aliases, `network ${net.name}: aliases`, validName);
   const inUse = usedAddresses(state, net.name);
   for (const a of Object.values(sb.attachments)) for (const ip of [a.ipv4, a.ipv6]) if (ip !== undefined) inUse.add(ip);
   try {
@@ -146,7 +203,7 @@ export function attachRecord(state: DaemonState, sb: SandboxRecord, net: Network
     sb.attachments[net.name] = {
       ...(ipv4 === undefined ? {} : { ipv4 }),
       ...(ipv6 === undefined ? {} : { ipv6 }),
-      aliases: req.aliases ?? [],
+      aliases,
       ifname: `eth${n}`,
       hostIf: hostIfName(sb.id, net.name),
       endpointId: newId(),

@@ -39,6 +39,7 @@ export interface ServicePort {
 }
 
 export interface TaskSpec {
+  /** Opaque, as the runtime writes it: 1 to 64 lowercase letters and digits (Swarm: 25 base-36). */
   id: string;
   /** Resolves to this task's addresses; defaults to `<service>.<id first 12>`. */
   name?: string;

@@ -1,4 +1,4 @@
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
 import type {
   EndpointAttachment,
   EndpointSpec,
@@ -22,9 +22,19 @@ export class RecordsError extends Error {
 
 type Obj = Record<string, unknown>;
 
-const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v)));
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** A value as an error shows it: JSON, cut short so that a huge value is never echoed whole. */
+export const show = (v: unknown): string => {
+  const text = typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v));
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+};
+/** Names of networks, endpoints, aliases, hostnames and services. */
+export const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 const HEX_ID = /^[0-9a-fA-F]{12,64}$/;
+/** Runtimes' own task ids: Swarm's are 25 lowercase base-36 characters, others hex. */
+const TASK_ID = /^[0-9a-z]{1,64}$/;
+const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+/** resolv.conf `options` words: `ndots:2`, `rotate`, `single-request-reopen`. */
+const RESOLV_OPTION = /^[a-z][a-z0-9_-]{0,31}(?::\d{1,4})?$/;
 
 function object(v: unknown, path: string): Obj {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new RecordsError(path, `${show(v)} is not an object`);
@@ -37,7 +47,7 @@ function array(v: unknown, path: string): unknown[] {
   return v;
 }
 
-function name(v: unknown, path: string): string {
+export function name(v: unknown, path: string): string {
   if (typeof v !== 'string' || !NAME.test(v)) {
     throw new RecordsError(path, `${show(v)} is not a valid name (letters, digits, '_', '.', '-'; up to 63)`);
   }
@@ -83,6 +93,30 @@ function integer(v: unknown, path: string, min: number, max: number): number {
 function hexId(v: unknown, path: string): string {
   if (typeof v !== 'string' || !HEX_ID.test(v)) throw new RecordsError(path, `${show(v)} is not an id of 12 to 64 hex digits`);
   return v.toLowerCase();
+}
+
+function taskId(v: unknown, path: string): string {
+  if (typeof v !== 'string' || !TASK_ID.test(v)) throw new RecordsError(path, `${show(v)} is not a task id (1 to 64 lowercase letters and digits)`);
+  return v;
+}
+
+/** A DNS domain (a search domain): dot-separated labels of up to 63, 253 in all; one trailing dot allowed. */
+export function domainName(v: unknown, path: string): string {
+  const labels = typeof v === 'string' ? v.replace(/\.$/, '').split('.') : [];
+  if (typeof v !== 'string' || v.length > 253 || !labels.every((l) => LABEL.test(l))) throw new RecordsError(path, `${show(v)} is not a domain name`);
+  return v;
+}
+
+/** One resolv.conf option (`ndots:N`, `rotate`, …): a word and an optional number, nothing else. */
+export function resolvOption(v: unknown, path: string): string {
+  if (typeof v !== 'string' || !RESOLV_OPTION.test(v)) throw new RecordsError(path, `${show(v)} is not a resolv.conf option (like ndots:2 or rotate)`);
+  return v;
+}
+
+/** An IPv4 or IPv6 address (a DNS server): no port, no zone. */
+export function ipAddress(v: unknown, path: string): string {
+  if (typeof v !== 'string' || isIP(v) === 0) throw new RecordsError(path, `${show(v)} is not an IP address`);
+  return v;
 }
 
 function unique(seen: Set<string>, key: string, path: string, what: string): void {
@@ -158,7 +192,7 @@ function port(v: unknown, path: string): ServicePort {
 
 function task(v: unknown, path: string, net: NetworkSpec): TaskSpec {
   const o = object(v, path);
-  const t: TaskSpec = { id: hexId(o.id, `${path}.id`) };
+  const t: TaskSpec = { id: taskId(o.id, `${path}.id`) };
   const n = optional(o.name, `${path}.name`, name);
   if (n !== undefined) t.name = n;
   const v4 = addressIn(o, 'ipv4', path, net, 'ipv4');

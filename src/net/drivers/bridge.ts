@@ -18,7 +18,9 @@ export const bridgeDriver: NetworkDriver = {
   },
 
   async deleteNetwork(net) {
-    if (await linkExists(net.device!)) await ipBatch([['link', 'del', 'dev', net.device!]]);
+    // Only a bridge this daemon made (its alias): a state that names a foreign interface never deletes it.
+    const [link] = (await linkExists(net.device!)) ? await ipJson<{ ifalias?: string }[]>(['link', 'show', 'dev', net.device!]) : [];
+    if (link?.ifalias === net.owner) await ipBatch([['link', 'del', 'dev', net.device!]]);
   },
 
   async attach(net, info) {

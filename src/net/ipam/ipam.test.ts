@@ -17,6 +17,17 @@ test('overlapping, malformed and misplaced subnets, gateways and ranges are refu
   t.throws(() => planSubnet('b', { subnet: '10.0.0.0/33' }, existing), { message: /is not a subnet in CIDR form/ });
   t.throws(() => planSubnet('b', { subnet: '10.0.0.0/24', gateway: '10.0.1.1' }, existing), { message: 'gateway 10.0.1.1 is outside subnet 10.0.0.0/24' });
   t.throws(() => planSubnet('b', { subnet: '10.0.0.0/24', ipRange: '10.0.1.0/28' }, existing), { message: 'ip-range 10.0.1.0/28 is outside subnet 10.0.0.0/24' });
+  t.throws(() => planSubnet('b', { subnet: '10.0.0.0/24', gateway: '10.0.0.0' }, existing), { message: 'gateway 10.0.0.0 is the network address of 10.0.0.0/24' });
+  t.throws(() => planSubnet('b', { subnet: '10.0.0.0/24', gateway: '10.0.0.255' }, existing), { message: 'gateway 10.0.0.255 is the broadcast address of 10.0.0.0/24' });
+});
+
+test('loopback, link-local, multicast and reserved subnets, and ones the host uses, are refused; pools skip what the host uses', (t) => {
+  for (const [subnet, range] of [['127.0.0.0/8', 'loopback'], ['127.5.0.0/16', 'loopback'], ['169.254.0.0/24', 'link-local'], ['224.1.0.0/16', 'multicast'], ['240.0.0.0/8', 'reserved'], ['0.0.0.0/0', '"this network"'], ['fe80::/64', 'link-local'], ['ff02::/16', 'multicast'], ['::1/128', 'unspecified or loopback']]) {
+    t.throws(() => planSubnet('b', { subnet }, []), { message: new RegExp(`is in the ${range} range`) }, subnet);
+  }
+  const host = [{ subnet: '192.0.2.0/24', dev: 'eth0' }, { subnet: '172.17.0.0/16', dev: 'docker0' }];
+  t.throws(() => planSubnet('b', { subnet: '192.0.2.128/25' }, [], { host }), { message: "subnet 192.0.2.128/25 overlaps the host's eth0 (192.0.2.0/24)" });
+  t.is(planSubnet('b', {}, [], { host }).subnet, '172.18.0.0/16');
 });
 
 test('addresses: lowest free, skipping network, gateway and broadcast; released ones are reused', (t) => {

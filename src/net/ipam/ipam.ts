@@ -15,6 +15,28 @@ export interface AddressSpace {
   ipRange?: string;
 }
 
+/** A subnet the host itself uses (an address's or a route's), with its interface. */
+export interface HostSubnet {
+  subnet: string;
+  dev: string;
+}
+
+/**
+ * Ranges no network may take: packets to them are never routed to a bridge (loopback,
+ * link-local, multicast, "this network", reserved and broadcast; ::1, fe80::/10, ff00::/8).
+ */
+const SPECIAL: readonly [string, string][] = [
+  ['0.0.0.0/8', '"this network"'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', 'link-local'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved'],
+  ['::/127', 'unspecified or loopback'],
+  ['::ffff:0:0/96', 'IPv4-mapped'],
+  ['fe80::/10', 'link-local'],
+  ['ff00::/8', 'multicast'],
+];
+
 export interface SubnetRequest {
   subnet?: string;
   gateway?: string;
@@ -25,14 +47,24 @@ export interface SubnetRequest {
  * Checks a requested subnet, or picks the first default pool free of every existing one, and
  * fills in the gateway (first host address) — with errors that name the clash.
  */
-export function planSubnet(network: string, req: SubnetRequest, existing: readonly AddressSpace[], pools = DEFAULT_POOLS): Required<Pick<AddressSpace, 'subnet' | 'gateway'>> & AddressSpace {
-  const taken = existing.map((s) => ({ name: s.network, cidr: Cidr.parse(s.subnet) }));
+export function planSubnet(
+  network: string,
+  req: SubnetRequest,
+  existing: readonly AddressSpace[],
+  { host = [], pools = DEFAULT_POOLS }: { host?: readonly HostSubnet[]; pools?: readonly string[] } = {},
+): Required<Pick<AddressSpace, 'subnet' | 'gateway'>> & AddressSpace {
+  const taken = [
+    ...existing.map((s) => ({ name: `network ${s.network}`, cidr: Cidr.parse(s.subnet) })),
+    ...host.map((h) => ({ name: `the host's ${h.dev}`, cidr: Cidr.parse(h.subnet) })),
+  ];
   let cidr: Cidr;
   if (req.subnet !== undefined) {
     cidr = Cidr.parse(req.subnet);
     if (cidr.toString() !== req.subnet) throw new Error(`subnet ${req.subnet} has host bits set (did you mean ${cidr.toString()}?)`);
+    const special = SPECIAL.find(([range]) => Cidr.parse(range).overlaps(cidr));
+    if (special !== undefined) throw new Error(`subnet ${req.subnet} is in the ${special[1]} range ${special[0]}`);
     const clash = taken.find((t) => t.cidr.overlaps(cidr));
-    if (clash !== undefined) throw new Error(`subnet ${req.subnet} overlaps network ${clash.name} (${clash.cidr.toString()})`);
+    if (clash !== undefined) throw new Error(`subnet ${req.subnet} overlaps ${clash.name} (${clash.cidr.toString()})`);
   } else {
     const free = pools.map((p) => Cidr.parse(p)).find((p) => !taken.some((t) => t.cidr.overlaps(p)));
     if (free === undefined) throw new Error('all default address pools are in use: give --subnet');
@@ -41,6 +73,8 @@ export function planSubnet(network: string, req: SubnetRequest, existing: readon
   if (cidr.size < 4n && cidr.family === 4) throw new Error(`subnet ${cidr.toString()} is too small (at most /30)`);
   const gateway = req.gateway ?? cidr.at(1n);
   if (!cidr.contains(gateway)) throw new Error(`gateway ${gateway} is outside subnet ${cidr.toString()}`);
+  const g = toBigInt(gateway);
+  if (g === cidr.base || (cidr.family === 4 && g === cidr.last)) throw new Error(`gateway ${gateway} is the ${g === cidr.base ? 'network' : 'broadcast'} address of ${cidr.toString()}`);
   const space: AddressSpace & { subnet: string; gateway: string } = { network, subnet: cidr.toString(), gateway };
   if (req.ipRange !== undefined) {
     const range = Cidr.parse(req.ipRange);

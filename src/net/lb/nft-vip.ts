@@ -1,3 +1,5 @@
+import { comment, ipv4, join, nft, port, protocol, render, table } from '../nft/values.js';
+
 /** A VIP service as the in-sandbox load balancer needs it. */
 export interface VipService {
   name: string;
@@ -23,21 +25,23 @@ function slots(backends: VipService['backends']): string[] {
  * the output hook. Conntrack keeps an established connection on its backend when the set
  * changes; a drained task has no slot, so it gets no new connection. No backend: rejected.
  */
-export function renderVipTable(table: string, services: readonly VipService[]): string {
+export function renderVipTable(name: string, services: readonly VipService[]): string {
+  const t = table(name);
   const rules = services.flatMap((s) => {
-    const matches = s.ports.length === 0 ? [`ip daddr ${s.vip}`] : s.ports.map((p) => `ip daddr ${s.vip} ${p.protocol} dport ${p.port}`);
+    const vip = ipv4(s.vip);
+    const matches = s.ports.length === 0 ? [nft`ip daddr ${vip}`] : s.ports.map((p) => nft`ip daddr ${vip} ${protocol(p.protocol)} dport ${port(p.port)}`);
     const list = slots(s.backends);
-    const action = list.length === 0 ? 'reject' : `dnat ip to numgen random mod ${list.length} map { ${list.map((ip, i) => `${i} : ${ip}`).join(', ')} }`;
-    return matches.map((m) => `    ${m} ${action} comment "${s.name}"`);
+    const action = list.length === 0 ? nft`reject` : nft`dnat ip to numgen random mod ${list.length} map { ${join(list.map((ip, i) => nft`${i} : ${ipv4(ip)}`), ', ')} }`;
+    return matches.map((m) => nft`    ${m} ${action} comment ${comment(s.name)}`);
   });
-  return [
-    `table ip ${table} {}`,
-    `flush table ip ${table}`,
-    `table ip ${table} {`,
-    '  chain output {',
-    '    type nat hook output priority -100; policy accept;',
+  return render([
+    nft`table ip ${t} {}`,
+    nft`flush table ip ${t}`,
+    nft`table ip ${t} {`,
+    nft`  chain output {`,
+    nft`    type nat hook output priority -100; policy accept;`,
     ...rules,
-    '  }',
-    '}',
-  ].join('\n') + '\n';
+    nft`  }`,
+    nft`}`,
+  ]);
 }

@@ -1,3 +1,5 @@
+import { cidr, comment, ifname, ifnames, ipv4, join, nft, port, protocol, render, table, type Token } from './values.js';
+
 /** What the firewall needs to know of one bridge network. */
 export interface BridgeRules {
   network: string;
@@ -23,17 +25,17 @@ export interface PublishRule {
   owner: string;
 }
 
-function dnatRules(ports: readonly PublishRule[]): string[] {
+function dnatRules(ports: readonly PublishRule[]): Token[] {
   return ports.map((p) => {
-    const to = p.hostIp === '0.0.0.0' ? 'fib daddr type local' : `ip daddr ${p.hostIp}`;
+    const to = p.hostIp === '0.0.0.0' ? nft`fib daddr type local` : nft`ip daddr ${ipv4(p.hostIp)}`;
     const [one] = p.targets;
     const action =
       p.targets.length === 0
-        ? 'reject'
+        ? nft`reject`
         : p.targets.length === 1
-          ? `dnat ip to ${one!.ip}:${one!.port}`
-          : `dnat ip to numgen random mod ${p.targets.length} map { ${p.targets.map((x, i) => `${i} : ${x.ip} . ${x.port}`).join(', ')} }`;
-    return `    ${to} ${p.protocol} dport ${p.hostPort} ${action} comment "${p.owner}"`;
+          ? nft`dnat ip to ${ipv4(one!.ip)}:${port(one!.port)}`
+          : nft`dnat ip to numgen random mod ${p.targets.length} map { ${join(p.targets.map((x, i) => nft`${i} : ${ipv4(x.ip)} . ${port(x.port)}`), ', ')} }`;
+    return nft`    ${to} ${protocol(p.protocol)} dport ${port(p.hostPort)} ${action} comment ${comment(p.owner)}`;
   });
 }
 
@@ -46,62 +48,63 @@ function dnatRules(ports: readonly PublishRule[]): string[] {
  * (between networks, and from outside), internal networks get no egress. Its accepts cannot
  * override a drop in another table, and tsnet changes no chain it does not own.
  */
-export function renderRuleset(table: string, networks: readonly BridgeRules[], ports: readonly PublishRule[] = []): string {
-  const external = networks.filter((n) => !n.internal);
+export function renderRuleset(name: string, networks: readonly BridgeRules[], ports: readonly PublishRule[] = []): string {
+  const t = table(name);
+  const nets = networks.map((n) => ({ ...n, dev: ifname(n.bridge), net: comment(n.network), subnet: cidr(n.subnet) }));
   // Order matters: replies, then traffic within one bridge, then new connections into a bridge
   // from anywhere else are dropped; what is left (egress) falls to the accept policy.
-  const lines = [
-    `table inet ${table} {}`,
-    `flush table inet ${table}`,
-    `table inet ${table} {`,
+  return render([
+    nft`table inet ${t} {}`,
+    nft`flush table inet ${t}`,
+    nft`table inet ${t} {`,
     // Published ports: DNAT for traffic from outside (prerouting) and from the host (output).
-    '  chain prerouting {',
-    '    type nat hook prerouting priority dstnat; policy accept;',
+    nft`  chain prerouting {`,
+    nft`    type nat hook prerouting priority dstnat; policy accept;`,
     ...dnatRules(ports),
-    '  }',
-    '  chain output {',
-    '    type nat hook output priority -100; policy accept;',
+    nft`  }`,
+    nft`  chain output {`,
+    nft`    type nat hook output priority -100; policy accept;`,
     ...dnatRules(ports),
-    '  }',
-    // route_localnet (for the host's own 127.0.0.1 to reach published ports) would also let a
-    // sandbox that routes 127.0.0.0/8 to its gateway reach the host's loopback-only services.
-    '  chain loopback {',
-    '    type filter hook prerouting priority raw; policy accept;',
-    ...networks.map((n) => `    iifname "${n.bridge}" ip daddr 127.0.0.0/8 drop comment "${n.network}"`),
-    '  }',
-    '  chain postrouting {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    ...external.map((n) => `    ip saddr ${n.subnet} oifname != "${n.bridge}" masquerade comment "${n.network}"`),
+    nft`  }`,
+    nft`  chain postrouting {`,
+    nft`    type nat hook postrouting priority srcnat; policy accept;`,
+    ...nets.filter((n) => !n.internal).map((n) => nft`    ip saddr ${n.subnet} oifname != ${n.dev} masquerade comment ${n.net}`),
     // Hairpin (a sandbox reaching its own network through a published port) and the host's
     // 127.0.0.1 need their source rewritten; outside clients keep theirs.
-    ...networks.map((n) => `    oifname "${n.bridge}" ct status dnat ip saddr { ${n.subnet}, 127.0.0.0/8 } masquerade comment "${n.network}"`),
-    '  }',
-    '  chain forward {',
-    '    type filter hook forward priority filter; policy accept;',
-    '    ct state established,related accept',
-    ...networks.map((n) => `    iifname "${n.bridge}" oifname "${n.bridge}" accept comment "${n.network}"`),
+    ...nets.map((n) => nft`    oifname ${n.dev} ct status dnat ip saddr { ${n.subnet}, 127.0.0.0/8 } masquerade comment ${n.net}`),
+    nft`  }`,
+    // route_localnet=1 on the bridges (for published ports on 127.0.0.1) would let a sandbox
+    // reach what the host bound to 127.0.0.1 (CVE-2020-8558); kube-proxy's guard: only DNATed
+    // traffic to 127.0.0.0/8 may come in on anything but lo.
+    nft`  chain input {`,
+    nft`    type filter hook input priority filter; policy accept;`,
+    nft`    iifname != "lo" ip daddr 127.0.0.0/8 ct status & dnat == 0 drop`,
+    nft`  }`,
+    nft`  chain forward {`,
+    nft`    type filter hook forward priority filter; policy accept;`,
+    nft`    ct state established,related accept`,
+    ...nets.map((n) => nft`    iifname ${n.dev} oifname ${n.dev} accept comment ${n.net}`),
     // Published ports are the way in from outside and from other networks (not into internal ones).
-    ...networks.filter((n) => !n.internal).map((n) => `    oifname "${n.bridge}" ct status dnat accept comment "${n.network}"`),
-    ...networks.map((n) => `    oifname "${n.bridge}" ct state new drop comment "${n.network}"`),
-    ...networks.filter((n) => n.internal).map((n) => `    iifname "${n.bridge}" drop comment "${n.network}"`),
-    '  }',
-    '}',
+    ...nets.filter((n) => !n.internal).map((n) => nft`    oifname ${n.dev} ct status dnat accept comment ${n.net}`),
+    ...nets.map((n) => nft`    oifname ${n.dev} ct state new drop comment ${n.net}`),
+    ...nets.filter((n) => n.internal).map((n) => nft`    iifname ${n.dev} drop comment ${n.net}`),
+    nft`  }`,
+    nft`}`,
     // Frames between two ports of one bridge never reach the inet forward hook unless
     // br_netfilter says so; the bridge family sees them always.
-    `table bridge ${table} {}`,
-    `flush table bridge ${table}`,
-    `table bridge ${table} {`,
-    '  chain forward {',
-    '    type filter hook forward priority filter; policy accept;',
-    ...networks
-      .filter((n) => !n.icc && n.ports.length > 0)
-      .map((n) => `    iifname { ${n.ports.join(', ')} } oifname { ${n.ports.join(', ')} } ether type { ip, ip6 } drop comment "${n.network}"`),
-    '  }',
-    '}',
-  ];
-  return lines.join('\n') + '\n';
+    nft`table bridge ${t} {}`,
+    nft`flush table bridge ${t}`,
+    nft`table bridge ${t} {`,
+    nft`  chain forward {`,
+    nft`    type filter hook forward priority filter; policy accept;`,
+    ...nets.filter((n) => !n.icc && n.ports.length > 0).map((n) => nft`    iifname { ${ifnames(n.ports)} } oifname { ${ifnames(n.ports)} } ether type { ip, ip6 } drop comment ${n.net}`),
+    nft`  }`,
+    nft`}`,
+  ]);
 }
 
 /** Removes the table (nothing left behind when the last network goes). */
-export const renderDelete = (table: string): string =>
-  `table inet ${table} {}\ndelete table inet ${table}\ntable bridge ${table} {}\ndelete table bridge ${table}\n`;
+export const renderDelete = (name: string): string => {
+  const t = table(name);
+  return render([nft`table inet ${t} {}`, nft`delete table inet ${t}`, nft`table bridge ${t} {}`, nft`delete table bridge ${t}`]);
+};

@@ -1,8 +1,15 @@
 import { collectDefaultMetrics, Registry as PromRegistry, type Metric } from 'prom-client';
-import { rcodeName, typeName } from '../wire/constants.js';
+import { QType, rcodeName, typeName } from '../wire/constants.js';
 
 /** Latency bucket bounds, seconds. */
 const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** Query types counted by name: what resolvers ask for; the rest are OTHER. */
+const METERED_TYPES = new Set([...Object.values(QType), 64, 65, 257, 43, 48, 46, 47, 50, 52, 99]);
+const OTHER_TYPE = 0;
+/** RCODEs up to BADCOOKIE (23) by name; anything higher is OTHER. */
+const MAX_METERED_RCODE = 23;
+const OTHER_RCODE = 0xfff;
 
 type Sample = { labels: Record<string, string | number>; value: number; metricName?: string };
 
@@ -40,8 +47,8 @@ export class DnsMetrics {
       scraped('tsnet_dns_queries_total', 'DNS queries answered, by query type, rcode and resolver.', 'counter', () =>
         [...this.#queries].map(([key, value]) => ({
           labels: {
-            type: typeName(Math.floor(key / 0x1000) % 0x10000),
-            rcode: rcodeName(key % 0x1000),
+            type: Math.floor(key / 0x1000) % 0x10000 === OTHER_TYPE ? 'OTHER' : typeName(Math.floor(key / 0x1000) % 0x10000),
+            rcode: key % 0x1000 === OTHER_RCODE ? 'OTHER' : rcodeName(key % 0x1000),
             resolver: this.#resolverNames[Math.floor(key / 0x10000000)]!,
           },
           value,
@@ -73,7 +80,10 @@ export class DnsMetrics {
       r = this.#resolverNames.push(resolver) - 1;
       this.#resolverIndex.set(resolver, r);
     }
-    const key = (r * 0x10000 + type) * 0x1000 + rcode;
+    // Labels come from the asker and the upstream: anything outside the known sets is counted
+    // as OTHER, or 65536 query types times 4096 rcodes would grow this map and every scrape.
+    const t = METERED_TYPES.has(type) ? type : OTHER_TYPE;
+    const key = (r * 0x10000 + t) * 0x1000 + (rcode <= MAX_METERED_RCODE ? rcode : OTHER_RCODE);
     this.#queries.set(key, (this.#queries.get(key) ?? 0) + 1);
     let i = 0;
     while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;

@@ -32,7 +32,8 @@ export function parseServiceCreate(body: Json): ServiceCreate {
   if (replicas !== undefined) {
     const count = integer(replicas.Count, 'Replicas.Count', 0, 1000) ?? 1;
     const healthCmd = field<string>(replicas, 'HealthCmd', 'string', 'Replicas.HealthCmd');
-    const healthInterval = integer(replicas.HealthInterval, 'Replicas.HealthInterval', 10, 3_600_000);
+    // Its range is the service manager's to check, for every caller, not only this API.
+    const healthInterval = integer(replicas.HealthInterval, 'Replicas.HealthInterval', 0, Number.MAX_SAFE_INTEGER);
     const healthTcp = field<number>(replicas, 'HealthTcp', 'number', 'Replicas.HealthTcp');
     if (healthTcp !== undefined && (!Number.isInteger(healthTcp) || healthTcp < 1 || healthTcp > 65535)) throw badRequest(`Replicas.HealthTcp ${healthTcp} is not a port`);
     req.replicas = {

@@ -36,21 +36,34 @@ export const acl: ResolverPlugin = {
   name: 'acl',
   setup({ registry, allow }): Resolver {
     let list: BlockList | undefined;
+    // BlockList.check builds a SocketAddress per call; the verdict per source is kept instead
+    // (a few thousand sources at most before it starts afresh).
+    let verdicts = new Map<string, boolean>();
     if (allow !== undefined) {
       list = new BlockList();
       for (const cidr of allow) list.addSubnet(...parseCidr(cidr));
     } else {
       // Rebuilt on the first query after a change, not on every change of a busy registry.
-      registry.on('change', () => (list = undefined));
+      registry.on('change', () => {
+        list = undefined;
+        verdicts = new Map();
+      });
     }
+    const allowed = (source: string): boolean => {
+      let verdict = verdicts.get(source);
+      if (verdict !== undefined) return verdict;
+      // A dual-stack socket reports IPv4 askers as ::ffff:a.b.c.d.
+      const address = source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source;
+      list ??= defaultList(registry);
+      verdict = list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+      if (verdicts.size >= 4096) verdicts = new Map();
+      verdicts.set(source, verdict);
+      return verdict;
+    };
     return {
       name: 'acl',
       resolve(q, ctx, next) {
-        // A dual-stack socket reports IPv4 askers as ::ffff:a.b.c.d.
-        const address = ctx.source.address.startsWith('::ffff:') && isIPv4(ctx.source.address.slice(7)) ? ctx.source.address.slice(7) : ctx.source.address;
-        const family = isIPv4(address) ? 'ipv4' : 'ipv6';
-        list ??= defaultList(registry);
-        if (list.check(address, family)) return next();
+        if (allowed(ctx.source.address)) return next();
         return { bytes: emptyReply(q.raw, Rcode.REFUSED, q.questionEnd, q.edns), rcode: Rcode.REFUSED, resolver: 'acl' };
       },
     };

@@ -25,9 +25,7 @@ const keyOf = (q: Query, upstreams: string): string =>
 
 /** A cached reply, aged: TTLs lowered by the seconds it has been held, the asker's ID, RD, CD, question case and OPT. */
 function serve(q: Query, e: Entry, elapsed: number): Reply {
-  const aged = elapsed > 0 ? Buffer.from(e.bytes) : e.bytes;
-  if (elapsed > 0) for (const off of e.ttlOffsets) aged.writeUInt32BE(Math.max(0, aged.readUInt32BE(off) - elapsed), off);
-  return { bytes: relayTo(q, { bytes: aged, rcode: e.rcode }), rcode: e.rcode, resolver: 'cache' };
+  return { bytes: relayTo(q, e, elapsed, e.ttlOffsets), rcode: e.rcode, resolver: 'cache' };
 }
 
 /**

@@ -126,14 +126,14 @@ export const TCP_MESSAGE_LIMIT = 65_535;
 /**
  * A copy of a stored or relayed reply made into the reply to `q`: its ID, its RD and CD bits and
  * its question bytes (so the asker's 0x20 letter case comes back as sent, in the question and in
- * every owner name that points at it).
+ * every owner name that points at it); `extra` bytes are left at the end for a record to follow.
  */
-export function replyFor(q: Query, template: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(template.length);
+export function replyFor(q: Query, template: Buffer, extra = 0): Buffer {
+  const out = Buffer.allocUnsafe(template.length + extra);
   template.copy(out);
   out.writeUInt16BE(q.id, 0);
   out.writeUInt16BE((out.readUInt16BE(2) & ~(Flag.RD | Flag.CD)) | (q.flags & (Flag.RD | Flag.CD)), 2);
-  if (out.length >= q.questionEnd) q.raw.copy(out, 12, 12, q.questionEnd);
+  if (template.length >= q.questionEnd) q.raw.copy(out, 12, 12, q.questionEnd);
   return out;
 }
 
@@ -143,8 +143,17 @@ export interface Relayable {
   rcode: number;
 }
 
-/** A kept upstream reply made into the reply to `q`: its ID, RD, CD and question case, and tsnet's OPT when `q` had one. */
-export function relayTo(q: Query, kept: Relayable): Buffer {
-  const out = replyFor(q, kept.bytes);
-  return q.edns === null ? out : appendRecord(out, optBytes(q.edns, kept.rcode));
+/**
+ * A kept upstream reply made into the reply to `q` in one allocation: its ID, RD, CD and
+ * question case, each TTL at `ttlOffsets` lowered by `age` seconds (a cached reply), and
+ * tsnet's OPT when `q` had one.
+ */
+export function relayTo(q: Query, kept: Relayable, age = 0, ttlOffsets: readonly number[] = []): Buffer {
+  const out = replyFor(q, kept.bytes, q.edns === null ? 0 : 11);
+  if (age > 0) for (const off of ttlOffsets) out.writeUInt32BE(Math.max(0, out.readUInt32BE(off) - age), off);
+  if (q.edns !== null) {
+    optBytes(q.edns, kept.rcode).copy(out, kept.bytes.length);
+    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+  }
+  return out;
 }

@@ -30,13 +30,21 @@ function depthOf(text: string, limit: number): number {
 export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY): Promise<Record<string, unknown>> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw new ApiError(413, `request body of ${declared} bytes is over the limit of ${limit}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw new ApiError(413, `request body is over the limit of ${limit} bytes`);
-    chunks.push(c as Buffer);
-  }
+  const chunks = await new Promise<Buffer[]>((resolve, reject) => {
+    const kept: Buffer[] = [];
+    let size = 0;
+    const take = (c: Buffer): void => {
+      size += c.length;
+      if (size <= limit) return void kept.push(c);
+      // The rest is read and dropped, so the client can read the 413 before the connection closes.
+      req.off('data', take);
+      req.on('data', () => {});
+      reject(new ApiError(413, `request body is over the limit of ${limit} bytes`));
+    };
+    req.on('data', take);
+    req.once('end', () => resolve(kept));
+    req.once('error', reject);
+  });
   const text = Buffer.concat(chunks).toString('utf8').trim();
   if (text === '') return {};
   if (depthOf(text, MAX_DEPTH) > MAX_DEPTH) throw new ApiError(400, `request body nests deeper than ${MAX_DEPTH} levels`);

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, badRequest, notFound } from '../daemon/errors.js';
 import type { Manager } from '../daemon/manager.js';
@@ -13,6 +13,17 @@ import { integer } from './fields.js';
 import { parseServiceCreate, parseTaskAdd, parseTaskChange, serviceView } from './service-shapes.js';
 
 /** The Engine API version whose /networks shapes tsnet follows. */
+/** Ends our side of a connection and drops what still comes for up to 2 s before closing it. */
+function lingerThenClose(req: IncomingMessage): void {
+  const socket = req.socket;
+  socket.end();
+  socket.on('data', () => {});
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), 2000);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 export const API_VERSION = '1.41';
 
 type Handler = (m: Manager, params: string[], body: Record<string, unknown>, url: URL) => Promise<[number, unknown]> | [number, unknown];
@@ -115,8 +126,9 @@ export function serveControl(manager: Manager, socketPath: string, logger: Logge
         const status = err instanceof ApiError ? err.status : 500;
         const message = err.message.length > MAX_MESSAGE ? `${err.message.slice(0, MAX_MESSAGE)}...` : err.message;
         if (status === 500) logger.error({ err: message, method, path: path.slice(0, MAX_MESSAGE) }, 'request failed');
-        // A body too large is left unread: the connection closes once the reply is out.
-        if (status === 413) res.setHeader('Connection', 'close').once('finish', () => req.destroy());
+        // A body too large is not kept: once the reply is out tsnet half-closes, reads on (and drops)
+        // what the client is still sending for a moment so it can read the 413, then closes.
+        if (status === 413) res.setHeader('Connection', 'close').once('finish', () => lingerThenClose(req));
         reply(res, status, { message });
       },
     );

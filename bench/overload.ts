@@ -1,14 +1,16 @@
 // `npm run bench:overload` (R3): dnsperf as fast as it can go at local names (against a server
 // measured beforehand) and a flood of unique forwarded names at a slow upstream, for
 // BENCH_SECONDS (default 30), while a probe asks a local name 10 times a second. Reports whether
-// the server lived, its peak RSS and the probe's answer rate. Loopback only.
+// the server lived, its peak RSS and the probe's answer rate. BENCH_PEER=unbound runs the same
+// against unbound (1 thread) for comparison. Loopback only.
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { run, throughput } from './dnsperf.js';
-import { rssMb, startPinned, waitForDns } from './procs.js';
+import { unbound } from './peers.js';
+import { rssMb, startPinned, stop, waitForDns } from './procs.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
@@ -67,7 +69,19 @@ const upstream = await slowUpstream(500);
 const records = join(dir, 'records.json');
 writeFileSync(records, JSON.stringify({ networks: [{ name: 'app', subnet: '172.30.0.0/24' }], endpoints: [{ id: 'a'.repeat(64), name: 'web', networks: { app: { ipv4: '172.30.0.2', aliases: ['www'] } } }] }));
 const port = 27000 + Math.floor(Math.random() * 2000);
-const server = startPinned(0, process.execPath, [join(ROOT, 'bin/tsnet-dns'), '--records', records, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstream.port}`, '--log-level', 'error']);
+const peer = process.env.BENCH_PEER;
+const server =
+  peer === 'unbound'
+    ? await unbound({ dir, upstreamPort: upstream.port }, port)
+    : { pid: startPinned(0, process.execPath, [join(ROOT, 'bin/tsnet-dns'), '--records', records, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstream.port}`, '--log-level', 'error']).pid };
+const alive = (): boolean => {
+  try {
+    process.kill(server.pid!, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 try {
   await waitForDns(port);
   const local = file('local.txt', ['web A', 'www A', 'web AAAA']);
@@ -75,7 +89,7 @@ try {
   const capacity = await throughput(port, local, 5);
   const before = rssMb(server.pid!);
   let peak = before;
-  const sampler = setInterval(() => server.exitCode === null && (peak = Math.max(peak, rssMb(server.pid!))), 250);
+  const sampler = setInterval(() => alive() && (peak = Math.max(peak, rssMb(server.pid!))), 250);
   const p = probe(port);
   const base = ['-s', '127.0.0.1', '-p', String(port), '-t', '1', '-l', String(SECONDS)];
   const num = (re: RegExp, text: string): number => Number(re.exec(text)?.[1] ?? NaN);
@@ -86,13 +100,14 @@ try {
   const [answered, asked] = await p.stop();
   clearInterval(sampler);
   const report = {
+    server: peer ?? 'tsnet-dns',
     seconds: SECONDS,
     capacityQps: Math.round(capacity.qps),
     localFloodSentQps: Math.round(num(/Queries sent:\s+(\d+)/, flood) / SECONDS),
     localFloodAnsweredQps: Math.round(num(/Queries per second:\s+([\d.]+)/, flood)),
     forwardedOfferedQps: Math.round(capacity.qps),
     forwardedAnsweredQps: Math.round(num(/Queries per second:\s+([\d.]+)/, forwarded)),
-    alive: server.exitCode === null,
+    alive: alive(),
     rssBeforeMb: +before.toFixed(1),
     rssPeakMb: +peak.toFixed(1),
     probeAnsweredPct: +((100 * answered) / asked).toFixed(1),
@@ -100,7 +115,7 @@ try {
   console.log(JSON.stringify(report, null, 1));
   if (!report.alive || report.probeAnsweredPct < 99) process.exitCode = 1;
 } finally {
-  server.kill('SIGKILL');
+  stop(server.pid);
   upstream.close();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -3,11 +3,12 @@
 // acknowledged change (or the one in flight, applied whole), the kernel must match it, and
 // nothing the state does not name may be left. Used by bench/crash.ts and test/410.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { call, ControlError } from '../src/control/client.js';
+import { ownerMark } from '../src/daemon/state.js';
 import { kernelMatches, leftovers, markedPids, type RunNames } from './crash-check.js';
 import { canonical, emptyModel, modelOf, nextOp, prng, type Model, type Op, type SavedState } from './crash-model.js';
 import { removeLeftovers } from './leftovers.js';
@@ -84,7 +85,7 @@ export async function crashRun(seed: number): Promise<CrashResult> {
   const stateDir = join(dir, 'state');
   const socket = join(dir, 'tsnet.sock');
   const names: RunNames = {
-    owner: `tsnet:${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12)}`,
+    owner: ownerMark(stateDir),
     netnsPrefix: `tsnet-c${tag}-`,
     nftTable: `tsnet_c${tag}`,
     marker: `9${parseInt(tag, 16)}`,

@@ -1,5 +1,13 @@
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { PortMapping } from '../net/ports/spec.js';
 import type { ServiceRecord } from './services.js';
+
+/**
+ * The mark a daemon puts on what it makes (a link's alias, a namespace's `lo`): derived from
+ * its state directory, so the same daemon finds its own after a crash and no other daemon's.
+ */
+export const ownerMark = (stateDir: string): string => `tsnet:${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12)}`;
 
 /** The daemon's persisted state: what `tsnet` users created, enough to rebuild the kernel side. */
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
+import { ownerMark } from '../../src/daemon/state.js';
 import { systemTool } from '../../src/net/tools.js';
 import { owned } from './ledger.js';
 
@@ -111,7 +112,11 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     for (const ns of existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(netnsPrefix)) : []) {
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
-    for (const dev of [`tst${tag}`, ...devices]) await run('ip', ['link', 'del', dev]).catch(() => {});
+    // Links the daemon made but had not saved yet (killed mid-change) carry its mark as their alias.
+    const mark = ownerMark(join(dir, 'state'));
+    const links = JSON.parse((await run('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string; ifalias?: string }[];
+    const marked = links.filter((l) => l.ifalias === mark).map((l) => l.ifname);
+    for (const dev of new Set([`tst${tag}`, ...devices, ...marked])) await run('ip', ['link', 'del', dev]).catch(() => {});
     for (const family of ['inet', 'bridge']) await run(systemTool('nft'), ['delete', 'table', family, table]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -10,6 +9,7 @@ import { ipvsVipBackend, type VipBackend } from '../../net/lb/backend.js';
 import { IpvsClient } from '../../net/lb/ipvs-socket.js';
 import { holdLock } from '../../daemon/lock.js';
 import { Manager } from '../../daemon/manager.js';
+import { ownerMark } from '../../daemon/state.js';
 import { FileStore } from '../../daemon/store.js';
 import { Registry } from '../../registry/registry.js';
 import { serveMetrics } from '../../server/metrics-http.js';
@@ -84,7 +84,7 @@ export function daemonCommand(program: Command): void {
         nftTable: opts.nftTable,
         netnsPrefix: opts.netnsPrefix,
         ...(vipBackend === undefined ? {} : { vipBackend }),
-        owner: `tsnet:${createHash('sha256').update(resolve(opts.stateDir)).digest('hex').slice(0, 12)}`,
+        owner: ownerMark(opts.stateDir),
       });
       await manager.restore();
       // The socket is bound inside serveControl's synchronous part: created 0600, never chmod-ed later.

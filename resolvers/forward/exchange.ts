@@ -19,7 +19,8 @@ export interface ExchangeOptions {
   onFailure(upstream: Upstream, reason: FailureReason): void;
 }
 
-export type ExchangeResult = { reply: Relayable; upstream: Upstream } | { reply: null; reason: string };
+/** On failure, `last` is the last server's failure, if any server failed rather than stayed silent. */
+export type ExchangeResult = { reply: Relayable; upstream: Upstream } | { reply: null; reason: string; last?: FailureReason };
 
 type Outcome = { kept: Relayable } | { failure: FailureReason };
 
@@ -58,7 +59,6 @@ export function exchange(q: Query, upstreams: readonly Upstream[], opts: Exchang
     let next = 0;
     let running = 0;
     let done = false;
-    let lastFailure = 'timeout';
     const deadline = setTimeout(() => settle({ reply: null, reason: `no answer within ${opts.deadlineMs} ms` }), opts.deadlineMs);
 
     function settle(result: ExchangeResult): void {
@@ -97,9 +97,10 @@ export function exchange(q: Query, upstreams: readonly Upstream[], opts: Exchang
             opts.health.failed(upstream);
             opts.onFailure(upstream, outcome.failure);
           }
-          lastFailure = `${upstream.label}: ${outcome.failure}`;
           handOn();
-          if (running === 0 && next >= chain.length) settle({ reply: null, reason: `every upstream failed (last ${lastFailure})` });
+          if (running === 0 && next >= chain.length) {
+            settle({ reply: null, reason: `every upstream failed (last ${upstream.label}: ${outcome.failure})`, last: outcome.failure });
+          }
         });
     }
 

@@ -95,10 +95,4 @@ export class UpstreamHealth {
     s.failures++;
     s.demotedUntil = this.#now() + Math.min(this.#max, this.#base * 2 ** Math.min(s.failures - 1, 16));
   }
-
-  /** What is known of `u` now (for logs and tests). */
-  state(u: Upstream): { srttMs: number | undefined; failures: number; demoted: boolean } {
-    const s = this.#of(u);
-    return { srttMs: s.srtt, failures: s.failures, demoted: s.failures > 0 };
-  }
 }

@@ -22,24 +22,22 @@ const servfail = (q: Query): Reply => ({
 export const forward: ResolverPlugin = {
   name: 'forward',
   setup({ logger, maxInflight, onUpstreamFailure }): Resolver {
-    // Sockets per namespace the upstreams are asked from ('' is the host's), then per upstream.
-    const pools = new Map<string, Map<string, UdpPool>>();
+    // Per namespace the upstreams are asked from ('' is the host's): sockets per upstream, and
+    // health, since a server reachable from the host may not be from a sandbox.
+    const spaces = new Map<string, { pools: Map<string, UdpPool>; health: UpstreamHealth }>();
+    const spaceOf = (netns: string | undefined) => {
+      let space = spaces.get(netns ?? '');
+      if (space === undefined) spaces.set(netns ?? '', (space = { pools: new Map(), health: new UpstreamHealth() }));
+      return space;
+    };
     const poolFor = (netns: string | undefined, upstream: Upstream): UdpPool => {
-      let byUpstream = pools.get(netns ?? '');
-      if (byUpstream === undefined) pools.set(netns ?? '', (byUpstream = new Map()));
-      let pool = byUpstream.get(upstream.label);
+      const { pools } = spaceOf(netns);
+      let pool = pools.get(upstream.label);
       if (pool === undefined) {
         pool = new UdpPool({ upstream, onDrop: (reason) => onUpstreamFailure(upstream.label, `dropped-${reason}`), ...(netns === undefined ? {} : { netns }) });
-        byUpstream.set(upstream.label, pool);
+        pools.set(upstream.label, pool);
       }
       return pool;
-    };
-    // Health is per namespace too: a server reachable from the host may not be from a sandbox.
-    const health = new Map<string, UpstreamHealth>();
-    const healthOf = (netns: string | undefined): UpstreamHealth => {
-      let h = health.get(netns ?? '');
-      if (h === undefined) health.set(netns ?? '', (h = new UpstreamHealth()));
-      return h;
     };
     let inflight = 0;
     let lastWarned = -Infinity;
@@ -59,13 +57,13 @@ export const forward: ResolverPlugin = {
             ...(netns === undefined ? {} : { netns }),
             deadlineMs: 1600,
             perServerMs: 1000,
-            health: healthOf(netns),
+            health: spaceOf(netns).health,
             onFailure: (upstream, reason) => onUpstreamFailure(upstream.label, reason),
           });
           if (result.reply === null) {
             // A socket that cannot be made (EMFILE, a namespace gone) is the host's trouble, not the
             // upstream's: worth a warning, at most one a second so a flood cannot fill the log.
-            if (result.reason.includes(': socket') && performance.now() - lastWarned > 1000) {
+            if (result.last === 'socket' && performance.now() - lastWarned > 1000) {
               lastWarned = performance.now();
               logger.warn({ name: q.name, reason: result.reason }, 'forwarding failed: no socket to the upstream');
             } else {
@@ -83,12 +81,11 @@ export const forward: ResolverPlugin = {
       },
       release(upstreams) {
         if (upstreams.netns === undefined) return;
-        for (const p of pools.get(upstreams.netns)?.values() ?? []) p.close();
-        pools.delete(upstreams.netns);
-        health.delete(upstreams.netns);
+        for (const p of spaces.get(upstreams.netns)?.pools.values() ?? []) p.close();
+        spaces.delete(upstreams.netns);
       },
       close: () => {
-        for (const byUpstream of pools.values()) for (const p of byUpstream.values()) p.close();
+        for (const { pools } of spaces.values()) for (const p of pools.values()) p.close();
       },
     };
   },

@@ -1,4 +1,5 @@
-import { EDNS_UDP_SIZE, Flag, QType } from '../../src/wire/constants.js';
+import { Flag } from '../../src/wire/constants.js';
+import { optBytes } from '../../src/wire/reply.js';
 import type { Query } from '../../src/wire/query.js';
 
 /**
@@ -15,9 +16,6 @@ export function upstreamQuery(q: Query, id: number): Buffer {
   out.writeUInt16BE(1, 4);
   out.writeUInt16BE(1, 10);
   q.raw.copy(out, 12, 12, q.questionEnd);
-  const opt = q.questionEnd;
-  out.writeUInt16BE(QType.OPT, opt + 1);
-  out.writeUInt16BE(EDNS_UDP_SIZE, opt + 3);
-  out.writeUInt16BE(q.edns?.dnssecOk ? 0x8000 : 0, opt + 7);
+  optBytes({ dnssecOk: q.edns?.dnssecOk ?? false }, 0).copy(out, q.questionEnd);
   return out;
 }

@@ -13,7 +13,7 @@ export interface ReplyBody {
 }
 
 /** Our OPT record: our UDP size, the high bits of an extended rcode, DO copied (RFC 3225). */
-export function optBytes(edns: Edns, rcode: number): Buffer {
+export function optBytes(edns: Pick<Edns, 'dnssecOk'>, rcode: number): Buffer {
   const opt = Buffer.alloc(11);
   opt.writeUInt16BE(QType.OPT, 1);
   opt.writeUInt16BE(EDNS_UDP_SIZE, 3);

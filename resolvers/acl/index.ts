@@ -1,17 +1,19 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { Cidr } from '../../src/net/ipam/cidr.js';
+import { unmapped } from '../../src/registry/address.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { Resolver, ResolverPlugin } from '../../src/server/resolver.js';
 import { Rcode } from '../../src/wire/constants.js';
 import { emptyReply } from '../../src/wire/reply.js';
 
-/** Parses `ADDR/BITS` (or a bare address, one host) into [address, prefix, family]; throws naming the text. */
-export function parseCidr(text: string): [string, number, 'ipv4' | 'ipv6'] {
-  const [address = '', bits, ...rest] = text.split('/');
-  const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
-  const max = family === 'ipv4' ? 32 : 128;
-  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-  if (family === undefined || rest.length > 0 || !(prefix >= 0 && prefix <= max)) throw new Error(`allow ${JSON.stringify(text)}: not an IP address or CIDR`);
-  return [address, prefix, family];
+/** `ADDR/BITS`, or a bare address for one host, as a prefix; throws naming the text. */
+export function allowPrefix(text: string): Cidr {
+  return Cidr.parse(text.includes('/') ? text : `${text}/${isIPv6(text) ? 128 : 32}`);
+}
+
+function addPrefix(list: BlockList, text: string): void {
+  const prefix = allowPrefix(text);
+  list.addSubnet(prefix.at(0n), prefix.bits, prefix.family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /** Loopback and every subnet of the registry's networks: who may recurse when no list is given. */
@@ -21,7 +23,7 @@ function defaultList(registry: Registry): BlockList {
   list.addAddress('::1', 'ipv6');
   for (const net of registry.networks()) {
     for (const subnet of [net.subnet, net.ipv6Subnet]) {
-      if (subnet !== undefined) list.addSubnet(...parseCidr(subnet));
+      if (subnet !== undefined) addPrefix(list, subnet);
     }
   }
   return list;
@@ -41,7 +43,7 @@ export const acl: ResolverPlugin = {
     let verdicts = new Map<string, boolean>();
     if (allow !== undefined) {
       list = new BlockList();
-      for (const cidr of allow) list.addSubnet(...parseCidr(cidr));
+      for (const cidr of allow) addPrefix(list, cidr);
     } else {
       // Rebuilt on the first query after a change, not on every change of a busy registry.
       registry.on('change', () => {
@@ -52,8 +54,7 @@ export const acl: ResolverPlugin = {
     const allowed = (source: string): boolean => {
       let verdict = verdicts.get(source);
       if (verdict !== undefined) return verdict;
-      // A dual-stack socket reports IPv4 askers as ::ffff:a.b.c.d.
-      const address = source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source;
+      const address = unmapped(source);
       list ??= defaultList(registry);
       verdict = list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
       if (verdicts.size >= 4096) verdicts = new Map();

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { parseCidr } from '../../resolvers/acl/index.js';
+import { allowPrefix } from '../../resolvers/acl/index.js';
 import { PLUGIN_ORDER } from '../../resolvers/index.js';
 import { RecordsSource } from '../registry/records-source.js';
 import { Registry } from '../registry/registry.js';
@@ -55,7 +55,7 @@ const program = new Command('tsnet-dns')
   .option('--max-inflight <n>', 'forwarded queries in flight before more get SERVFAIL at once', integer(1), 1024)
   .option('--cache-size <n>', 'forwarded answers kept in the cache', integer(0), 10_000)
   .option('--cache-bytes <n>', 'bytes the forwarded-answer cache may hold', integer(1024), 8 * 1024 * 1024)
-  .option('--allow <cidr>', 'sources whose queries may be forwarded; repeatable (default: loopback and the records\' subnets); others get REFUSED for names not in the records', collect(argument((s) => (parseCidr(s), s))))
+  .option('--allow <cidr>', 'sources whose queries may be forwarded; repeatable (default: loopback and the records\' subnets); others get REFUSED for names not in the records', collect(argument((s) => (allowPrefix(s), s))))
   .option('--rate-limit <n>', 'UDP replies per second per client /24 (IPv6 /56); over it replies are dropped, every 2nd sent truncated', integer(1))
   .option('--tcp-max-connections <n>', 'TCP connections open at once per listener', integer(1), 256)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))

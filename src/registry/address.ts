@@ -23,6 +23,9 @@ export function addressKey(ip: string): string | undefined {
   return [...l, ...fill, ...r].join('');
 }
 
+/** An asker's address as its family's own: a dual-stack socket reports IPv4 askers as ::ffff:a.b.c.d. */
+export const unmapped = (ip: string): string => (ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip);
+
 /** The address a reverse name asks about, as an addressKey; undefined when it is not one. */
 export function reverseNameKey(name: string): string | undefined {
   if (name.endsWith('.in-addr.arpa')) {

@@ -1,4 +1,6 @@
 import { isIPv4 } from 'node:net';
+import { toBigInt } from '../net/ipam/cidr.js';
+import { unmapped } from '../registry/address.js';
 
 /** What to do with one UDP reply: send it, send it truncated (the asker may retry over TCP), or drop it. */
 export type Admission = 'send' | 'slip' | 'drop';
@@ -21,10 +23,11 @@ export interface RateLimitOptions {
 }
 
 /** The /24 or /56 a source address belongs to: the unit a spoofed flood is limited in. */
-function prefixOf(address: string): string {
+function prefixOf(source: string): string {
+  const address = unmapped(source);
   if (isIPv4(address)) return address.slice(0, address.lastIndexOf('.'));
-  const groups = address.split(':');
-  return groups.slice(0, 4).join(':');
+  // Text groups cannot be cut at /56 ('::' hides how many there are): the number can.
+  return (toBigInt(address) >> 72n).toString(16);
 }
 
 /**

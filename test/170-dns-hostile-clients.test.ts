@@ -2,7 +2,6 @@ import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { createServer, parseUpstream, Registry } from '../src/index.js';
 import { aFor, answer, faultUpstream } from './helpers/fault-upstream.js';
@@ -10,9 +9,9 @@ import { dig } from './helpers/dig.js';
 import { frame, query, tcpAsk, udpAsk } from './helpers/raw.js';
 import { startDns } from './helpers/tsnet-dns.js';
 import { id, records } from './fixtures.js';
+import { rssMb } from '../bench/procs.js';
 
 const BIN = new URL('../bin/tsnet-dns', import.meta.url).pathname;
-const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 const until = async (check: () => boolean, timeoutMs: number): Promise<boolean> => {
   for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (check()) return true;
   return check();

@@ -1,12 +1,11 @@
 import test from 'ava';
-import { readFileSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { fuzz } from '../bench/fuzz.js';
 import { startDns } from './helpers/tsnet-dns.js';
 import { query, udpAsk } from './helpers/raw.js';
 import { records } from './fixtures.js';
+import { rssMb } from '../bench/procs.js';
 
-const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 test('R1: 50k fuzzed datagrams and 500 fuzzed TCP streams: no crash, no reply to a response, none larger than the garbage it answers, RSS flat, a good query answered after', async (t) => {
   const dns = await startDns(t, records(), ['--log-level', 'info']);

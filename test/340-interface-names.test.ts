@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { call, ControlError } from '../src/control/client.js';
@@ -21,12 +21,18 @@ const snapshot = async (dev: string): Promise<string> => {
   return JSON.stringify([link!.ifname, link!.flags.includes('UP'), link!.master, link!.ifalias, link!.addr_info.map((a) => `${a.local}/${a.prefixlen}`)]);
 };
 
+/** A veth pair in the host namespace that tsnet did not make, removed when the test ends. */
+async function hostVeth(t: ExecutionContext, tag: string): Promise<string> {
+  const veth = `tsq${tag}`;
+  await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);
+  t.teardown(() => run('ip', ['link', 'del', veth]).catch(() => {}));
+  return veth;
+}
+
 test.serial('a bridge name that is an existing interface (lo, a veth, the default bridge) or not an interface name is refused with 400 and nothing changes', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  const veth = `tsq${d.tag}`;
-  await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);
-  t.teardown(() => run('ip', ['link', 'del', veth]).catch(() => {}));
+  const veth = await hostVeth(t, d.tag);
   await run('ip', ['addr', 'add', '10.99.99.1/30', 'dev', veth]);
   const foreign = ['lo', veth, `tst${d.tag}`];
   const before = await Promise.all(foreign.map(snapshot));
@@ -56,9 +62,7 @@ test.serial('a bridge name that is an existing interface (lo, a veth, the defaul
 test.serial('a macvlan parent must exist, not be loopback and not be a link tsnet made; an existing host interface is taken and left alone', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  const veth = `tsq${d.tag}`;
-  await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);
-  t.teardown(() => run('ip', ['link', 'del', veth]).catch(() => {}));
+  const veth = await hostVeth(t, d.tag);
   await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
   await d.tsnet('sandbox', 'create', '--name', 's', '--network', 'app');
   const hostIf = JSON.parse(await d.tsnet('sandbox', 'inspect', 's'))[0].Networks.app.HostInterface as string;

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node
 import { basename, dirname, join } from 'node:path';
 import type { Registry } from './registry.js';
 import type { RecordsState } from './types.js';
-import { parseRecords, RecordsError } from './validate.js';
+import { parseRecords, RecordsError, show } from './validate.js';
 
 const KEYS = ['networks', 'endpoints', 'services'] as const;
 type RecordsKey = (typeof KEYS)[number];
@@ -14,14 +14,14 @@ type RecordsKey = (typeof KEYS)[number];
  */
 function recordsDocument(doc: unknown, file: string): Partial<Record<RecordsKey, unknown[]>> {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    throw new Error(`${file}: the document is ${Array.isArray(doc) ? 'an array' : String(JSON.stringify(doc)).slice(0, 40)}, not an object with ${KEYS.join(', ')}`);
+    throw new Error(`${file}: the document is ${Array.isArray(doc) ? 'an array' : show(doc)}, not an object with ${KEYS.join(', ')}`);
   }
   const entries = Object.entries(doc);
   const unknown = entries.filter(([k]) => !(KEYS as readonly string[]).includes(k)).map(([k]) => k);
   if (unknown.length > 0) throw new Error(`${file}: unknown key ${JSON.stringify(unknown[0])} (expected ${KEYS.join(', ')})`);
   if (entries.length === 0) throw new Error(`${file}: the document has none of ${KEYS.join(', ')}`);
   for (const [key, list] of entries) {
-    if (!Array.isArray(list)) throw new Error(`${file}: ${key}: ${String(JSON.stringify(list)).slice(0, 40)} is not an array`);
+    if (!Array.isArray(list)) throw new Error(`${file}: ${key}: ${show(list)} is not an array`);
   }
   return doc as Partial<Record<RecordsKey, unknown[]>>;
 }

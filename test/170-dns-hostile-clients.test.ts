@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
@@ -220,4 +221,22 @@ test('the forward cache is bounded by bytes: with --cache-bytes 64 KiB, 1 KiB an
   t.is(up.received.length, asked + 1, 'the oldest answer was evicted');
   await udpAsk(dns.port, query('c499.fwd.example', 'TXT', 2, { additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232 } as dnsPacket.Answer] }));
   t.is(up.received.length, asked + 1, 'the newest is still cached');
+});
+
+/** The receive buffer the kernel reports for the UDP socket on `port` (ss's skmem rb), in bytes. */
+async function receiveBuffer(port: number): Promise<number> {
+  const { stdout } = await promisify(execFile)('ss', ['-H', '-ulmn', `sport = :${port}`]);
+  const rb = /rb(\d+)/.exec(stdout)?.[1];
+  if (rb === undefined) throw new Error(`ss shows no UDP socket on port ${port}: ${stdout}`);
+  return Number(rb);
+}
+
+test('every UDP listener, IPv4 and IPv6, gets the receive queue asked for, past net.core.rmem_max as root, so a burst queues instead of being dropped', async (t) => {
+  const plain = await startDns(t, records());
+  // Linux reports twice what was asked for (the other half is its bookkeeping allowance).
+  t.is(await receiveBuffer(plain.port), 16 * 1024 * 1024);
+  const sized = await startDns(t, records(), ['--listen', '[::1]:0', '--udp-receive-queue', '1048576']);
+  t.is(await receiveBuffer(sized.port), 2 * 1024 * 1024);
+  const { stdout } = await promisify(execFile)('dig', ['@::1', '-p', String(sized.port), '+tries=1', '+time=3', '+short', 'web']);
+  t.is(stdout, '172.30.0.2\n');
 });

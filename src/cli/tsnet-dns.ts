@@ -39,6 +39,7 @@ interface Options {
   allow?: string[];
   rateLimit?: number;
   tcpMaxConnections: number;
+  udpReceiveQueue: number;
   logLevel: string;
   metrics?: { address: string; port: number };
 }
@@ -58,6 +59,7 @@ const program = new Command('tsnet-dns')
   .option('--allow <cidr>', 'sources whose queries may be forwarded; repeatable (default: loopback and the records\' subnets); others get REFUSED for names not in the records', collect(argument((s) => (allowPrefix(s), s))))
   .option('--rate-limit <n>', 'UDP replies per second per client /24 (IPv6 /56); over it replies are dropped, every 2nd sent truncated', integer(1))
   .option('--tcp-max-connections <n>', 'TCP connections open at once per listener', integer(1), 256)
+  .option('--udp-receive-queue <bytes>', 'receive queue asked for per UDP listener (past net.core.rmem_max when run as root)', integer(4096), 8 * 1024 * 1024)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
   .option('--metrics <addr:port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics', argument((s) => parseHostPort(s, 9153, 'metrics')))
   .showHelpAfterError();
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
     cacheBytes: opts.cacheBytes,
     maxInflight: opts.maxInflight,
     tcpMaxConnections: opts.tcpMaxConnections,
+    udpReceiveQueue: opts.udpReceiveQueue,
     ...(opts.allow === undefined ? {} : { allow: opts.allow }),
     ...(opts.rateLimit === undefined ? {} : { rateLimit: opts.rateLimit }),
     logger,

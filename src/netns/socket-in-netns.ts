@@ -1,8 +1,6 @@
 import { isIPv6 } from 'node:net';
-import { AF_INET, bind, check, close, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_STREAM, sockaddrIn, socket } from './libc.js';
+import { AF_INET, AF_INET6, bind, check, close, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_STREAM, sockaddr, socket } from './libc.js';
 import { inNetns } from './netns.js';
-
-const AF_INET6 = 10;
 
 /**
  * A socket created inside the namespace at `netns` (UDP bound to an ephemeral port, TCP left
@@ -14,7 +12,7 @@ export function socketInNetns(netns: string, kind: 'udp' | 'tcp', family: 4 | 6)
     const fd = check(socket(family === 4 ? AF_INET : AF_INET6, (kind === 'udp' ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), `socket in ${netns}`);
     if (kind === 'tcp') return fd;
     try {
-      const sa = family === 4 ? sockaddrIn('0.0.0.0', 0) : Buffer.from([AF_INET6, 0, ...new Array<number>(26).fill(0)]);
+      const { sa } = sockaddr(family === 4 ? '0.0.0.0' : '::', 0);
       check(bind(fd, sa, sa.length), `bind udp in ${netns}`);
       return fd;
     } catch (err) {

@@ -8,9 +8,9 @@ import { DnsMetrics } from './metrics.js';
 import { Pipeline, type ListenerContext } from './pipeline.js';
 import { compose, type Resolver } from './resolver.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
-import { bindUdp, serveUdp, type UdpServeOptions } from './udp.js';
+import { adoptUdp, serveUdp, type UdpServeOptions } from './udp.js';
 import { RateLimiter } from './rate-limit.js';
-import { openListenFds } from '../netns/listen-sockets.js';
+import { boundUdpFd, openListenFds } from '../netns/listen-sockets.js';
 import { closeSync as closeFd } from 'node:fs';
 import { resolvConfUpstreams, upstreamSet, type Upstream } from './upstreams.js';
 
@@ -37,6 +37,8 @@ export interface ServerOptions {
   tcpMaxConnections?: number;
   /** UDP replies per second per client /24 (IPv6 /56), slip 2; unlimited by default. */
   rateLimit?: number;
+  /** Bytes of receive queue per UDP listener (default 8 MiB; the kernel doubles it). */
+  udpReceiveQueue?: number;
   logger?: Logger;
   metrics?: DnsMetrics;
 }
@@ -74,6 +76,7 @@ export class DnsServer {
   readonly #upstreams: readonly Upstream[];
   readonly #tcp: TcpOptions;
   readonly #limiter: RateLimiter | undefined;
+  readonly #udpReceiveQueue: number;
   readonly #listeners = new Set<Listener>();
 
   constructor({
@@ -88,6 +91,7 @@ export class DnsServer {
     rateLimit,
     tcpIdleTimeoutMs = 10_000,
     tcpMaxConnections = 256,
+    udpReceiveQueue = 8 * 1024 * 1024,
     logger = pino({ level: 'silent' }),
     metrics = new DnsMetrics(),
   }: ServerOptions = {}) {
@@ -95,6 +99,7 @@ export class DnsServer {
     this.metrics = metrics;
     this.logger = logger;
     this.#upstreams = upstreams;
+    this.#udpReceiveQueue = udpReceiveQueue;
     this.#limiter = rateLimit === undefined ? undefined : new RateLimiter({ perSecond: rateLimit });
     this.#tcp = {
       idleTimeoutMs: tcpIdleTimeoutMs,
@@ -172,8 +177,8 @@ export class DnsServer {
 
   /** Sockets opened inside a namespace, then handed to Node. */
   async #adopt(opts: ListenOptions, ctx: ListenerContext): Promise<{ udp: Socket; tcp: TcpListener }> {
-    const fds = openListenFds(opts.netns!, opts.address, opts.port);
-    const udp = await bindUdp(opts.address, opts.port, fds.udp);
+    const fds = openListenFds(opts.netns!, opts.address, opts.port, this.#udpReceiveQueue);
+    const udp = await adoptUdp(opts.address, opts.port, fds.udp);
     let tcp: TcpListener;
     try {
       tcp = await listenTcp(opts.address, opts.port, this.#pipeline, ctx, this.#tcp, fds.tcp);
@@ -189,7 +194,7 @@ export class DnsServer {
   /** With port 0, UDP picks the port and TCP takes the same; a clash with another TCP user is retried. */
   async #bind(address: string, port: number, ctx: ListenerContext): Promise<{ udp: Socket; tcp: TcpListener }> {
     for (let attempt = 0; ; attempt++) {
-      const udp = await bindUdp(address, port);
+      const udp = await adoptUdp(address, port, boundUdpFd(address, port, this.#udpReceiveQueue));
       try {
         const tcp = await listenTcp(address, udp.address().port, this.#pipeline, ctx, this.#tcp);
         serveUdp(udp, this.#pipeline, ctx, this.#udpOptions(undefined));

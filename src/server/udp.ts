@@ -6,14 +6,14 @@ import type { ListenerContext, Pipeline } from './pipeline.js';
 import type { RateLimiter } from './rate-limit.js';
 
 /**
- * Binds a UDP socket, or adopts `fd` (a socket already bound, e.g. inside a sandbox's
- * namespace); rejects with the bind error (EADDRINUSE, EACCES) naming the address.
+ * Hands Node the UDP socket `fd`, already bound to `address:port` (by `boundUdpFd`, here or
+ * inside a sandbox's namespace).
  */
-export function bindUdp(address: string, port: number, fd?: number): Promise<Socket> {
+export function adoptUdp(address: string, port: number, fd: number): Promise<Socket> {
   const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
   return new Promise((resolve, reject) => {
     socket.once('error', (err) => reject(new Error(`udp ${address}:${port}: ${err.message}`, { cause: err })));
-    socket.bind(fd === undefined ? { port, address } : { fd }, () => {
+    socket.bind({ fd }, () => {
       socket.removeAllListeners('error');
       resolve(socket);
     });

@@ -96,7 +96,7 @@ export function nextOp(m: Model, r: ReturnType<typeof prng>, fresh: { n(): numbe
   }
 }
 
-/** The daemon's saved state (state.json) seen as a model. */
+/** What the crash checks read of the daemon's saved state. */
 export interface SavedState {
   networks: { name: string; device?: string; ipam: { subnet: string; gateway: string } | null; driver: string }[];
   sandboxes: { name: string; netns?: string; mode: string; replicaOf?: string; ports?: { hostPort: number }[]; attachments: Record<string, { ipv4?: string; ifname: string; hostIf: string }> }[];

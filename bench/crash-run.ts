@@ -4,10 +4,11 @@
 // nothing the state does not name may be left. Used by bench/crash.ts and test/410.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { call, ControlError } from '../src/control/client.js';
+import { readSavedState } from '../src/daemon/saved-state.js';
 import { ownerMark } from '../src/daemon/state.js';
 import { kernelMatches, leftovers, markedPids, type RunNames } from './crash-check.js';
 import { canonical, emptyModel, modelOf, nextOp, prng, type Model, type Op, type SavedState } from './crash-model.js';
@@ -109,7 +110,7 @@ export async function crashRun(seed: number): Promise<CrashResult> {
     daemon = startDaemon(args);
     await answering(socket, daemon);
     result.restartMs = Math.round(performance.now() - t0);
-    const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as SavedState;
+    const state: SavedState = await readSavedState(stateDir, names.netnsPrefix);
     const got = canonical(modelOf(state));
     const allowed = [canonical(s.acked), ...(s.inFlight === undefined ? [] : [canonical(s.inFlight.apply(s.acked))])];
     if (!allowed.includes(got)) result.failures.push(`state ${got} is neither the last acknowledged ${allowed[0]} nor the one in flight applied${allowed[1] === undefined ? '' : ` ${allowed[1]}`}`);

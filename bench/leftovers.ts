@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { ownerMark } from '../src/daemon/state.js';
 import { systemTool } from '../src/net/tools.js';
 
 const quietly = (fn: () => unknown): void => {
@@ -13,7 +14,7 @@ const quietly = (fn: () => unknown): void => {
 
 /**
  * Removes everything a bench's daemon made, from its names: processes in and namespaces with
- * `netnsPrefix`, the default bridge and every bridge its state names, its nft tables, `dir`.
+ * `netnsPrefix`, the default bridge and every link carrying its mark, its nft tables, `dir`.
  */
 export function removeLeftovers(o: { dir: string; netnsPrefix: string; defaultBridge: string; nftTable: string }): void {
   const ip = (...args: string[]): string => execFileSync(systemTool('ip'), args, { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
@@ -22,10 +23,12 @@ export function removeLeftovers(o: { dir: string; netnsPrefix: string; defaultBr
     quietly(() => ip('netns', 'del', ns));
     rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
   }
+  // Every link the daemon makes carries its mark as its alias, saved or not.
+  const mark = ownerMark(join(o.dir, 'state'));
   let devices = [o.defaultBridge];
   quietly(() => {
-    const state = JSON.parse(readFileSync(join(o.dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[] };
-    devices = [...devices, ...state.networks.flatMap((n) => (n.device === undefined ? [] : [n.device]))];
+    const links = JSON.parse(ip('-j', 'link', 'show')) as { ifname: string; ifalias?: string }[];
+    devices = [...devices, ...links.filter((l) => l.ifalias === mark).map((l) => l.ifname)];
   });
   for (const dev of new Set(devices)) quietly(() => ip('link', 'del', dev));
   for (const family of ['inet', 'bridge']) quietly(() => execFileSync(systemTool('nft'), ['delete', 'table', family, o.nftTable], { stdio: 'ignore' }));

@@ -262,9 +262,7 @@ test.serial('a restart removes what the state no longer names (a crash between t
   await run('ip', ['link', 'show', veth]);
   t.regex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}ghost`), 'control: ghost exists before the restart');
   await d.kill9();
-  const state = JSON.parse(readFileSync(d.stateFile, 'utf8')) as { sandboxes: { name: string }[] };
-  state.sandboxes = state.sandboxes.filter((s) => s.name !== 'ghost');
-  writeFileSync(d.stateFile, JSON.stringify(state));
+  await d.editSaved((state) => ({ ...state, sandboxes: state.sandboxes.filter((s) => s.name !== 'ghost') }));
   await d.start();
   t.notRegex((await run('ip', ['netns', 'list'])).stdout, new RegExp(`${d.netnsPrefix}ghost`));
   await t.throwsAsync(run('ip', ['link', 'show', veth]));

@@ -38,7 +38,7 @@ function scratch(t: ExecutionContext): string {
 test.serial('a second daemon on the same state directory exits non-zero naming it, and the first keeps its socket', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  const stateDir = dirname(d.stateFile);
+  const stateDir = d.stateDir;
   const second = await secondDaemon(t, join(scratch(t), 'other.sock'), stateDir);
   t.not(second.code, 0);
   t.not(second.code, null);

@@ -35,15 +35,14 @@ test.serial("a namespace of this daemon's that a crash left out of the state is 
   // A namespace made and not yet marked when the daemon died: named by the daemon's intent only.
   const half = `${d.netnsPrefix}half`;
   await run('ip', ['netns', 'add', half]);
-  writeFileSync(join(dirname(d.stateFile), 'netns', half), '');
+  writeFileSync(join(d.stateDir, 'netns', half), '');
   await d.kill9();
   // As if the daemon died after making `lost` in the kernel and before saving it.
-  const state = JSON.parse(readFileSync(d.stateFile, 'utf8')) as { sandboxes: { name: string }[] };
-  writeFileSync(d.stateFile, JSON.stringify({ ...state, sandboxes: state.sandboxes.filter((s) => s.name !== 'lost') }));
+  await d.editSaved((state) => ({ ...state, sandboxes: state.sandboxes.filter((s) => s.name !== 'lost') }));
   await d.start();
   t.false(exists(`${d.netnsPrefix}lost`), "the daemon's own leftover is removed");
   t.false(exists(half), 'so is one it made and had not marked yet');
-  t.false(existsSync(join(dirname(d.stateFile), 'netns', half)), 'with its intent');
+  t.false(existsSync(join(d.stateDir, 'netns', half)), 'with its intent');
   t.true(exists(`${d.netnsPrefix}kept`), 'the state keeps its own');
   t.true(exists(foreign), 'the foreign namespace stays');
 });
@@ -71,8 +70,7 @@ test.serial("an adopted namespace's mount that a crash left out of the state is 
   const mount = `${d.netnsPrefix}adopted`;
   t.true(exists(mount));
   await d.kill9();
-  const state = JSON.parse(readFileSync(d.stateFile, 'utf8')) as { sandboxes: { name: string }[] };
-  writeFileSync(d.stateFile, JSON.stringify({ ...state, sandboxes: state.sandboxes.filter((s) => s.name !== 'adopted') }));
+  await d.editSaved((state) => ({ ...state, sandboxes: state.sandboxes.filter((s) => s.name !== 'adopted') }));
   await d.start();
   t.false(exists(mount), 'the mount the daemon made is gone');
   t.true(exists(runtime.name), "the runtime's namespace is not");

@@ -17,7 +17,6 @@ const free = (port: number): Promise<boolean> =>
     s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(true)));
   });
 
-const saved = (d: TestDaemon): { sandboxes: { name: string }[]; services: { name: string; tasks: unknown[] }[] } => JSON.parse(readFileSync(d.stateFile, 'utf8'));
 
 async function daemonWithApp(t: ExecutionContext): Promise<TestDaemon> {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
@@ -36,7 +35,7 @@ test.serial('a service the kernel refuses is not saved and its host port is rele
   const failed = await d.fails('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80', '--publish', `${port}:80`);
   t.regex(failed.stderr, /victim/);
   t.deepEqual(JSON.parse(await d.tsnet('service', 'ls', '--format', 'json')), []);
-  t.deepEqual(saved(d).services, [], 'nothing of it was saved');
+  t.deepEqual((await d.saved()).services!, [], 'nothing of it was saved');
   t.true(await free(port), 'the host port it reserved is free again');
   const ns = `${d.netnsPrefix}ok`;
   t.notRegex((await run('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'])).stdout, /api/, 'and the sandbox that took the VIP table has it back as before');
@@ -49,7 +48,7 @@ test.serial('a task the kernel refuses is not saved', async (t) => {
   await d.tsnet('sandbox', 'create', '--name', 'victim', '--network', 'app');
   await run('ip', ['netns', 'del', `${d.netnsPrefix}victim`]);
   await d.fails('service', 'task', 'add', 'api', '--sandbox', 'backend');
-  t.deepEqual(saved(d).services.map((s) => s.tasks), [[]]);
+  t.deepEqual((await d.saved()).services!.map((s) => s.tasks), [[]]);
   t.is((await d.tsnet('exec', 'backend', '--', 'dig', '+short', 'tasks.api')).trim(), '', 'nor answered');
 });
 
@@ -64,11 +63,11 @@ test.serial('a sandbox whose removal fails keeps its record and its host port un
   t.teardown(() => run('umount', [files]).catch(() => {}));
   const failed = await d.fails('sandbox', 'rm', 'web');
   t.regex(failed.stderr, /removing sandbox web/);
-  t.deepEqual(saved(d).sandboxes.map((s) => s.name), ['web']);
+  t.deepEqual((await d.saved()).sandboxes.map((s) => s.name), ['web']);
   t.false(await free(port), 'the port stays held while the record holds it');
   await run('umount', [files]);
   await d.tsnet('sandbox', 'rm', 'web');
-  t.deepEqual(saved(d).sandboxes, []);
+  t.deepEqual((await d.saved()).sandboxes, []);
   t.true(await free(port), 'and is released with it');
 });
 

@@ -145,8 +145,7 @@ export interface TaskObject {
   slot?: number;
   /** The sandbox that runs it, when tsnet knows it. */
   sandbox?: string;
-  /** Absent while a replica is being started. */
-  ipv4?: string;
+  ipv4: string;
   healthy: boolean;
   draining: boolean;
   weight: number;

@@ -16,7 +16,7 @@ export interface DaemonCore {
   sandbox(ref: string): SandboxRecord;
   createSandbox(req: SandboxCreate, replicaOf?: string): Promise<SandboxRecord>;
   removeSandbox(ref: string): Promise<void>;
-  setServices(services: ServiceRecord[]): void;
+  setServices(services: ServiceRecord[]): Promise<void>;
   applyServices(services: ServiceRecord[], network: string): Promise<void>;
   reserveHostPorts(ports: readonly PortMapping[]): Promise<PortMapping[]>;
   releaseHostPorts(ports: readonly PortMapping[]): void;

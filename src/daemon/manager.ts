@@ -4,25 +4,30 @@ import { hostFacts, type HostFacts } from '../net/link/host.js';
 import { PortReservations } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
-import type { Registry } from '../registry/registry.js';
 import type { DnsServer } from '../server/server.js';
 import type { DaemonCore } from './core.js';
 import { dataplane, filesDir, type Dataplane } from './dataplane.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
-import { publishRules, sandboxFiles, toRecords } from './projection.js';
+import { publishRules, sandboxFiles } from './projection.js';
 import { Replicas } from './replicas.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
 import { SandboxResolvers } from './sandbox-resolvers.js';
 import { balance, ServiceManager } from './service-manager.js';
 import type { ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
-import type { FileStore } from './store.js';
+import type { RegistryFeed } from '../reconcile/registry-feed.js';
+import type { SavedState } from './saved-state.js';
 
 
 export interface ManagerOptions {
-  store: FileStore;
-  registry: Registry;
+  /** Where the state is written, and what it held at start. */
+  saved: SavedState;
+  state: DaemonState;
+  /** The daemon's state directory (namespace intents, the owner mark). */
+  stateDir: string;
+  /** Feeds the registry from the store; a change is answered once the feed has it. */
+  feed: RegistryFeed;
   dns: DnsServer;
   logger: Logger;
   /** Search domains of the host, copied into sandboxes that set none (as Docker does). */
@@ -58,11 +63,11 @@ export class Manager implements DaemonCore {
 
   constructor(options: ManagerOptions) {
     this.#o = options;
-    this.#dp = dataplane(options.owner ?? 'tsnet', options.store.dir);
+    this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir);
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
     this.#resolvers = new SandboxResolvers(options.dns, () => this.#state);
-    this.#state = options.store.load();
+    this.#state = options.state;
   }
 
   get state(): Readonly<DaemonState> {
@@ -113,7 +118,7 @@ export class Manager implements DaemonCore {
     }
     const stale = await this.#dp.removeStale(this.#state, this.#o.netnsPrefix ?? 'tsnet-');
     if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
-    this.#commit();
+    await this.#commit();
     await this.replicas.resume();
   }
 
@@ -151,7 +156,7 @@ export class Manager implements DaemonCore {
       throw err;
     }
     this.#state = { ...this.#state, networks: [...this.#state.networks, net] };
-    this.#commit();
+    await this.#commit();
     return net;
   }
 
@@ -168,7 +173,7 @@ export class Manager implements DaemonCore {
       const rest = this.#state.networks.filter((n) => n !== net);
       await this.#firewall(rest);
       this.#state = { ...this.#state, networks: rest };
-      this.#commit();
+      await this.#commit();
     });
   }
 
@@ -199,7 +204,7 @@ export class Manager implements DaemonCore {
         this.releaseHostPorts(sb.ports ?? []);
         throw err;
       }
-      this.#commit();
+      await this.#commit();
       return sb;
     });
   }
@@ -218,15 +223,15 @@ export class Manager implements DaemonCore {
         await this.#firewall(this.#state.networks);
       } finally {
         // The sandbox is gone from the kernel whatever the re-render did: so it goes from the state.
-        this.#commit();
+        await this.#commit();
       }
     });
   }
 
   /** Replaces the services where the kernel has nothing to change (a replica count), and persists them. */
-  setServices(services: ServiceRecord[]): void {
+  async setServices(services: ServiceRecord[]): Promise<void> {
     this.#state = { ...this.#state, services };
-    this.#commit();
+    await this.#commit();
   }
 
   /**
@@ -246,7 +251,7 @@ export class Manager implements DaemonCore {
       await program(before).catch(() => {});
       throw err;
     }
-    this.setServices(services);
+    await this.setServices(services);
   }
 
   /** Holds host ports for a service's --publish (as for sandboxes); releases them with `releaseHostPorts`. */
@@ -303,7 +308,7 @@ export class Manager implements DaemonCore {
         throw err;
       }
       this.#files(sb);
-      this.#commit();
+      await this.#commit();
     });
   }
 
@@ -318,7 +323,7 @@ export class Manager implements DaemonCore {
       await this.#firewall(this.#state.networks);
       await balance([sb], this.#state.services ?? [], this.vipBackend);
       this.#files(sb);
-      this.#commit();
+      await this.#commit();
     });
   }
 
@@ -368,9 +373,11 @@ export class Manager implements DaemonCore {
     sb.fileHashes = writeSandboxFiles(filesDir(sb.netns!), sandboxFiles(this.#state, sb, this.#o.hostSearch), sb.fileHashes);
   }
 
-  /** Persists, then publishes to the registry: a change is on disk before anyone sees it. */
-  #commit(): void {
-    this.#o.store.save(this.#state);
-    this.#o.registry.replace(toRecords(this.#state));
+  /**
+   * Writes the change to the store; it reaches the registry through the store's events, and
+   * the call returns once it has: on disk before anyone sees it, seen before the caller is told.
+   */
+  async #commit(): Promise<void> {
+    await this.#o.feed.caughtUp(await this.#o.saved.save(this.#state));
   }
 }

@@ -1,42 +1,7 @@
-import type { RecordsState } from '../registry/types.js';
 import type { SandboxFiles } from '../netns/sandbox-files.js';
 import type { PublishRule } from '../net/nft/ruleset.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 import { serving, type ServiceRecord } from './services.js';
-
-/** The DNS view of the daemon's state: what the registry (and so every resolver) sees. */
-export function toRecords(state: DaemonState): RecordsState {
-  return {
-    networks: state.networks.map((n) => ({
-      name: n.name,
-      id: n.id,
-      dns: n.dns,
-      ...(n.ipam === null ? {} : { subnet: n.ipam.subnet, gateway: n.ipam.gateway }),
-      ...(n.ipam?.subnet6 === undefined ? {} : { ipv6Subnet: n.ipam.subnet6 }),
-    })),
-    endpoints: state.sandboxes
-      .filter((s) => Object.keys(s.attachments).length > 0)
-      .map((s) => ({
-        id: s.id,
-        name: s.name,
-        hostname: s.hostname,
-        networks: Object.fromEntries(
-          Object.entries(s.attachments).map(([net, a]) => [
-            net,
-            { ...(a.ipv4 === undefined ? {} : { ipv4: a.ipv4 }), ...(a.ipv6 === undefined ? {} : { ipv6: a.ipv6 }), aliases: [...new Set([...s.aliases, ...a.aliases])] },
-          ]),
-        ),
-      })),
-    services: (state.services ?? []).map((s) => ({
-      name: s.name,
-      network: s.network,
-      mode: s.mode,
-      ...(s.vip === undefined ? {} : { vip: s.vip }),
-      ports: s.ports,
-      tasks: s.tasks.map((t) => ({ id: t.id, ipv4: t.ipv4, healthy: t.healthy, draining: t.draining, weight: t.weight, ...(t.sandbox === undefined ? {} : { name: `${s.name}.${t.sandbox}` }) })),
-    })),
-  };
-}
 
 /**
  * The DNAT rules for every published port: to the sandbox's address on its first bridge network

@@ -88,7 +88,7 @@ export class ServiceManager {
     return this.m.serial(async () => {
       const svc = this.service(ref);
       if (svc.replicas === undefined) return;
-      this.m.setServices(this.services.map((s) => (s === svc ? { ...svc, replicas: { ...svc.replicas!, count } } : s)));
+      await this.m.setServices(this.services.map((s) => (s === svc ? { ...svc, replicas: { ...svc.replicas!, count } } : s)));
     });
   }
 

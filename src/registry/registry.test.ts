@@ -60,3 +60,22 @@ test('address keys: IPv6 forms compare equal; reverse names map back', (t) => {
   t.is(reverseNameKey('01.3.2.1.in-addr.arpa'), undefined);
   t.is(reverseNameKey('x.ip6.arpa'), undefined);
 });
+
+test('batch: several changes are one reindex and one change event, and a throw inside still applies what was done', (t) => {
+  const r = new Registry();
+  const events: number[] = [];
+  r.on('change', (c) => events.push(c.generation));
+  r.batch(() => {
+    r.setNetwork({ name: 'app', subnet: '10.9.0.0/24' });
+    r.setEndpoint({ id: 'a'.repeat(64), name: 'web', networks: { app: { ipv4: '10.9.0.2' } } });
+    r.setService({ name: 'api', network: 'app', mode: 'dnsrr', tasks: [{ id: 't1', ipv4: '10.9.0.2' }] });
+  });
+  t.is(events.length, 1);
+  t.truthy(r.lookup(r.scope(['app']), 'services', 'api'));
+  t.throws(() => r.batch(() => {
+    r.removeService('app', 'api');
+    r.removeService('app', 'api');
+  }));
+  t.is(events.length, 2);
+  t.is(r.lookup(r.scope(['app']), 'services', 'api'), undefined);
+});

@@ -38,6 +38,8 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #scopeByKey = new Map<string, Scope>();
   #allScope = new Scope([]);
   #generation = 0;
+  /** Networks changed inside `batch()`, reindexed once when it ends. */
+  #pending: Set<string> | undefined;
 
   /** Builds a registry from a records document, validating it first. */
   static fromRecords(doc: unknown): Registry {
@@ -48,6 +50,21 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   get generation(): number {
     return this.#generation;
+  }
+
+  /**
+   * Runs several changes as one: a single reindex and one `change` event at the end, so no query
+   * sees a transaction half applied (a service without its tasks).
+   */
+  batch(fn: () => void): void {
+    if (this.#pending !== undefined) return fn();
+    const pending = (this.#pending = new Set());
+    try {
+      fn();
+    } finally {
+      this.#pending = undefined;
+      if (pending.size > 0) this.#reindex(pending);
+    }
   }
 
   /** Swaps in a whole new state at once (a records reload): one event, no half-applied moment. */
@@ -166,6 +183,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
   }
 
   #reindex(changed: Set<string>): void {
+    if (this.#pending !== undefined) {
+      for (const name of changed) this.#pending.add(name);
+      return;
+    }
     for (const name of changed) {
       const net = this.#networks.get(name);
       if (net === undefined || net.dns === false) {

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
-import { ownerMark } from '../../src/daemon/state.js';
+import { editSavedState, readSavedState } from '../../src/daemon/saved-state.js';
+import { ownerMark, type DaemonState } from '../../src/daemon/state.js';
 import { systemTool } from '../../src/net/tools.js';
 import { owned } from './ledger.js';
 
@@ -28,8 +29,12 @@ export interface TestDaemon {
   socket: string;
   /** What the daemon has logged (JSON lines, warn and above). */
   logs(): string;
-  /** The daemon's state file. */
-  stateFile: string;
+  /** The daemon's state directory. */
+  stateDir: string;
+  /** What its stores hold now (read without writing). */
+  saved(): Promise<DaemonState>;
+  /** Rewrites what a stopped daemon's stores hold, as a crash between kernel and store would leave them. */
+  editSaved(edit: (state: DaemonState) => DaemonState): Promise<void>;
   tag: string;
   netnsPrefix: string;
   /** A /24 for this test's own user-defined network, unlikely to meet another run's. */
@@ -84,16 +89,11 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
   };
   t.teardown(async () => {
     child?.kill('SIGKILL');
-    const state = (() => {
-      try {
-        return JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { networks: { device?: string }[]; sandboxes: { netns?: string; ownsNetns: boolean; attachments?: Record<string, { hostIf: string }> }[] };
-      } catch {
-        return { networks: [], sandboxes: [] };
-      }
-    })();
-    // Devices named by network or sandbox id carry no tag: the leftover check learns them here.
-    const devices = state.networks.map((n) => n.device).filter((d): d is string => d !== undefined);
-    owned(t.title, ...devices, ...state.sandboxes.flatMap((s) => Object.values(s.attachments ?? {}).map((a) => a.hostIf)));
+    // Every link the daemon makes carries its mark as its alias, saved or not (killed mid-change):
+    // the leftover check learns their names here, since names made of ids carry no tag.
+    const mark = ownerMark(join(dir, 'state'));
+    const marked = (JSON.parse((await run('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string; ifalias?: string }[]).filter((l) => l.ifalias === mark).map((l) => l.ifname);
+    owned(t.title, ...marked);
     const { stdout } = await run('ip', ['netns', 'list']);
     for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix))) {
       // Processes a test left in the namespace (replicas, servers) go first, or the namespace lingers.
@@ -112,11 +112,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     for (const ns of existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(netnsPrefix)) : []) {
       rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
-    // Links the daemon made but had not saved yet (killed mid-change) carry its mark as their alias.
-    const mark = ownerMark(join(dir, 'state'));
-    const links = JSON.parse((await run('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string; ifalias?: string }[];
-    const marked = links.filter((l) => l.ifalias === mark).map((l) => l.ifname);
-    for (const dev of new Set([`tst${tag}`, ...devices, ...marked])) await run('ip', ['link', 'del', dev]).catch(() => {});
+    for (const dev of new Set([`tst${tag}`, ...marked])) await run('ip', ['link', 'del', dev]).catch(() => {});
     for (const family of ['inet', 'bridge']) await run(systemTool('nft'), ['delete', 'table', family, table]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
@@ -124,7 +120,9 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
   const tsnet = async (...args: string[]): Promise<string> => (await run(process.execPath, [BIN, '--socket', socket, ...args], { timeout: 20_000 })).stdout;
   return {
     socket,
-    stateFile: join(dir, 'state', 'state.json'),
+    stateDir: join(dir, 'state'),
+    saved: () => readSavedState(join(dir, 'state'), netnsPrefix),
+    editSaved: (edit) => editSavedState(join(dir, 'state'), edit, netnsPrefix),
     logs: () => logs,
     tag,
     netnsPrefix,

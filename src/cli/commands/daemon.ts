@@ -10,7 +10,8 @@ import { IpvsClient } from '../../net/lb/ipvs-socket.js';
 import { holdLock } from '../../daemon/lock.js';
 import { Manager } from '../../daemon/manager.js';
 import { ownerMark } from '../../daemon/state.js';
-import { FileStore } from '../../daemon/store.js';
+import { openFileStores, SavedState } from '../../daemon/saved-state.js';
+import { RegistryFeed } from '../../reconcile/registry-feed.js';
 import { Registry } from '../../registry/registry.js';
 import { serveMetrics } from '../../server/metrics-http.js';
 import { createServer } from '../../server/server.js';
@@ -74,9 +75,15 @@ export function daemonCommand(program: Command): void {
       }
       const registry = new Registry();
       const dns = createServer({ registry, upstreams: opts.upstream ?? resolvConfUpstreams(), logger: logger.child({ part: 'dns' }) });
+      const stores = await openFileStores(opts.stateDir);
+      const { saved, state } = await SavedState.load(stores, { stateDir: opts.stateDir, netnsPrefix: opts.netnsPrefix });
+      const feed = new RegistryFeed(stores.cluster, registry, logger.child({ part: 'registry-feed' }));
+      await feed.start();
       const manager = new Manager({
-        store: new FileStore(opts.stateDir),
-        registry,
+        saved,
+        state,
+        stateDir: opts.stateDir,
+        feed,
         dns,
         logger,
         hostSearch: hostSearch(),
@@ -93,12 +100,13 @@ export function daemonCommand(program: Command): void {
       process.umask(umask);
       const control = await listening;
       const metrics = metricsAt === undefined ? undefined : await serveMetrics(dns.metrics, metricsAt.address, metricsAt.port);
-      logger.info({ socket, stateDir: opts.stateDir, networks: manager.state.networks.length, sandboxes: manager.state.sandboxes.length }, 'ready');
+      logger.info({ socket, stateDir: opts.stateDir, node: stores.node, store: stores.cluster.kind, networks: manager.state.networks.length, sandboxes: manager.state.sandboxes.length }, 'ready');
       const stop = (signal: string): void => {
         logger.info({ signal }, 'shutting down; networks and sandboxes stay');
         control.close();
         metrics?.close();
-        void dns.close().then(() => process.exit(0));
+        feed.stop();
+        void Promise.all([dns.close(), stores.cluster.close(), stores.local.close()]).then(() => process.exit(0));
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

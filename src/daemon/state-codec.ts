@@ -1,0 +1,134 @@
+import { endpointKey, networkKey, sandboxKey, serviceKey, taskKey } from '../cluster/keys.js';
+import type { EndpointObject, NetworkObject, SandboxObject, ServiceObject, TaskObject } from '../cluster/objects.js';
+import type { KeyValue, Operation } from '../store/store.js';
+import type { ServiceRecord } from './services.js';
+import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
+
+/**
+ * The daemon's working state split into what it writes to stores: objects every node sees
+ * (cluster store, one key each) and what only this host knows (local store: a sandbox's
+ * namespace, host interface names and file hashes). Diffing two splits gives the few writes
+ * a change needs, never a rewrite of the whole state.
+ */
+
+/** What this host alone knows of one of its sandboxes. */
+export interface LocalSandbox {
+  netns?: string;
+  ownsNetns: boolean;
+  fileHashes: Record<string, string>;
+  /** Network name → host end of its veth pair. */
+  hostIfs: Record<string, string>;
+}
+
+export const localSandboxKey = (id: string): string => `sandboxes/${id}`;
+
+type Objects = Map<string, unknown>;
+
+function networkObject(n: NetworkRecord, node: string): NetworkObject {
+  return { ...n, scope: 'local', node };
+}
+
+function sandboxObject(sb: SandboxRecord, node: string): SandboxObject {
+  const { netns: _netns, ownsNetns: _owns, fileHashes: _hashes, attachments, ports, ...rest } = sb;
+  return {
+    ...rest,
+    node,
+    attachments: Object.fromEntries(Object.entries(attachments).map(([net, { hostIf: _hostIf, ...a }]) => [net, a])),
+    ports: ports ?? [],
+  };
+}
+
+function endpointObjects(sb: SandboxRecord, networks: readonly NetworkRecord[], node: string): [string, EndpointObject][] {
+  return Object.entries(sb.attachments).flatMap(([net, a]) => {
+    const network = networks.find((n) => n.name === net);
+    if (network === undefined) return [];
+    const ep: EndpointObject = {
+      id: a.endpointId,
+      network: network.id,
+      node,
+      sandbox: { id: sb.id, name: sb.name, hostname: sb.hostname },
+      ...(a.ipv4 === undefined ? {} : { ipv4: a.ipv4 }),
+      ...(a.ipv6 === undefined ? {} : { ipv6: a.ipv6 }),
+      aliases: [...new Set([...sb.aliases, ...a.aliases])],
+    };
+    return [[endpointKey(network.id, a.endpointId), ep]];
+  });
+}
+
+function serviceObjects(svc: ServiceRecord, node: string): [string, ServiceObject | TaskObject][] {
+  const { tasks, ...service } = svc;
+  return [
+    [serviceKey(svc.id), service],
+    ...tasks.map((t): [string, TaskObject] => [taskKey(svc.id, t.id), { ...t, service: svc.id, node }]),
+  ];
+}
+
+/** The cluster objects of `state`, by key. */
+export function clusterObjects(state: DaemonState, node: string): Objects {
+  return new Map<string, unknown>([
+    ...state.networks.map((n): [string, unknown] => [networkKey(n.id), networkObject(n, node)]),
+    ...state.sandboxes.flatMap((sb): [string, unknown][] => [[sandboxKey(node, sb.id), sandboxObject(sb, node)], ...endpointObjects(sb, state.networks, node)]),
+    ...(state.services ?? []).flatMap((svc) => serviceObjects(svc, node)),
+  ]);
+}
+
+/** The host-local facts of `state`, by key. */
+export function localObjects(state: DaemonState): Objects {
+  return new Map(
+    state.sandboxes.map((sb): [string, LocalSandbox] => [
+      localSandboxKey(sb.id),
+      {
+        ...(sb.netns === undefined ? {} : { netns: sb.netns }),
+        ownsNetns: sb.ownsNetns,
+        fileHashes: sb.fileHashes,
+        hostIfs: Object.fromEntries(Object.entries(sb.attachments).map(([net, a]) => [net, a.hostIf])),
+      },
+    ]),
+  );
+}
+
+/** Objects as the JSON text a store holds: what a later diff compares against, immune to later edits. */
+export const serialized = (objects: ReadonlyMap<string, unknown>): Map<string, string> => new Map([...objects].map(([k, v]) => [k, JSON.stringify(v)]));
+
+/** The writes that turn `before` into `after`: puts of what is new or changed, deletes of what went. */
+export function diff(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): Operation[] {
+  const ops: Operation[] = [];
+  for (const [key, text] of after) if (before.get(key) !== text) ops.push({ op: 'put', key, value: JSON.parse(text) as unknown });
+  for (const key of before.keys()) if (!after.has(key)) ops.push({ op: 'delete', key });
+  return ops;
+}
+
+export interface StoredState {
+  networks: KeyValue<NetworkObject>[];
+  sandboxes: KeyValue<SandboxObject>[];
+  services: KeyValue<ServiceObject>[];
+  tasks: KeyValue<TaskObject>[];
+  local: KeyValue<LocalSandbox>[];
+}
+
+/**
+ * This node's working state from what the stores hold. A sandbox whose local facts are missing
+ * (a crash between the two writes) gets the names tsnet would have given it.
+ */
+export function fromStored(stored: StoredState, node: string, defaults: { netnsPrefix: string; hostIf(sandboxId: string, network: string): string }): DaemonState {
+  const local = new Map(stored.local.map((kv) => [kv.key, kv.value]));
+  const networks = stored.networks.map(({ value: { scope: _scope, node: _node, ...n } }): NetworkRecord => n);
+  const sandboxes = stored.sandboxes
+    .filter((kv) => kv.value.node === node)
+    .map(({ value: { node: _node, ...sb } }): SandboxRecord => {
+      const facts = local.get(localSandboxKey(sb.id));
+      const netns = facts?.netns ?? (sb.mode === 'host' ? undefined : `${defaults.netnsPrefix}${sb.mode.startsWith('container:') ? sb.mode.slice('container:'.length) : sb.name}`);
+      return {
+        ...sb,
+        ...(netns === undefined ? {} : { netns }),
+        ownsNetns: facts?.ownsNetns ?? true,
+        fileHashes: facts?.fileHashes ?? {},
+        attachments: Object.fromEntries(Object.entries(sb.attachments).map(([net, a]) => [net, { ...a, hostIf: facts?.hostIfs[net] ?? defaults.hostIf(sb.id, net) }])),
+      };
+    });
+  const services = stored.services.map(({ value }): ServiceRecord => ({
+    ...value,
+    tasks: stored.tasks.filter((t) => t.value.service === value.id).map(({ value: { service: _s, node: _n, slot: _slot, ...t } }) => t),
+  }));
+  return { version: 1, networks, sandboxes, services };
+}

@@ -77,9 +77,10 @@ export class FileLog<R extends Sequenced, T> {
    * Reads the snapshot and the log records after it, cuts a torn tail off the log, and opens it
    * for appending. `snapshotOf` is called whenever a compaction needs the live data.
    */
-  static async open<R extends Sequenced, T>(options: { dir: string; compactAfterBytes: number; snapshotOf: () => Snapshot<T> }): Promise<{ log: FileLog<R, T>; snapshot: Snapshot<T> | undefined; records: R[] }> {
-    const { dir } = options;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  /** With `readOnly`, nothing is created, truncated or written: another process may be appending. */
+  static async open<R extends Sequenced, T>(options: { dir: string; compactAfterBytes: number; snapshotOf: () => Snapshot<T>; readOnly?: boolean }): Promise<{ log: FileLog<R, T>; snapshot: Snapshot<T> | undefined; records: R[] }> {
+    const { dir, readOnly = false } = options;
+    if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o700 });
     const snapshotText = await readFile(join(dir, SNAPSHOT), 'utf8').catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw new Error(`store/file: reading ${join(dir, SNAPSHOT)}: ${err.message}`, { cause: err });
@@ -87,11 +88,11 @@ export class FileLog<R extends Sequenced, T> {
     const snapshot = snapshotText === undefined ? undefined : (JSON.parse(snapshotText) as Snapshot<T>);
     if (snapshot !== undefined && snapshot.version !== 1) throw new Error(`store/file: ${join(dir, SNAPSHOT)}: unknown version ${String(snapshot.version)}`);
     const file = join(dir, LOG);
-    const fh = await open(file, 'a+', 0o600);
+    const fh = await open(file, readOnly ? 'r' : 'a+', 0o600);
     try {
       const { records, goodBytes } = parseLog<R>(await fh.readFile('utf8'), file);
       const { size } = await fh.stat();
-      if (size > goodBytes) {
+      if (size > goodBytes && !readOnly) {
         await fh.truncate(goodBytes);
         await fh.datasync();
       }

@@ -36,6 +36,11 @@ export interface FileStoreOptions {
   compactAfterBytes?: number;
   /** How many recent revisions a watch from the past can replay. */
   historyRevisions?: number;
+  /**
+   * Reads what is there and writes nothing, ever (no lease ends, no compaction): for a tool
+   * looking at a directory a running daemon may be writing. Writes reject.
+   */
+  readOnly?: boolean;
 }
 
 const toKeyValue = (e: Entry): KeyValue => ({
@@ -64,14 +69,16 @@ export class FileStore implements Store {
   #log!: FileLog<LogRecord, State>;
   #hub!: WatchHub;
   #closed = false;
+  #readOnly = false;
 
   private constructor(dir: string) {
     this.#dir = dir;
   }
 
-  static async open({ dir, compactAfterBytes = 1 << 20, historyRevisions = 10_000 }: FileStoreOptions): Promise<FileStore> {
+  static async open({ dir, compactAfterBytes = 1 << 20, historyRevisions = 10_000, readOnly = false }: FileStoreOptions): Promise<FileStore> {
     const store = new FileStore(dir);
-    const { log, snapshot, records } = await FileLog.open<LogRecord, State>({ dir, compactAfterBytes, snapshotOf: () => store.#snapshot() });
+    store.#readOnly = readOnly;
+    const { log, snapshot, records } = await FileLog.open<LogRecord, State>({ dir, compactAfterBytes, snapshotOf: () => store.#snapshot(), readOnly });
     store.#log = log;
     if (snapshot !== undefined) store.#load(snapshot);
     // Revisions from the log are replayable; those folded into the snapshot are not.
@@ -80,7 +87,7 @@ export class FileStore implements Store {
       const events = store.#apply(record);
       if (record.rev !== undefined) store.#hub.publish(record.rev, events);
     }
-    for (const [id, { ttl }] of store.#leases) {
+    for (const [id, { ttl }] of readOnly ? [] : store.#leases) {
       const timer = setTimeout(() => {
         store.#orphanTimers.delete(timer);
         store.#endLease(id).catch(() => {}); // closed meanwhile: the next open starts the clock again
@@ -162,6 +169,7 @@ export class FileStore implements Store {
 
   /** Applies a record now (so later txns see it) and resolves once it is on disk; then watchers hear of it. */
   async #commit(record: LogRecord): Promise<void> {
+    if (this.#readOnly) throw new Error(`store/file: ${this.#dir} was opened read-only`);
     record.seq = ++this.#seq;
     const events = this.#apply(record);
     await this.#log.append(record);

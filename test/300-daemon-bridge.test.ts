@@ -272,7 +272,8 @@ test.serial('a restart removes what the state no longer names (a crash between t
 test.serial('a dual-stack network gives sandboxes IPv6 addresses that resolve (AAAA) and answer ping -6', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  const v6 = `fd${d.tag.slice(0, 2)}:${d.tag.slice(2)}::/64`;
+  // A group with a leading 1 is already canonical (a leading 0 would be written without it).
+  const v6 = `fd${d.tag.slice(0, 2)}:1${d.tag.slice(3)}::/64`;
   await d.tsnet('network', 'create', '--subnet', d.subnet(), '--subnet', v6, 'dual');
   await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'dual');
   await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'dual');

@@ -156,7 +156,7 @@ export class Manager implements DaemonCore {
       throw err;
     }
     this.#state = { ...this.#state, networks: [...this.#state.networks, net] };
-    await this.#commit();
+    await this.#commit([]);
     return net;
   }
 
@@ -173,7 +173,7 @@ export class Manager implements DaemonCore {
       const rest = this.#state.networks.filter((n) => n !== net);
       await this.#firewall(rest);
       this.#state = { ...this.#state, networks: rest };
-      await this.#commit();
+      await this.#commit([]);
     });
   }
 
@@ -204,7 +204,7 @@ export class Manager implements DaemonCore {
         this.releaseHostPorts(sb.ports ?? []);
         throw err;
       }
-      await this.#commit();
+      await this.#commit([sb]);
       return sb;
     });
   }
@@ -223,7 +223,7 @@ export class Manager implements DaemonCore {
         await this.#firewall(this.#state.networks);
       } finally {
         // The sandbox is gone from the kernel whatever the re-render did: so it goes from the state.
-        await this.#commit();
+        await this.#commit([sb]);
       }
     });
   }
@@ -231,7 +231,7 @@ export class Manager implements DaemonCore {
   /** Replaces the services where the kernel has nothing to change (a replica count), and persists them. */
   async setServices(services: ServiceRecord[]): Promise<void> {
     this.#state = { ...this.#state, services };
-    await this.#commit();
+    await this.#commit([]);
   }
 
   /**
@@ -308,7 +308,7 @@ export class Manager implements DaemonCore {
         throw err;
       }
       this.#files(sb);
-      await this.#commit();
+      await this.#commit([sb]);
     });
   }
 
@@ -323,7 +323,7 @@ export class Manager implements DaemonCore {
       await this.#firewall(this.#state.networks);
       await balance([sb], this.#state.services ?? [], this.vipBackend);
       this.#files(sb);
-      await this.#commit();
+      await this.#commit([sb]);
     });
   }
 
@@ -376,8 +376,10 @@ export class Manager implements DaemonCore {
   /**
    * Writes the change to the store; it reaches the registry through the store's events, and
    * the call returns once it has: on disk before anyone sees it, seen before the caller is told.
+   * `touched` names the sandboxes the change made, edited or removed (none for a network or
+   * service change); without it every sandbox is compared.
    */
-  async #commit(): Promise<void> {
-    await this.#o.feed.caughtUp(await this.#o.saved.save(this.#state));
+  async #commit(touched?: readonly SandboxRecord[]): Promise<void> {
+    await this.#o.feed.caughtUp(await this.#o.saved.save(this.#state, touched?.map((sb) => sb.id)));
   }
 }

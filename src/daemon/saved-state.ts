@@ -6,7 +6,7 @@ import type { EndpointObject, NetworkObject, SandboxObject, ServiceObject, TaskO
 import { FileStore } from '../store/file-store.js';
 import type { KeyValue, Store } from '../store/store.js';
 import { hostIfName } from './dataplane.js';
-import { clusterObjects, diff, fromStored, localObjects, serialized, type LocalSandbox } from './state-codec.js';
+import { diff, fromStored, localSandbox, localSandboxKey, sandboxObjects, serialized, sharedObjects, type LocalSandbox } from './state-codec.js';
 import type { DaemonState } from './state.js';
 
 /** The cluster store (every node's objects) and this host's own local store. */
@@ -51,11 +51,15 @@ function legacyState(stateDir: string): DaemonState | undefined {
 
 /**
  * This node's working state as the stores hold it, and the writer of its later changes: each
- * save writes only the keys that changed since the last (one transaction per store, host-local
- * facts first, so a crash between them leaves local facts the next save removes).
+ * save writes only the keys that changed (one transaction per store, host-local facts first,
+ * so a crash between them leaves local facts the next save removes). A save told which
+ * sandboxes changed looks at those alone, so its cost does not grow with the sandbox count.
  */
 export class SavedState {
-  #cluster = new Map<string, string>();
+  /** Networks, services and tasks as last written. */
+  #shared = new Map<string, string>();
+  /** Sandbox id → its own cluster keys (itself, its endpoints) as last written. */
+  #sandboxes = new Map<string, Map<string, string>>();
   #local = new Map<string, string>();
 
   private constructor(readonly stores: StateStores) {}
@@ -64,37 +68,68 @@ export class SavedState {
     const saved = new SavedState(stores);
     const [{ kvs }, { kvs: localKvs }] = await Promise.all([stores.cluster.list(''), stores.local.list('')]);
     const under = <T>(prefix: string): KeyValue<T>[] => kvs.filter((kv) => kv.key.startsWith(prefix)) as KeyValue<T>[];
+    const json = (kv: KeyValue): [string, string] => [kv.key, JSON.stringify(kv.value)];
+    const sandboxes = under<SandboxObject>(sandboxesOf(stores.node));
     const endpoints = under<EndpointObject>(ENDPOINTS).filter((kv) => kv.value.node === stores.node);
-    const mine = [...under<NetworkObject>(NETWORKS), ...under<SandboxObject>(sandboxesOf(stores.node)), ...endpoints, ...under<ServiceObject>(SERVICES), ...under<TaskObject>(TASKS)];
-    saved.#cluster = new Map(mine.map((kv) => [kv.key, JSON.stringify(kv.value)]));
+    const shared = [...under<NetworkObject>(NETWORKS), ...under<ServiceObject>(SERVICES), ...under<TaskObject>(TASKS)];
+    saved.#shared = new Map(shared.map(json));
+    for (const kv of [...sandboxes, ...endpoints]) {
+      const id = 'sandbox' in kv.value ? kv.value.sandbox.id : (kv.value as SandboxObject).id;
+      saved.#sandboxes.set(id, (saved.#sandboxes.get(id) ?? new Map()).set(...json(kv)));
+    }
     const local = localKvs.filter((kv) => kv.key !== NODE_KEY) as KeyValue<LocalSandbox>[];
-    saved.#local = new Map(local.map((kv) => [kv.key, JSON.stringify(kv.value)]));
-    const legacy = mine.length === 0 ? legacyState(stateDir) : undefined;
+    saved.#local = new Map(local.map(json));
+    const legacy = shared.length + sandboxes.length === 0 ? legacyState(stateDir) : undefined;
     if (legacy !== undefined && readOnly) return { saved, state: legacy };
     if (legacy !== undefined) {
       await saved.save(legacy);
       renameSync(join(stateDir, 'state.json'), join(stateDir, 'state.json.imported'));
       return { saved, state: legacy };
     }
-    const state = fromStored(
-      { networks: under(NETWORKS), sandboxes: under(sandboxesOf(stores.node)), services: under(SERVICES), tasks: under(TASKS), local },
-      stores.node,
-      { netnsPrefix, hostIf: hostIfName },
-    );
+    const state = fromStored({ networks: under(NETWORKS), sandboxes, services: under(SERVICES), tasks: under(TASKS), local }, stores.node, { netnsPrefix, hostIf: hostIfName });
     return { saved, state };
   }
 
-  /** Writes what changed since the last save; resolves with the cluster store's revision after it. */
-  async save(state: DaemonState): Promise<number> {
-    const local = serialized(localObjects(state));
-    const localOps = diff(this.#local, local);
+  /**
+   * Writes what changed since the last save: networks and services always, and the sandboxes in
+   * `touched` (every sandbox when it is not given, and any that left the state). Resolves with
+   * the cluster store's revision after it.
+   */
+  async save(state: DaemonState, touched?: Iterable<string>): Promise<number> {
+    const current = new Map(state.sandboxes.map((sb) => [sb.id, sb]));
+    const ids = new Set(touched ?? current.keys());
+    for (const id of this.#sandboxes.keys()) if (!current.has(id)) ids.add(id);
+    for (const key of this.#local.keys()) if (!current.has(key.slice(localSandboxKey('').length))) ids.add(key.slice(localSandboxKey('').length));
+    const localOps = [...ids].flatMap((id) => {
+      const sb = current.get(id);
+      return diff(pick(this.#local, localSandboxKey(id)), sb === undefined ? new Map() : serialized(new Map([[localSandboxKey(id), localSandbox(sb)]])));
+    });
     if (localOps.length > 0) await this.stores.local.txn([], localOps);
-    this.#local = local;
-    const cluster = serialized(clusterObjects(state, this.stores.node));
-    const ops = diff(this.#cluster, cluster);
+    applyOps(this.#local, localOps);
+    const shared = serialized(sharedObjects(state, this.stores.node));
+    const perSandbox = new Map([...ids].map((id) => {
+      const sb = current.get(id);
+      return [id, sb === undefined ? new Map<string, string>() : serialized(sandboxObjects(sb, state.networks, this.stores.node))];
+    }));
+    const ops = [...diff(this.#shared, shared), ...[...perSandbox].flatMap(([id, after]) => diff(this.#sandboxes.get(id) ?? new Map(), after))];
     const revision = ops.length === 0 ? 0 : (await this.stores.cluster.txn([], ops)).revision;
-    this.#cluster = cluster;
+    this.#shared = shared;
+    for (const [id, after] of perSandbox) {
+      if (after.size === 0) this.#sandboxes.delete(id);
+      else this.#sandboxes.set(id, after);
+    }
     return revision;
+  }
+}
+
+/** The entry of `key` alone, as a map (empty when absent). */
+const pick = (map: ReadonlyMap<string, string>, key: string): Map<string, string> => (map.has(key) ? new Map([[key, map.get(key)!]]) : new Map());
+
+/** Brings a map of last-written JSON in line with the operations just written. */
+function applyOps(map: Map<string, string>, ops: ReturnType<typeof diff>): void {
+  for (const op of ops) {
+    if (op.op === 'put') map.set(op.key, JSON.stringify(op.value));
+    else map.delete(op.key);
   }
 }
 

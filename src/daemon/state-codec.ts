@@ -22,7 +22,7 @@ export interface LocalSandbox {
 
 export const localSandboxKey = (id: string): string => `sandboxes/${id}`;
 
-type Objects = Map<string, unknown>;
+export type Objects = Map<string, unknown>;
 
 function networkObject(n: NetworkRecord, node: string): NetworkObject {
   return { ...n, scope: 'local', node };
@@ -63,28 +63,26 @@ function serviceObjects(svc: ServiceRecord, node: string): [string, ServiceObjec
   ];
 }
 
-/** The cluster objects of `state`, by key. */
-export function clusterObjects(state: DaemonState, node: string): Objects {
+/** The cluster objects that are not one sandbox's: networks, services and their tasks, by key. */
+export function sharedObjects(state: DaemonState, node: string): Objects {
   return new Map<string, unknown>([
     ...state.networks.map((n): [string, unknown] => [networkKey(n.id), networkObject(n, node)]),
-    ...state.sandboxes.flatMap((sb): [string, unknown][] => [[sandboxKey(node, sb.id), sandboxObject(sb, node)], ...endpointObjects(sb, state.networks, node)]),
     ...(state.services ?? []).flatMap((svc) => serviceObjects(svc, node)),
   ]);
 }
 
-/** The host-local facts of `state`, by key. */
-export function localObjects(state: DaemonState): Objects {
-  return new Map(
-    state.sandboxes.map((sb): [string, LocalSandbox] => [
-      localSandboxKey(sb.id),
-      {
-        ...(sb.netns === undefined ? {} : { netns: sb.netns }),
-        ownsNetns: sb.ownsNetns,
-        fileHashes: sb.fileHashes,
-        hostIfs: Object.fromEntries(Object.entries(sb.attachments).map(([net, a]) => [net, a.hostIf])),
-      },
-    ]),
-  );
+/** One sandbox's cluster objects (itself and its endpoints), by key. */
+export const sandboxObjects = (sb: SandboxRecord, networks: readonly NetworkRecord[], node: string): Objects =>
+  new Map<string, unknown>([[sandboxKey(node, sb.id), sandboxObject(sb, node)], ...endpointObjects(sb, networks, node)]);
+
+/** What only this host knows of one sandbox. */
+export function localSandbox(sb: SandboxRecord): LocalSandbox {
+  return {
+    ...(sb.netns === undefined ? {} : { netns: sb.netns }),
+    ownsNetns: sb.ownsNetns,
+    fileHashes: sb.fileHashes,
+    hostIfs: Object.fromEntries(Object.entries(sb.attachments).map(([net, a]) => [net, a.hostIf])),
+  };
 }
 
 /** Objects as the JSON text a store holds: what a later diff compares against, immune to later edits. */

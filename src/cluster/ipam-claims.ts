@@ -118,14 +118,7 @@ export interface AddressClaimOptions {
 export async function claimAddress(store: Store, opts: AddressClaimOptions): Promise<string> {
   const claim: AddressClaim = opts.node === undefined ? { holder: opts.holder } : { holder: opts.holder, node: opts.node };
   for (let round = 0; round < 64; round++) {
-    const { kvs } = await store.list<AddressClaim>(addressesOf(opts.networkId));
-    const inUse = new Set(kvs.map((kv) => idOf(kv.key)));
-    let ip: string;
-    try {
-      ip = opts.requested !== undefined || round === 0 ? allocateAddress(opts.space, inUse, opts.requested) : pick(opts.space, inUse, 2 ** Math.min(round, 6));
-    } catch (err) {
-      throw fail((err as Error).message, err);
-    }
+    const ip = await candidate(store, opts, round);
     if (await create(store, addressKey(opts.networkId, ip), claim)) return ip;
     if (opts.requested !== undefined) {
       const holder = await store.get<AddressClaim>(addressKey(opts.networkId, ip));
@@ -133,6 +126,19 @@ export async function claimAddress(store: Store, opts: AddressClaimOptions): Pro
     }
   }
   throw fail(`no address claimed on ${opts.space.network} in 64 rounds: other claims kept winning`);
+}
+
+/**
+ * The address to try in this round: a requested one is only checked (its key's CAS tells whether
+ * it is free). Store errors pass unwrapped, so a StoreUnavailableError stays one.
+ */
+async function candidate(store: Store, { networkId, space, requested }: AddressClaimOptions, round: number): Promise<string> {
+  const inUse = requested !== undefined ? new Set<string>() : new Set((await store.list(addressesOf(networkId))).kvs.map((kv) => idOf(kv.key)));
+  try {
+    return requested !== undefined || round === 0 ? allocateAddress(space, inUse, requested) : pick(space, inUse, 2 ** Math.min(round, 6));
+  } catch (err) {
+    throw fail((err as Error).message, err);
+  }
 }
 
 /** One of the `width` lowest free addresses, at random. */

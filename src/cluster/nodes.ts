@@ -59,6 +59,8 @@ export class Membership {
   readonly #retryMs: number;
   readonly #owned = new Map<string, OwnedKey>();
   readonly #handlers: ((e: MembershipEvent) => void)[] = [];
+  /** Every lease this node was granted: a key under one of them is this node's. */
+  readonly #mine = new Set<LeaseId>();
   /** The lease owned keys live under; undefined while a lost one is being renewed, and after `leave`. */
   #held: Held | undefined;
   /** The new lease a renewal is writing the keys under. */
@@ -157,6 +159,7 @@ export class Membership {
   }
 
   #watchLoss(lease: Lease): Held {
+    this.#mine.add(lease.id);
     const held: Held = { lease, lost: false };
     lease.onLost(() => {
       held.lost = true;
@@ -206,10 +209,17 @@ export class Membership {
     this.#emit({ type: 'renewed', lease: lease.id, keys: this.#owned.size });
   }
 
-  /** Creates `key` under `lease`; true too when an earlier, interrupted attempt already did. */
+  /**
+   * Creates `key` under `lease`, or moves it there when it is still under an older lease of
+   * this node's (etcd restored after an outage keeps leases its owner gave up as lost); true too
+   * when an earlier, interrupted attempt already did.
+   */
   async #claimUnder(lease: Lease, key: string, value: unknown): Promise<boolean> {
-    if ((await this.#store.txn([{ key, modRevision: 0 }], [{ op: 'put', key, value, lease: lease.id }])).succeeded) return true;
-    return (await this.#store.get(key))?.lease === lease.id;
+    const put = { op: 'put', key, value, lease: lease.id } as const;
+    if ((await this.#store.txn([{ key, modRevision: 0 }], [put])).succeeded) return true;
+    const kv = await this.#store.get(key);
+    if (kv?.lease === lease.id) return true;
+    return kv?.lease !== undefined && this.#mine.has(kv.lease) && (await this.#store.txn([{ key, modRevision: kv.modRevision }], [put])).succeeded;
   }
 }
 

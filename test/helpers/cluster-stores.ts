@@ -5,8 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { EtcdStore } from '../../src/store/etcd-store.js';
 import { FileStore } from '../../src/store/file-store.js';
 import type { Store } from '../../src/store/store.js';
+import { startEtcd, type TestEtcd } from './etcd.js';
 
 export interface Backend {
   name: string;
@@ -25,4 +27,18 @@ export const fileBackend: Backend = {
   },
 };
 
-export const backends: readonly Backend[] = [fileBackend];
+/** `clients` clients of one etcd, closed when the test ends. */
+export function etcdClients(t: ExecutionContext, etcd: TestEtcd, clients = 1): Store[] {
+  return Array.from({ length: clients }, () => {
+    const store = new EtcdStore({ hosts: etcd.endpoints });
+    t.teardown(() => store.close());
+    return store;
+  });
+}
+
+export const etcdBackend: Backend = {
+  name: 'etcd',
+  open: async (t, clients = 1) => etcdClients(t, await startEtcd(t), clients),
+};
+
+export const backends: readonly Backend[] = [fileBackend, etcdBackend];

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { backends } from '../../test/helpers/cluster-stores.js';
 import { Cidr } from '../net/ipam/cidr.js';
-import { claimAddress, claimSubnet, releaseAddress, releaseSubnet } from './ipam-claims.js';
+import { claimAddress, claimSubnet, releaseAddress, releaseSubnet, type ClaimCommit } from './ipam-claims.js';
 import { addressKey, networkNameKey } from './keys.js';
 
 const percentile = (sorted: number[], p: number): string => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!.toFixed(2);
@@ -44,7 +44,7 @@ for (const { name, open } of backends) {
 
   test(`${name}: a claim commits in the caller's transaction; a failure on the caller's condition is not retried`, async (t) => {
     const [store] = await open(t);
-    const commitWith = (network: string) => async (conditions: readonly { key: string; modRevision: number }[], operations: readonly import('../store/store.js').Operation[]) =>
+    const commitWith = (network: string): ClaimCommit => async (conditions, operations) =>
       (await store!.txn([...conditions, { key: networkNameKey('app'), modRevision: 0 }], [...operations, { op: 'put', key: networkNameKey('app'), value: network }])).succeeded;
     const first = await claimSubnet(store!, { network: 'net-a', request: {}, commit: commitWith('net-a') });
     t.is(first.space.subnet, '172.17.0.0/16');

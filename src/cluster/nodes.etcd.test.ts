@@ -32,10 +32,16 @@ async function revokeBehind(etcd: TestEtcd, lease: string): Promise<void> {
   if (!r.ok) throw new Error(`revoke ${lease}: ${r.status} ${await r.text()}`);
 }
 
-function events(m: Membership): MembershipEvent[] {
+/** Node n1 joined on a fresh etcd, owning endpoint e1, with its events recorded; `other` is a second client. */
+async function joinedNode(t: ExecutionContext): Promise<{ etcd: TestEtcd; other: Store; m: Membership; seen: MembershipEvent[] }> {
+  const etcd = await startEtcd(t);
+  const [store, other] = etcdClients(t, etcd, 2) as [Store, Store];
+  const m = await joinCluster(store, { name: 'n1', address: '127.0.0.1', leaseTtl: TTL, retryMs: 200 });
+  t.teardown(() => m.leave());
   const seen: MembershipEvent[] = [];
   m.onEvent((e) => seen.push(e));
-  return seen;
+  await m.put('endpoints/net/e1', { id: 'e1' });
+  return { etcd, other, m, seen };
 }
 
 const types = (seen: MembershipEvent[]): string[] => seen.map((e) => e.type).filter((type, i, all) => type !== 'retrying' || all[i - 1] !== 'retrying');
@@ -61,50 +67,35 @@ test(`nodes killed with SIGKILL go down on a watcher within TTL + 2 s (TTL ${TTL
 });
 
 test('a lease revoked behind a live node: the node key and owned keys are written again under a new lease', async (t) => {
-  const etcd = await startEtcd(t);
-  const [store, other] = etcdClients(t, etcd, 2);
-  const m = await joinCluster(store!, { name: 'n1', address: '127.0.0.1', leaseTtl: TTL, retryMs: 200 });
-  t.teardown(() => m.leave());
-  const seen = events(m);
-  await m.put('endpoints/net/e1', { id: 'e1' });
+  const { etcd, other, m, seen } = await joinedNode(t);
   t.true(await m.create(taskKey('svc', 'slot-1'), { node: 'n1' }));
   t.true(await m.create(taskKey('svc', 'slot-2'), { node: 'n1' }));
   // While n1 is away, n2 takes slot 2 (one transaction before the revoke, so the race is certain).
-  const n2 = await other!.grantLease(TTL + 5);
+  const n2 = await other.grantLease(TTL + 5);
   await put(other!, taskKey('svc', 'slot-2'), { node: 'n2' }, n2.id);
   const old = m.lease!;
   await revokeBehind(etcd, old);
   await within(TTL * 1000 + 2000, async () => seen.some((e) => e.type === 'renewed'));
   t.deepEqual(types(seen), ['lost', 'dropped', 'renewed']);
   t.not(m.lease, old);
-  for (const key of [nodeKey('n1'), 'endpoints/net/e1', taskKey('svc', 'slot-1')]) t.is((await other!.get(key))?.lease, m.lease, key);
-  t.deepEqual((await other!.get(taskKey('svc', 'slot-2')))?.value, { node: 'n2' });
+  for (const key of [nodeKey('n1'), 'endpoints/net/e1', taskKey('svc', 'slot-1')]) t.is((await other.get(key))?.lease, m.lease, key);
+  t.deepEqual((await other.get(taskKey('svc', 'slot-2')))?.value, { node: 'n2' });
   t.deepEqual(m.owned().sort(), ['endpoints/net/e1', taskKey('svc', 'slot-1')]);
 });
 
 test('a node whose name was taken while its lease was lost is evicted, not a second holder', async (t) => {
-  const etcd = await startEtcd(t);
-  const [store, other] = etcdClients(t, etcd, 2);
-  const m = await joinCluster(store!, { name: 'n1', address: '127.0.0.1', leaseTtl: TTL, retryMs: 200 });
-  t.teardown(() => m.leave());
-  const seen = events(m);
-  await m.put('endpoints/net/e1', { id: 'e1' });
-  const usurper = await other!.grantLease(TTL + 5);
+  const { etcd, other, m, seen } = await joinedNode(t);
+  const usurper = await other.grantLease(TTL + 5);
   await put(other!, nodeKey('n1'), { name: 'n1', address: '127.0.0.9', startedAt: 'now' }, usurper.id);
   await revokeBehind(etcd, m.lease!);
   await within(TTL * 1000 + 2000, async () => seen.some((e) => e.type === 'evicted'));
   t.like(seen.at(-1), { type: 'evicted', holder: { address: '127.0.0.9' } });
-  t.is(await other!.get('endpoints/net/e1'), undefined, 'the evicted node wrote nothing back');
+  t.is(await other.get('endpoints/net/e1'), undefined, 'the evicted node wrote nothing back');
   await t.throwsAsync(m.put('x', 1), { message: /has left the cluster/ });
 });
 
 test('etcd down past the TTL: the lease is lost, renewal retries, and once etcd is back every key is under the new lease', async (t) => {
-  const etcd = await startEtcd(t);
-  const [store, reader] = etcdClients(t, etcd, 2) as [Store, Store];
-  const m = await joinCluster(store, { name: 'n1', address: '127.0.0.1', leaseTtl: TTL, retryMs: 200 });
-  t.teardown(() => m.leave());
-  const seen = events(m);
-  await m.put('endpoints/net/e1', { id: 'e1' });
+  const { etcd, other, m, seen } = await joinedNode(t);
   t.true(await m.create(taskKey('svc', 'slot-1'), { node: 'n1' }));
   await etcd.members[0]!.kill();
   await within(TTL * 1000 + 3000, async () => seen.some((e) => e.type === 'lost'));
@@ -113,5 +104,5 @@ test('etcd down past the TTL: the lease is lost, renewal retries, and once etcd 
   await etcd.members[0]!.restart();
   await within(20_000, async () => seen.some((e) => e.type === 'renewed'));
   t.deepEqual(types(seen).filter((x) => x !== 'retrying'), ['lost', 'renewed']);
-  for (const key of [nodeKey('n1'), 'endpoints/net/e1', 'endpoints/net/e2', taskKey('svc', 'slot-1')]) t.is((await reader.get(key))?.lease, m.lease, key);
+  for (const key of [nodeKey('n1'), 'endpoints/net/e1', 'endpoints/net/e2', taskKey('svc', 'slot-1')]) t.is((await other.get(key))?.lease, m.lease, key);
 });

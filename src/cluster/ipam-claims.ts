@@ -111,17 +111,33 @@ export interface AddressClaimOptions {
 }
 
 /**
- * Claims an address on a network: the requested one, or the lowest free. Racing claimers all
- * see the same lowest address, so after each lost race a claimer picks at random among twice as
- * many of the lowest free ones: a burst of N claimers settles in about log2(N) rounds, not N.
+ * Address keys being claimed right now through each store handle. Concurrent claims in one
+ * process (a node starting many replicas) would otherwise all list the same addresses, try the
+ * same lowest one and lose to each other; kept per handle so it needs no set-up and ends with it.
+ */
+const claiming = new WeakMap<Store, Set<string>>();
+
+/**
+ * Claims an address on a network: the requested one, or the lowest free (skipping those this
+ * process is claiming meanwhile). Claimers in other processes still see the same lowest address,
+ * so after each lost race a claimer picks at random among twice as many of the lowest free ones:
+ * a burst of N settles in about log2(N) rounds, not N.
  */
 export async function claimAddress(store: Store, opts: AddressClaimOptions): Promise<string> {
   const claim: AddressClaim = opts.node === undefined ? { holder: opts.holder } : { holder: opts.holder, node: opts.node };
+  const mine = claiming.get(store) ?? new Set<string>();
+  claiming.set(store, mine);
   for (let round = 0; round < 64; round++) {
-    const ip = await candidate(store, opts, round);
-    if (await create(store, addressKey(opts.networkId, ip), claim)) return ip;
+    const ip = await candidate(store, opts, round, mine);
+    const key = addressKey(opts.networkId, ip);
+    mine.add(key);
+    try {
+      if (await create(store, key, claim)) return ip;
+    } finally {
+      mine.delete(key);
+    }
     if (opts.requested !== undefined) {
-      const holder = await store.get<AddressClaim>(addressKey(opts.networkId, ip));
+      const holder = await store.get<AddressClaim>(key);
       throw fail(`address ${ip} on ${opts.space.network} is held by ${holder?.value.holder ?? 'a claim released since'}`);
     }
   }
@@ -132,8 +148,13 @@ export async function claimAddress(store: Store, opts: AddressClaimOptions): Pro
  * The address to try in this round: a requested one is only checked (its key's CAS tells whether
  * it is free). Store errors pass unwrapped, so a StoreUnavailableError stays one.
  */
-async function candidate(store: Store, { networkId, space, requested }: AddressClaimOptions, round: number): Promise<string> {
-  const inUse = requested !== undefined ? new Set<string>() : new Set((await store.list(addressesOf(networkId))).kvs.map((kv) => idOf(kv.key)));
+async function candidate(store: Store, { networkId, space, requested }: AddressClaimOptions, round: number, claiming: ReadonlySet<string>): Promise<string> {
+  const prefix = addressesOf(networkId);
+  const inUse = new Set<string>();
+  if (requested === undefined) {
+    for (const kv of (await store.list(prefix)).kvs) inUse.add(idOf(kv.key));
+    for (const key of claiming) if (key.startsWith(prefix)) inUse.add(idOf(key));
+  }
   try {
     return requested !== undefined || round === 0 ? allocateAddress(space, inUse, requested) : pick(space, inUse, 2 ** Math.min(round, 6));
   } catch (err) {

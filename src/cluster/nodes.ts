@@ -90,8 +90,17 @@ export class Membership {
   /** Writes `key` under the node's lease and keeps it there across lost leases (while renewing, the renewal writes it). */
   async put(key: string, value: unknown): Promise<void> {
     this.#live();
-    this.#owned.set(key, { value, claim: false });
-    await this.#write(key, value, false);
+    const before = this.#owned.get(key);
+    const entry = { value, claim: false };
+    this.#owned.set(key, entry);
+    try {
+      await this.#write(key, value, false);
+    } catch (err) {
+      // The caller learns the put failed; a later renewal must not write it behind their back.
+      if (this.#owned.get(key) === entry && before === undefined) this.#owned.delete(key);
+      else if (this.#owned.get(key) === entry && before !== undefined) this.#owned.set(key, before);
+      throw err;
+    }
   }
 
   /** Creates `key` under the node's lease if it does not exist (a task's slot): true when this node got it. */

@@ -25,6 +25,7 @@ for (const { name, open } of backends) {
     await m1.put('endpoints/net/e1', { id: 'e1' });
     t.true(await m1.create(taskKey('svc', 'slot-1'), { node: 'n1' }));
     t.false(await m2.create(taskKey('svc', 'slot-1'), { node: 'n2' }), 'one winner per slot');
+    t.true(await m1.create(taskKey('svc', 'slot-1'), { node: 'n1' }), 'a claim retried by its holder is still its own');
     t.deepEqual(m1.owned().sort(), ['endpoints/net/e1', taskKey('svc', 'slot-1')]);
     t.deepEqual(m2.owned(), []);
     t.is((await a!.get('endpoints/net/e1'))?.lease, m1.lease);

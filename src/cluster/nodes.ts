@@ -106,9 +106,7 @@ export class Membership {
   /** Creates `key` under the node's lease if it does not exist (a task's slot): true when this node got it. */
   async create(key: string, value: unknown): Promise<boolean> {
     this.#live();
-    const created = await this.#write(key, value, true);
-    if (created) this.#owned.set(key, { value, claim: true });
-    return created;
+    return this.#write(key, value, true);
   }
 
   /** Deletes an owned key and forgets it. */
@@ -159,7 +157,12 @@ export class Membership {
         return false;
       }
       try {
-        return (await this.#store.txn(claim ? [{ key, modRevision: 0 }] : [], [{ op: 'put', key, value, lease: held.lease.id }])).succeeded;
+        if (!claim) return (await this.#store.txn([], [{ op: 'put', key, value, lease: held.lease.id }])).succeeded;
+        // A claim retried after a failure whose outcome was unknown finds its own key: still ours.
+        const claimed = await this.#claimUnder(held.lease, key, value);
+        // Registered inside the queue, so a renewal queued after this claim knows of it.
+        if (claimed) this.#owned.set(key, { value, claim });
+        return claimed;
       } catch (err) {
         if (!claim && this.#held !== held) return false;
         throw err;

@@ -204,8 +204,9 @@ export class Membership {
       const holder = await this.#store.get<NodeObject>(nodeKey(this.node.name));
       this.#left = true;
       this.#renewal = undefined;
-      await lease.revoke();
       this.#emit({ type: 'evicted', holder: holder?.value ?? this.node });
+      // Nothing was written under it but the attempt; if the store does not answer, it runs out.
+      await lease.revoke().catch(() => undefined);
       return;
     }
     for (const [key, { value, claim }] of this.#owned) {

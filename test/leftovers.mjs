@@ -1,10 +1,12 @@
 // The suite's last test, run by test/run.mjs once ava has exited (ava runs files concurrently, so
 // no test file can be last): nothing this run made may be left. Other runs share the machine,
 // so only what is provably this run's counts: kernel objects whose name carries a tag the
-// helpers recorded in the run's ledger (test/helpers/ledger.ts), and processes carrying the
-// run's id in their environment (everything the suite starts inherits it).
+// helpers recorded in the run's ledger (test/helpers/ledger.ts), temp dirs whose name carries one
+// (a long one: short device tags could match a random mkdtemp suffix), and processes carrying
+// the run's id in their environment (everything the suite starts inherits it).
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -28,6 +30,11 @@ async function find(runId, ledger) {
   }
   for (const dir of (existsSync('/etc/netns') ? readdirSync('/etc/netns', { withFileTypes: true }) : []).filter((d) => d.isDirectory() && ours(d.name))) {
     found.push({ what: `/etc/netns/${dir.name} (${whose(dir.name)})`, remove: async () => rmSync(`/etc/netns/${dir.name}`, { recursive: true, force: true }) });
+  }
+  // Temp dirs named with a tag (etcd's data, test/helpers/etcd.ts).
+  const dirTagged = (name) => name.startsWith('tsnet-') && ledger.some(({ tag }) => tag.length >= 12 && name.includes(tag));
+  for (const name of readdirSync(tmpdir()).filter(dirTagged)) {
+    found.push({ what: `${join(tmpdir(), name)} (${whose(name)})`, remove: async () => rmSync(join(tmpdir(), name), { recursive: true, force: true }) });
   }
   const marker = `TSNET_TEST_RUN=${runId}`;
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)) {

@@ -8,12 +8,17 @@
  * | networks/<network id>             | NetworkObject    |       | the API node, CAS on name |
  * | names/networks/<name>             | network id       |       | same txn as the network   |
  * | ipam/subnets/<base>_<bits>        | SubnetClaim      |       | same txn as the network   |
+ * | ipam/subnet-guard                 | SubnetClaim      |       | every subnet claim's txn  |
  * | ipam/addresses/<network id>/<ip>  | AddressClaim     |       | the allocating node, CAS  |
  * | sandboxes/<node>/<sandbox id>     | SandboxObject    |       | its node                  |
  * | endpoints/<network id>/<endpoint> | EndpointObject   | node  | its node                  |
  * | services/<service id>             | ServiceObject    |       | the API node, CAS on name |
  * | names/services/<name>             | service id       |       | same txn as the service   |
  * | tasks/<service id>/<task id>      | TaskObject       |       | the scheduler, its node   |
+ *
+ * The subnet guard is rewritten by every subnet claim, and each claim is conditioned on the
+ * guard's revision as of its read of the other claims: a claim that overlaps another without
+ * being the same key (172.17.5.0/24 against the pool block 172.17.0.0/16) then still loses.
  *
  * Address claims are not leased: a node cut off from the store may still run what holds them,
  * and an expired lease must not hand its addresses to someone else.
@@ -33,6 +38,9 @@ export const networkKey = (id: string): string => `${NETWORKS}${id}`;
 export const networkNameKey = (name: string): string => `names/networks/${name}`;
 /** `/` is the key separator, so a CIDR's is written `_`. */
 export const subnetKey = (cidr: string): string => `${SUBNETS}${cidr.replace('/', '_')}`;
+/** The subnet a `subnetKey` names. */
+export const subnetOfKey = (key: string): string => key.slice(SUBNETS.length).replace('_', '/');
+export const SUBNET_GUARD = 'ipam/subnet-guard';
 export const addressKey = (networkId: string, ip: string): string => `${ADDRESSES}${networkId}/${ip}`;
 export const addressesOf = (networkId: string): string => `${ADDRESSES}${networkId}/`;
 export const sandboxKey = (node: string, id: string): string => `${SANDBOXES}${node}/${id}`;

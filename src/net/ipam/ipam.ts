@@ -37,6 +37,9 @@ const SPECIAL: readonly [string, string][] = [
   ['ff00::/8', 'multicast'],
 ];
 
+/** A network's address space once planned: subnet and gateway always known. */
+export type PlannedSpace = AddressSpace & { subnet: string; gateway: string };
+
 export interface SubnetRequest {
   subnet?: string;
   gateway?: string;
@@ -52,7 +55,7 @@ export function planSubnet(
   req: SubnetRequest,
   existing: readonly AddressSpace[],
   { host = [], pools = DEFAULT_POOLS }: { host?: readonly HostSubnet[]; pools?: readonly string[] } = {},
-): Required<Pick<AddressSpace, 'subnet' | 'gateway'>> & AddressSpace {
+): PlannedSpace {
   const taken = [
     ...existing.map((s) => ({ name: `network ${s.network}`, cidr: Cidr.parse(s.subnet) })),
     ...host.map((h) => ({ name: `the host's ${h.dev}`, cidr: Cidr.parse(h.subnet) })),
@@ -75,7 +78,7 @@ export function planSubnet(
   if (!cidr.contains(gateway)) throw new Error(`gateway ${gateway} is outside subnet ${cidr.toString()}`);
   const g = toBigInt(gateway);
   if (g === cidr.base || (cidr.family === 4 && g === cidr.last)) throw new Error(`gateway ${gateway} is the ${g === cidr.base ? 'network' : 'broadcast'} address of ${cidr.toString()}`);
-  const space: AddressSpace & { subnet: string; gateway: string } = { network, subnet: cidr.toString(), gateway };
+  const space: PlannedSpace = { network, subnet: cidr.toString(), gateway };
   if (req.ipRange !== undefined) {
     const range = Cidr.parse(req.ipRange);
     if (range.family !== cidr.family || range.base < cidr.base || range.last > cidr.last) {
@@ -87,26 +90,38 @@ export function planSubnet(
 }
 
 /**
- * An address for a new endpoint: the requested one after checks, or the lowest free one in the
- * range — never the network address, the gateway or (IPv4) the broadcast address.
+ * An address for a new endpoint: the requested one after checks (in canonical form, so that
+ * `fd00:0::2` and `fd00::2` are one address), or the lowest free one in the range — never the
+ * network address, the gateway or (IPv4) the broadcast address.
  */
 export function allocateAddress(space: AddressSpace, inUse: ReadonlySet<string>, requested?: string): string {
+  if (requested === undefined) {
+    const { value } = freeAddresses(space, inUse).next();
+    if (value === undefined) throw new Error(`no free address left on ${space.network} (${space.ipRange ?? space.subnet})`);
+    return value;
+  }
   const subnet = Cidr.parse(space.subnet);
-  const reserved = new Set([subnet.base, ...(space.gateway === undefined ? [] : [toBigInt(space.gateway)]), ...(subnet.family === 4 ? [subnet.last] : [])]);
-  const used = new Set([...inUse].filter((a) => subnet.contains(a)).map(toBigInt));
-  if (requested !== undefined) {
-    if (!subnet.contains(requested)) throw new Error(`address ${requested} is outside ${space.network}'s subnet ${space.subnet}`);
-    const n = toBigInt(requested);
-    if (reserved.has(n)) throw new Error(`address ${requested} is reserved on ${space.network} (network, gateway or broadcast)`);
-    if (used.has(n)) throw new Error(`address ${requested} is already in use on ${space.network}`);
-    return requested;
-  }
-  const range = space.ipRange === undefined ? subnet : Cidr.parse(space.ipRange);
-  // Bounded scan: a /64 is never walked to its end, only past the addresses in use.
-  const limit = BigInt(used.size + reserved.size + 1);
-  for (let i = 0n; i < range.size && i <= limit; i++) {
-    const n = range.base + i;
-    if (!reserved.has(n) && !used.has(n)) return range.at(i);
-  }
-  throw new Error(`no free address left on ${space.network} (${space.ipRange ?? space.subnet})`);
+  if (!subnet.contains(requested)) throw new Error(`address ${requested} is outside ${space.network}'s subnet ${space.subnet}`);
+  const n = toBigInt(requested);
+  if (reservedIn(space, subnet).has(n)) throw new Error(`address ${requested} is reserved on ${space.network} (network, gateway or broadcast)`);
+  if ([...inUse].some((a) => subnet.contains(a) && toBigInt(a) === n)) throw new Error(`address ${requested} is already in use on ${space.network}`);
+  return subnet.at(n - subnet.base);
 }
+
+/**
+ * The free addresses of a space's range, lowest first, found lazily: taking the first few of a
+ * /64 walks only past the addresses in use.
+ */
+export function* freeAddresses(space: AddressSpace, inUse: ReadonlySet<string>): Generator<string, void> {
+  const subnet = Cidr.parse(space.subnet);
+  const reserved = reservedIn(space, subnet);
+  const used = new Set([...inUse].filter((a) => subnet.contains(a)).map(toBigInt));
+  const range = space.ipRange === undefined ? subnet : Cidr.parse(space.ipRange);
+  for (let i = 0n; i < range.size; i++) {
+    const n = range.base + i;
+    if (!reserved.has(n) && !used.has(n)) yield range.at(i);
+  }
+}
+
+const reservedIn = (space: AddressSpace, subnet: Cidr): Set<bigint> =>
+  new Set([subnet.base, ...(space.gateway === undefined ? [] : [toBigInt(space.gateway)]), ...(subnet.family === 4 ? [subnet.last] : [])]);

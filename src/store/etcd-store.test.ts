@@ -82,6 +82,27 @@ test('etcd: unreachable → down, and a txn rejects as unavailable within 3 s; b
   t.deepEqual(health, ['down', 'up']);
 });
 
+test('etcd: a frozen member (SIGSTOP: connected, silent) fails calls by the deadline, and a lease is reported lost after its TTL', async (t) => {
+  const etcd = await startEtcd(t);
+  const store = openOn(t, etcd.endpoints);
+  const lease = await store.grantLease(2);
+  await put(store, 'mine', 1, lease.id);
+  let lostAfter: number | undefined;
+  const member = etcd.members[0]!;
+  process.kill(member.pid, 'SIGSTOP');
+  t.teardown(() => process.kill(member.pid, 'SIGCONT'));
+  const start = Date.now();
+  lease.onLost(() => (lostAfter = Date.now() - start));
+  await t.throwsAsync(put(store, 'during', 1), { instanceOf: StoreUnavailableError });
+  const ms = Date.now() - start;
+  t.true(ms < 3000, `rejected after ${ms} ms`);
+  await within(5000, async () => lostAfter !== undefined);
+  process.kill(member.pid, 'SIGCONT');
+  await within(5000, async () => store.health === 'up');
+  t.log(`txn rejected after ${ms} ms; lease (TTL 2 s) reported lost after ${lostAfter} ms`);
+  t.true(lostAfter! <= 3000);
+});
+
 test('etcd: 3 members, leader killed while writing: writes resume within 5 s, none acknowledged is lost, the watch misses nothing', async (t) => {
   t.timeout(60_000);
   const etcd = await startEtcd(t, { size: 3 });

@@ -64,6 +64,8 @@ export class FileStore implements Store {
   #log!: FileLog<LogRecord, State>;
   #hub!: WatchHub;
   #closed = false;
+  /** A change that reached memory but not the disk: from then on memory cannot be trusted. */
+  #broken: Error | undefined;
 
   private constructor(dir: string) {
     this.#dir = dir;
@@ -149,6 +151,7 @@ export class FileStore implements Store {
 
   #check(): void {
     if (this.#closed) throw new Error(`store/file: ${this.#dir}: closed`);
+    if (this.#broken !== undefined) throw this.#broken;
   }
 
   #validate(op: Operation): Change {
@@ -164,7 +167,10 @@ export class FileStore implements Store {
   async #commit(record: LogRecord): Promise<void> {
     record.seq = ++this.#seq;
     const events = this.#apply(record);
-    await this.#log.append(record);
+    await this.#log.append(record).catch((err: Error) => {
+      this.#broken = err;
+      throw err;
+    });
     if (record.rev !== undefined) this.#hub.publish(record.rev, events);
   }
 

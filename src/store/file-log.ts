@@ -23,6 +23,18 @@ interface Pending {
 const SNAPSHOT = 'snapshot.json';
 const LOG = 'log.jsonl';
 
+/** The snapshot is replaced by rename, so it is whole or absent: anything else is damage. */
+function parseSnapshot<T>(text: string, file: string): Snapshot<T> {
+  let snapshot: Snapshot<T>;
+  try {
+    snapshot = JSON.parse(text) as Snapshot<T>;
+  } catch (err) {
+    throw new Error(`store/file: ${file}: unreadable: ${(err as Error).message}`, { cause: err });
+  }
+  if (snapshot.version !== 1) throw new Error(`store/file: ${file}: unknown version ${String(snapshot.version)}`);
+  return snapshot;
+}
+
 /** Parses the log's text; a torn or unreadable tail (never acknowledged) ends it. */
 function parseLog<R extends Sequenced>(text: string, file: string): { records: R[]; goodBytes: number } {
   const records: R[] = [];
@@ -85,8 +97,7 @@ export class FileLog<R extends Sequenced, T> {
       if (err.code === 'ENOENT') return undefined;
       throw new Error(`store/file: reading ${join(dir, SNAPSHOT)}: ${err.message}`, { cause: err });
     });
-    const snapshot = snapshotText === undefined ? undefined : (JSON.parse(snapshotText) as Snapshot<T>);
-    if (snapshot !== undefined && snapshot.version !== 1) throw new Error(`store/file: ${join(dir, SNAPSHOT)}: unknown version ${String(snapshot.version)}`);
+    const snapshot = snapshotText === undefined ? undefined : parseSnapshot<T>(snapshotText, join(dir, SNAPSHOT));
     const file = join(dir, LOG);
     const fh = await open(file, readOnly ? 'r' : 'a+', 0o600);
     try {

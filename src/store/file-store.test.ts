@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { FileStore, type FileStoreOptions } from './file-store.js';
-import { record, storeCases } from './store.case.js';
+import { putLatency, record, storeCases } from './store.case.js';
 import { put, type Store } from './store.js';
 
 /** A state dir of the test's own, removed when it ends, pass or fail. */
@@ -36,8 +36,6 @@ storeCases('file', {
   },
   leaseTtl: 1,
 });
-
-const percentile = (sorted: number[], p: number): string => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!.toFixed(2);
 
 test('file: the state dir is made 0700', async (t) => {
   const dir = stateDir(t);
@@ -137,17 +135,10 @@ test('file: every acknowledged txn is there after a kill -9 mid-writes (and mid-
 
 test('file: latency of one put alone and throughput of many at once', async (t) => {
   const store = await openIn(t, stateDir(t));
-  const times: number[] = [];
-  for (let i = 0; i < 1000; i++) {
-    const start = performance.now();
-    await put(store, `seq/${i}`, { i, name: 'sandbox-create' });
-    times.push(performance.now() - start);
-  }
-  times.sort((a, b) => a - b);
+  t.log(await putLatency(store, store, 1000));
   const start = performance.now();
   await Promise.all(Array.from({ length: 1000 }, (_, i) => put(store, `par/${i}`, { i })));
   const ms = performance.now() - start;
-  t.log(`1000 sequential puts: p50 ${percentile(times, 0.5)} ms, p99 ${percentile(times, 0.99)} ms, max ${percentile(times, 1)} ms`);
   t.log(`1000 parallel puts: ${ms.toFixed(0)} ms in all, ${Math.round(1000 / (ms / 1000))}/s`);
   t.is((await store.list('par/')).kvs.length, 1000);
 });

@@ -70,6 +70,8 @@ export class FileStore implements Store {
   #hub!: WatchHub;
   #closed = false;
   #readOnly = false;
+  /** A change that reached memory but not the disk: from then on memory cannot be trusted. */
+  #broken: Error | undefined;
 
   private constructor(dir: string) {
     this.#dir = dir;
@@ -156,6 +158,7 @@ export class FileStore implements Store {
 
   #check(): void {
     if (this.#closed) throw new Error(`store/file: ${this.#dir}: closed`);
+    if (this.#broken !== undefined) throw this.#broken;
   }
 
   #validate(op: Operation): Change {
@@ -172,7 +175,10 @@ export class FileStore implements Store {
     if (this.#readOnly) throw new Error(`store/file: ${this.#dir} was opened read-only`);
     record.seq = ++this.#seq;
     const events = this.#apply(record);
-    await this.#log.append(record);
+    await this.#log.append(record).catch((err: Error) => {
+      this.#broken = err;
+      throw err;
+    });
     if (record.rev !== undefined) this.#hub.publish(record.rev, events);
   }
 

@@ -63,6 +63,28 @@ export async function within(ms: number, check: () => Promise<boolean>): Promise
   return Date.now() - start;
 }
 
+const percentile = (sorted: number[], p: number): string => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!.toFixed(2);
+
+/** Times `n` sequential puts on `writer`, and each one's way to a watch on `watcher`: a line for the log. */
+export async function putLatency(writer: Store, watcher: Store, n: number): Promise<string> {
+  const sent: number[] = [];
+  const delays: number[] = [];
+  const watch = watcher.watch('lat/', (await writer.list('')).revision, {
+    events: ([e]) => delays.push(performance.now() - sent[(e as { kv: { value: { i: number } } }).kv.value.i]!),
+    reset: () => {},
+  });
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    sent.push(performance.now());
+    await put(writer, `lat/${i}`, { i, name: 'sandbox-create' });
+    times.push(performance.now() - sent[i]!);
+  }
+  await within(5000, async () => delays.length === n).finally(() => watch.close());
+  times.sort((a, b) => a - b);
+  delays.sort((a, b) => a - b);
+  return `${n} sequential puts: p50 ${percentile(times, 0.5)} ms, p99 ${percentile(times, 0.99)} ms, max ${percentile(times, 1)} ms; put → event p50 ${percentile(delays, 0.5)} ms, p99 ${percentile(delays, 0.99)} ms`;
+}
+
 export function storeCases(name: string, { open, leaseTtl }: StoreCaseOptions): void {
   // Serial: etcd's revision counter is shared by everything on the cluster, so a test counting
   // revisions must not have a neighbour writing meanwhile.

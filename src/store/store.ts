@@ -2,7 +2,7 @@
  * The daemon's store: keyed JSON objects with revisions, compare-and-swap transactions,
  * watches that resume from a revision, and leases for what belongs to one node. Two backends
  * implement it: `FileStore` (embedded, one host, the default) and `EtcdStore` (etcd 3, a
- * cluster). Both pass the same case suite (`store.case.test.ts`).
+ * cluster). Both pass the same case suite (`store.case.ts`, run by each backend's test file).
  *
  * Revisions are etcd's: one counter for the whole store, raised by one for every transaction
  * that changes something; every key remembers the revision that created it and the one that

@@ -91,6 +91,47 @@ export async function startEtcd(t: ExecutionContext, { size = 1 }: { size?: numb
   }
 }
 
+/** One member's process, started by `launch`, with its way to wait for health, kill and restart. */
+function member(name: string, clientUrl: string, args: string[], children: Set<ChildProcess>): { member: EtcdMember; launch(): void; ready(): Promise<void> } {
+  let child: ChildProcess | undefined;
+  let logs = '';
+  const launch = (): void => {
+    const c = spawn(ETCD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    c.stderr!.on('data', (d: Buffer) => (logs = (logs + d.toString()).slice(-4000)));
+    children.add(c);
+    c.once('exit', () => children.delete(c));
+    child = c;
+  };
+  const ready = async (): Promise<void> => {
+    for (let i = 0; i < 200; i++) {
+      if (child!.exitCode !== null) throw new Error(`etcd ${name} (${clientUrl}) exited ${child!.exitCode}: ${logs}`);
+      if (await healthy(clientUrl)) return;
+      await sleep(50);
+    }
+    throw new Error(`etcd ${name} (${clientUrl}) not healthy within 10 s: ${logs}`);
+  };
+  const m: EtcdMember = {
+    name,
+    clientUrl,
+    get pid() {
+      return child!.pid!;
+    },
+    kill: async () => {
+      const c = child!;
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await exited;
+    },
+    restart: async () => {
+      await m.kill();
+      launch();
+      await ready();
+    },
+  };
+  return { member: m, launch, ready };
+}
+
 async function startCluster(dir: string, tag: string, size: number, children: Set<ChildProcess>): Promise<TestEtcd> {
   const ports = await freePorts(2 * size);
   const names = Array.from({ length: size }, (_, i) => `m${i}`);
@@ -98,7 +139,7 @@ async function startCluster(dir: string, tag: string, size: number, children: Se
   const cluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
   const members = names.map((name, i) => {
     const clientUrl = `http://127.0.0.1:${ports[2 * i]}`;
-    const args = [
+    return member(name, clientUrl, [
       ...['--name', name, '--data-dir', join(dir, `${name}-${randomBytes(2).toString('hex')}`)],
       ...['--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl],
       ...['--listen-peer-urls', peerUrl(i), '--initial-advertise-peer-urls', peerUrl(i)],
@@ -107,44 +148,7 @@ async function startCluster(dir: string, tag: string, size: number, children: Se
       '--experimental-watch-progress-notify-interval=5s',
       ...['--auto-compaction-mode', 'periodic', '--auto-compaction-retention', '1h'],
       ...['--logger', 'zap', '--log-level', 'warn'],
-    ];
-    let child: ChildProcess | undefined;
-    let logs = '';
-    const launch = (): void => {
-      const c = spawn(ETCD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      c.stderr!.on('data', (d: Buffer) => (logs = (logs + d.toString()).slice(-4000)));
-      children.add(c);
-      c.once('exit', () => children.delete(c));
-      child = c;
-    };
-    const ready = async (): Promise<void> => {
-      for (let i = 0; i < 200; i++) {
-        if (child!.exitCode !== null) throw new Error(`etcd ${name} (${clientUrl}) exited ${child!.exitCode}: ${logs}`);
-        if (await healthy(clientUrl)) return;
-        await sleep(50);
-      }
-      throw new Error(`etcd ${name} (${clientUrl}) not healthy within 10 s: ${logs}`);
-    };
-    const member = {
-      name,
-      clientUrl,
-      get pid() {
-        return child!.pid!;
-      },
-      kill: async () => {
-        const c = child!;
-        if (c.exitCode !== null || c.signalCode !== null) return;
-        const exited = new Promise((r) => c.once('exit', r));
-        c.kill('SIGKILL');
-        await exited;
-      },
-      restart: async () => {
-        await member.kill();
-        launch();
-        await ready();
-      },
-    };
-    return { member, launch, ready };
+    ], children);
   });
   // All members first: none is healthy before a quorum is up.
   for (const m of members) m.launch();

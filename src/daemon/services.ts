@@ -1,3 +1,4 @@
+import type { ReplicaSpec } from '../cluster/objects.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import type { ServicePort } from '../registry/types.js';
 
@@ -28,17 +29,7 @@ export interface ServiceRecord {
   publish?: PortMapping[];
 }
 
-export interface ReplicaSpec {
-  count: number;
-  /** Run with `sh -c` inside each replica's sandbox. */
-  command: string;
-  /** Exit 0 means healthy; run inside the replica's sandbox. */
-  healthCmd?: string;
-  /** Or: healthy while the task accepts TCP connections on this port. */
-  healthTcp?: number;
-  /** Milliseconds between health checks (default 1000). */
-  healthInterval?: number;
-}
+export type { ReplicaSpec } from '../cluster/objects.js';
 
 /** Whether a task takes new connections and appears in answers. */
 export const serving = (t: TaskRecord): boolean => t.healthy && !t.draining && t.weight > 0;

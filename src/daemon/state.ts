@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
+import type { IpamConfig, NetworkObject } from '../cluster/objects.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import type { ServiceRecord } from './services.js';
 
@@ -11,31 +12,9 @@ export const ownerMark = (stateDir: string): string => `tsnet:${createHash('sha2
 
 /** The daemon's persisted state: what `tsnet` users created, enough to rebuild the kernel side. */
 
-export interface IpamRecord {
-  subnet: string;
-  gateway: string;
-  ipRange?: string;
-  subnet6?: string;
-  gateway6?: string;
-}
-
-export interface NetworkRecord {
-  /** 64 hex, Docker-style. */
-  id: string;
-  name: string;
-  driver: 'bridge' | 'macvlan';
-  /** ISO time. */
-  created: string;
-  internal: boolean;
-  /** Names resolve on it (false for the default `bridge`, like docker0). */
-  dns: boolean;
-  ipam: IpamRecord | null;
-  /** The bridge device (tsnet0, tsbr-<10 hex>). */
-  device?: string;
-  mtu: number;
-  labels: Record<string, string>;
-  options: Record<string, string>;
-}
+/** A network as the daemon works with it: the stored object without its cluster placement. */
+export type NetworkRecord = Omit<NetworkObject, 'scope' | 'node'>;
+export type IpamRecord = IpamConfig;
 
 export interface AttachmentRecord {
   ipv4?: string;

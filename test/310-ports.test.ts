@@ -43,7 +43,8 @@ async function publishedWeb(t: ExecutionContext) {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
   const out = await outsideWorld(t, d.tag);
-  const port = randomInt(20000, 40000);
+  // Below the ephemeral range (32768+), where another test's outgoing connection may hold the port.
+  const port = randomInt(20000, 32000);
   await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
   await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${port}:80`);
   await serveIn(t, d, 'web', 80);
@@ -54,7 +55,7 @@ test.serial('a published port is reached from outside (source kept), from the ho
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
   const out = await outsideWorld(t, d.tag);
-  const [tcpPort, udpPort] = [randomInt(20000, 30000), randomInt(30000, 40000)];
+  const [tcpPort, udpPort] = [randomInt(20000, 26000), randomInt(26000, 32000)];
   await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
   await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `${tcpPort}:80`, '-p', `${udpPort}:80/udp`);
   await d.tsnet('sandbox', 'create', '--name', 'sibling', '--network', 'app');

@@ -33,7 +33,7 @@ test.serial("a sandbox cannot reach the host's 127.0.0.1 services, but reaches a
   const d = await startDaemon(t, up.label);
   const subnet = d.subnet();
   const gateway = subnet.replace(/0\/24$/, '1');
-  const published = randomInt(20000, 40000);
+  const published = randomInt(20000, 32000);
   await d.tsnet('network', 'create', '--subnet', subnet, 'app');
   await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `127.0.0.1:${published}:80`);
   await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');

@@ -31,7 +31,7 @@ test.serial('a service the kernel refuses is not saved and its host port is rele
   await d.tsnet('sandbox', 'create', '--name', 'victim', '--network', 'app');
   // The VIP table cannot be written into a namespace that is gone: a real kernel failure.
   await run('ip', ['netns', 'del', `${d.netnsPrefix}victim`]);
-  const port = randomInt(20000, 40000);
+  const port = randomInt(20000, 32000);
   const failed = await d.fails('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80', '--publish', `${port}:80`);
   t.regex(failed.stderr, /victim/);
   t.deepEqual(JSON.parse(await d.tsnet('service', 'ls', '--format', 'json')), []);
@@ -54,7 +54,7 @@ test.serial('a task the kernel refuses is not saved', async (t) => {
 
 test.serial('a sandbox whose removal fails keeps its record and its host port until a removal succeeds', async (t) => {
   const d = await daemonWithApp(t);
-  const port = randomInt(20000, 40000);
+  const port = randomInt(20000, 32000);
   await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app', '-p', `127.0.0.1:${port}:80`);
   t.false(await free(port));
   // A mount on its files directory makes the last step of the removal fail (EBUSY).

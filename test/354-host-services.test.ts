@@ -15,7 +15,7 @@ const curl = (url: string, netns?: string): Promise<string | null> =>
 
 test.serial('--metrics PORT serves on loopback only', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
-  const port = randomInt(20000, 40000);
+  const port = randomInt(20000, 32000);
   await startDaemon(t, up.label, ['--metrics', String(port)]);
   const { stdout } = await run('ss', ['-ltnH', `sport = :${port}`]);
   t.deepEqual(stdout.trim().split('\n').map((l) => l.split(/\s+/)[3]), [`127.0.0.1:${port}`]);

@@ -1,12 +1,12 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ENDPOINTS, NETWORKS, sandboxesOf, SERVICES, TASKS } from '../cluster/keys.js';
+import { ENDPOINTS, idOf, NETWORKS, sandboxesOf, SERVICES, TASKS } from '../cluster/keys.js';
 import type { EndpointObject, NetworkObject, SandboxObject, ServiceObject, TaskObject } from '../cluster/objects.js';
 import { FileStore } from '../store/file-store.js';
-import type { KeyValue, Store } from '../store/store.js';
+import type { KeyValue, Operation, Store } from '../store/store.js';
 import { hostIfName } from './dataplane.js';
-import { diff, fromStored, localSandbox, localSandboxKey, sandboxObjects, serialized, sharedObjects, type LocalSandbox } from './state-codec.js';
+import { diff, fromStored, localSandbox, localSandboxKey, sandboxObjects, serialized, sharedObjects, type LocalSandbox, type Objects } from './state-codec.js';
 import type { DaemonState } from './state.js';
 
 /** The cluster store (every node's objects) and this host's own local store. */
@@ -59,8 +59,9 @@ export class SavedState {
   /** Networks, services and tasks as last written. */
   #shared = new Map<string, string>();
   /** Sandbox id → its own cluster keys (itself, its endpoints) as last written. */
-  #sandboxes = new Map<string, Map<string, string>>();
-  #local = new Map<string, string>();
+  #sandboxes: Written = new Map();
+  /** Sandbox id → its local key as last written. */
+  #local: Written = new Map();
 
   private constructor(readonly stores: StateStores) {}
 
@@ -68,17 +69,14 @@ export class SavedState {
     const saved = new SavedState(stores);
     const [{ kvs }, { kvs: localKvs }] = await Promise.all([stores.cluster.list(''), stores.local.list('')]);
     const under = <T>(prefix: string): KeyValue<T>[] => kvs.filter((kv) => kv.key.startsWith(prefix)) as KeyValue<T>[];
-    const json = (kv: KeyValue): [string, string] => [kv.key, JSON.stringify(kv.value)];
     const sandboxes = under<SandboxObject>(sandboxesOf(stores.node));
     const endpoints = under<EndpointObject>(ENDPOINTS).filter((kv) => kv.value.node === stores.node);
     const shared = [...under<NetworkObject>(NETWORKS), ...under<ServiceObject>(SERVICES), ...under<TaskObject>(TASKS)];
-    saved.#shared = new Map(shared.map(json));
-    for (const kv of [...sandboxes, ...endpoints]) {
-      const id = 'sandbox' in kv.value ? kv.value.sandbox.id : (kv.value as SandboxObject).id;
-      saved.#sandboxes.set(id, (saved.#sandboxes.get(id) ?? new Map()).set(...json(kv)));
-    }
+    saved.#shared = new Map(shared.map((kv) => [kv.key, JSON.stringify(kv.value)]));
+    remember(saved.#sandboxes, sandboxes, (kv) => kv.value.id);
+    remember(saved.#sandboxes, endpoints, (kv) => kv.value.sandbox.id);
     const local = localKvs.filter((kv) => kv.key !== NODE_KEY) as KeyValue<LocalSandbox>[];
-    saved.#local = new Map(local.map(json));
+    remember(saved.#local, local, (kv) => idOf(kv.key));
     const legacy = shared.length + sandboxes.length === 0 ? legacyState(stateDir) : undefined;
     if (legacy !== undefined && readOnly) return { saved, state: legacy };
     if (legacy !== undefined) {
@@ -98,39 +96,51 @@ export class SavedState {
   async save(state: DaemonState, touched?: Iterable<string>): Promise<number> {
     const current = new Map(state.sandboxes.map((sb) => [sb.id, sb]));
     const ids = new Set(touched ?? current.keys());
-    for (const id of this.#sandboxes.keys()) if (!current.has(id)) ids.add(id);
-    for (const key of this.#local.keys()) if (!current.has(key.slice(localSandboxKey('').length))) ids.add(key.slice(localSandboxKey('').length));
-    const localOps = [...ids].flatMap((id) => {
+    for (const written of [this.#sandboxes, this.#local]) for (const id of written.keys()) if (!current.has(id)) ids.add(id);
+    const local = changes(ids, this.#local, (id) => {
       const sb = current.get(id);
-      return diff(pick(this.#local, localSandboxKey(id)), sb === undefined ? new Map() : serialized(new Map([[localSandboxKey(id), localSandbox(sb)]])));
+      return sb === undefined ? new Map() : new Map([[localSandboxKey(id), localSandbox(sb)]]);
     });
-    if (localOps.length > 0) await this.stores.local.txn([], localOps);
-    applyOps(this.#local, localOps);
+    if (local.ops.length > 0) await this.stores.local.txn([], local.ops);
+    local.commit();
     const shared = serialized(sharedObjects(state, this.stores.node));
-    const perSandbox = new Map([...ids].map((id) => {
+    const own = changes(ids, this.#sandboxes, (id) => {
       const sb = current.get(id);
-      return [id, sb === undefined ? new Map<string, string>() : serialized(sandboxObjects(sb, state.networks, this.stores.node))];
-    }));
-    const ops = [...diff(this.#shared, shared), ...[...perSandbox].flatMap(([id, after]) => diff(this.#sandboxes.get(id) ?? new Map(), after))];
+      return sb === undefined ? new Map() : sandboxObjects(sb, state.networks, this.stores.node);
+    });
+    const ops = [...diff(this.#shared, shared), ...own.ops];
     const revision = ops.length === 0 ? 0 : (await this.stores.cluster.txn([], ops)).revision;
     this.#shared = shared;
-    for (const [id, after] of perSandbox) {
-      if (after.size === 0) this.#sandboxes.delete(id);
-      else this.#sandboxes.set(id, after);
-    }
+    own.commit();
     return revision;
   }
 }
 
-/** The entry of `key` alone, as a map (empty when absent). */
-const pick = (map: ReadonlyMap<string, string>, key: string): Map<string, string> => (map.has(key) ? new Map([[key, map.get(key)!]]) : new Map());
+/** Per sandbox id, its keys and their JSON as last written. */
+type Written = Map<string, Map<string, string>>;
 
-/** Brings a map of last-written JSON in line with the operations just written. */
-function applyOps(map: Map<string, string>, ops: ReturnType<typeof diff>): void {
-  for (const op of ops) {
-    if (op.op === 'put') map.set(op.key, JSON.stringify(op.value));
-    else map.delete(op.key);
+function remember<T>(written: Written, kvs: readonly KeyValue<T>[], sandboxOf: (kv: KeyValue<T>) => string): void {
+  for (const kv of kvs) {
+    const id = sandboxOf(kv);
+    written.set(id, (written.get(id) ?? new Map<string, string>()).set(kv.key, JSON.stringify(kv.value)));
   }
+}
+
+/**
+ * The writes that bring the sandboxes `ids` from what `written` holds to `objectsOf` them, and
+ * `commit()` to record them as written once the store has them.
+ */
+function changes(ids: ReadonlySet<string>, written: Written, objectsOf: (id: string) => Objects): { ops: Operation[]; commit(): void } {
+  const after = new Map([...ids].map((id) => [id, serialized(objectsOf(id))]));
+  return {
+    ops: [...after].flatMap(([id, next]) => diff(written.get(id) ?? new Map(), next)),
+    commit: () => {
+      for (const [id, next] of after) {
+        if (next.size === 0) written.delete(id);
+        else written.set(id, next);
+      }
+    },
+  };
 }
 
 /**

@@ -1,33 +1,11 @@
-import type { ReplicaSpec } from '../cluster/objects.js';
-import type { PortMapping } from '../net/ports/spec.js';
+import type { ReplicaSpec, ServiceObject, TaskObject } from '../cluster/objects.js';
 import type { ServicePort } from '../registry/types.js';
 
-/** A task of a service: a sandbox's address on the service's network, or an address a runtime gives. */
-export interface TaskRecord {
-  id: string;
-  ipv4: string;
-  /** The sandbox that runs it, when tsnet knows it. */
-  sandbox?: string;
-  healthy: boolean;
-  draining: boolean;
-  weight: number;
-}
+/** A task of a service as the daemon works with it: the stored task without its service, node and slot. */
+export type TaskRecord = Omit<TaskObject, 'service' | 'node' | 'slot'>;
 
-export interface ServiceRecord {
-  id: string;
-  name: string;
-  network: string;
-  mode: 'vip' | 'dnsrr';
-  /** In vip mode: the virtual IP, from the network's subnet. */
-  vip?: string;
-  ports: ServicePort[];
-  tasks: TaskRecord[];
-  created: string;
-  /** Replicas tsnet runs itself: sandboxes `<name>.<n>` running `command`. */
-  replicas?: ReplicaSpec;
-  /** Host ports balanced over the serving tasks (`--publish HOSTPORT:TARGET`). */
-  publish?: PortMapping[];
-}
+/** A service with its tasks: the stored service and the tasks kept under it. */
+export type ServiceRecord = ServiceObject & { tasks: TaskRecord[] };
 
 export type { ReplicaSpec } from '../cluster/objects.js';
 

@@ -76,34 +76,23 @@ export class RegistryFeed {
     if (key.startsWith(NETWORKS)) {
       const id = idOf(key);
       const old = this.#networks.get(id);
-      if (value === undefined) this.#networks.delete(id);
-      else this.#networks.set(id, value as NetworkObject);
+      setOrDelete(this.#networks, id, value as NetworkObject | undefined);
       return { kind: 'network', id, ...(old === undefined ? {} : { network: old }) };
     }
     if (key.startsWith(ENDPOINTS)) {
-      const prev = e.prev?.value as EndpointObject | undefined;
-      const sandbox = ((value as EndpointObject | undefined) ?? prev)?.sandbox.id;
+      const sandbox = ((value ?? e.prev?.value) as EndpointObject | undefined)?.sandbox.id;
       if (sandbox === undefined) return undefined;
-      const mine = this.#endpoints.get(sandbox) ?? new Map<string, EndpointObject>();
-      if (value === undefined) mine.delete(key);
-      else mine.set(key, value as EndpointObject);
-      if (mine.size === 0) this.#endpoints.delete(sandbox);
-      else this.#endpoints.set(sandbox, mine);
+      setInGroup(this.#endpoints, sandbox, key, value as EndpointObject | undefined);
       return { kind: 'sandbox', id: sandbox };
     }
     if (key.startsWith(SERVICES)) {
       const id = idOf(key);
-      if (value === undefined) this.#services.delete(id);
-      else this.#services.set(id, value as ServiceObject);
+      setOrDelete(this.#services, id, value as ServiceObject | undefined);
       return { kind: 'service', id };
     }
     if (key.startsWith(TASKS)) {
       const service = key.slice(TASKS.length, key.lastIndexOf('/'));
-      const tasks = this.#tasks.get(service) ?? new Map<string, TaskObject>();
-      if (value === undefined) tasks.delete(key);
-      else tasks.set(key, value as TaskObject);
-      if (tasks.size === 0) this.#tasks.delete(service);
-      else this.#tasks.set(service, tasks);
+      setInGroup(this.#tasks, service, key, value as TaskObject | undefined);
       return { kind: 'service', id: service };
     }
     return undefined;
@@ -130,7 +119,7 @@ export class RegistryFeed {
   #syncEndpoint(sandbox: string): void {
     const spec = this.#endpoint(sandbox);
     if (spec !== undefined) this.registry.setEndpoint(spec);
-    else if (this.registry.state().endpoints.some((e) => e.id === sandbox)) this.registry.removeEndpoint(sandbox);
+    else if (this.registry.endpoint(sandbox) !== undefined) this.registry.removeEndpoint(sandbox);
   }
 
   #syncService(id: string): void {
@@ -198,3 +187,15 @@ export class RegistryFeed {
   }
 }
 
+/** Keeps `value` under `key`, or forgets the key when there is none (a delete). */
+function setOrDelete<V>(map: Map<string, V>, key: string, value: V | undefined): void {
+  if (value === undefined) map.delete(key);
+  else map.set(key, value);
+}
+
+/** The same within one group of a map of groups; a group left empty goes. */
+function setInGroup<V>(groups: Map<string, Map<string, V>>, group: string, key: string, value: V | undefined): void {
+  const members = groups.get(group) ?? new Map<string, V>();
+  setOrDelete(members, key, value);
+  setOrDelete(groups, group, members.size === 0 ? undefined : members);
+}

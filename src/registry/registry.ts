@@ -136,6 +136,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
     return this.#networks.get(name);
   }
 
+  endpoint(id: string): EndpointSpec | undefined {
+    return this.#endpoints.get(id);
+  }
+
   networks(): IterableIterator<NetworkSpec> {
     return this.#networks.values();
   }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ControlError } from '../control/client.js';
 import { daemonCommand } from './commands/daemon.js';
 import { networkCommand } from './commands/network.js';
+import { nodeCommand } from './commands/node.js';
 import { sandboxCommand } from './commands/sandbox.js';
 import { serviceCommand } from './commands/service.js';
 
@@ -12,6 +13,7 @@ const program = new Command('tsnet')
 
 daemonCommand(program);
 networkCommand(program);
+nodeCommand(program);
 sandboxCommand(program);
 serviceCommand(program);
 

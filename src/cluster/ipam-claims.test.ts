@@ -44,7 +44,7 @@ for (const { name, open } of backends) {
 
   test(`${name}: a claim commits in the caller's transaction; a failure on the caller's condition is not retried`, async (t) => {
     const [store] = await open(t);
-    const commitWith = (network: string): ClaimCommit => async (conditions, operations) =>
+    const commitWith = (network: string): ClaimCommit => async ({ conditions, operations }) =>
       (await store!.txn([...conditions, { key: networkNameKey('app'), modRevision: 0 }], [...operations, { op: 'put', key: networkNameKey('app'), value: network }])).succeeded;
     const first = await claimSubnet(store!, { network: 'net-a', request: {}, commit: commitWith('net-a') });
     t.is(first.space.subnet, '172.17.0.0/16');

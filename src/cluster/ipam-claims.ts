@@ -71,8 +71,8 @@ export async function conditionsHold(store: Store, conditions: readonly Conditio
   return conditions.every((c, i) => (now[i]?.modRevision ?? 0) === c.modRevision);
 }
 
-/** Commits a claim's pieces with the caller's own, in one transaction; true when it succeeded. */
-export type ClaimCommit = (conditions: readonly Condition[], operations: readonly Operation[]) => Promise<boolean>;
+/** Commits a claim's pieces (its conditions and operations) with the caller's own, in one transaction; true when it succeeded. */
+export type ClaimCommit = (plan: SubnetClaimPlan) => Promise<boolean>;
 
 /**
  * Plans and commits until a claim wins: after a lost race the next plan sees the winner's claim
@@ -81,8 +81,8 @@ export type ClaimCommit = (conditions: readonly Condition[], operations: readonl
  * transaction. When a commit fails while the claim's own conditions still hold, the failure was
  * the caller's: that is thrown, not retried, and the caller re-reads its keys to say why, e.g.
  *
- *   commit: async (conditions, operations) => {
- *     const r = await store.txn([...conditions, { key: networkNameKey(name), modRevision: 0 }], [...operations, ...mine]);
+ *   commit: async (plan) => {
+ *     const r = await store.txn([...plan.conditions, { key: networkNameKey(name), modRevision: 0 }], [...plan.operations, ...mine(plan.space)]);
  *     if (!r.succeeded && (await store.get(networkNameKey(name))) !== undefined) throw new Error(`network ${name} exists`);
  *     return r.succeeded;
  *   }
@@ -91,11 +91,11 @@ export async function claimSubnet(
   store: Store,
   opts: SubnetClaimOptions & { commit?: ClaimCommit; attempts?: number },
 ): Promise<SubnetClaimPlan> {
-  const commit = opts.commit ?? (async (conditions, operations) => (await store.txn(conditions, operations)).succeeded);
+  const commit = opts.commit ?? (async (plan: SubnetClaimPlan) => (await store.txn(plan.conditions, plan.operations)).succeeded);
   const attempts = opts.attempts ?? 32;
   for (let i = 0; i < attempts; i++) {
     const plan = await planSubnetClaim(store, opts);
-    if (await commit(plan.conditions, plan.operations)) return plan;
+    if (await commit(plan)) return plan;
     if (await conditionsHold(store, plan.conditions)) throw fail(`the transaction claiming ${plan.space.subnet} for network ${opts.network} failed on a condition of its caller's`);
   }
   throw fail(`no subnet claimed for network ${opts.network} in ${attempts} attempts: other claims kept winning`);

@@ -6,7 +6,7 @@
  * |-----------------------------------|------------------|-------|---------------------------|
  * | nodes/<node>                      | NodeObject       | node  | the node itself           |
  * | networks/<network id>             | NetworkObject    |       | the API node, CAS on name |
- * | names/networks/<name>             | network id       |       | same txn as the network   |
+ * | names/networks/<scope>/<name>     | network id       |       | same txn as the network   |
  * | ipam/subnets/<base>_<bits>        | SubnetClaim      |       | same txn as the network   |
  * | ipam/subnet-guard                 | SubnetClaim      |       | every subnet claim's txn  |
  * | ipam/addresses/<network id>/<ip>  | AddressClaim     |       | the allocating node, CAS  |
@@ -35,7 +35,12 @@ export const ADDRESSES = 'ipam/addresses/';
 
 export const nodeKey = (node: string): string => `${NODES}${node}`;
 export const networkKey = (id: string): string => `${NETWORKS}${id}`;
-export const networkNameKey = (name: string): string => `names/networks/${name}`;
+/**
+ * A `local` network's name is its node's (every node has a `bridge`), a `swarm` one's the
+ * cluster's: `names/networks/<node>/<name>` or `names/networks/-swarm/<name>` (no node is named
+ * `-swarm`: node names start with a letter or digit).
+ */
+export const networkNameKey = (name: string, node?: string): string => `names/networks/${node ?? '-swarm'}/${name}`;
 /** `/` is the key separator, so a CIDR's is written `_`. */
 export const subnetKey = (cidr: string): string => `${SUBNETS}${cidr.replace('/', '_')}`;
 /** The subnet a `subnetKey` names. */

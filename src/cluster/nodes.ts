@@ -26,6 +26,12 @@ export interface JoinOptions {
   waitMs?: number;
   /** Milliseconds between attempts to renew a lost lease while the store is unreachable. */
   retryMs?: number;
+  /**
+   * The lease this node held before it restarted (kept in its local store). A node key still
+   * under it is taken over at once: the daemon that held it is dead, as the state directory's
+   * lock says, and its keys can be moved to the new lease before the old one runs out.
+   */
+  previous?: LeaseId;
 }
 
 export type MembershipEvent =
@@ -70,11 +76,12 @@ export class Membership {
   #queue: Promise<unknown> = Promise.resolve();
 
   /** Use `joinCluster`. */
-  constructor(store: Store, node: NodeObject, lease: Lease, { ttl, retryMs }: { ttl: number; retryMs: number }) {
+  constructor(store: Store, node: NodeObject, lease: Lease, { ttl, retryMs, previous }: { ttl: number; retryMs: number; previous?: LeaseId }) {
     this.#store = store;
     this.node = node;
     this.#ttl = ttl;
     this.#retryMs = retryMs;
+    if (previous !== undefined) this.#mine.add(previous);
     this.#held = this.#watchLoss(lease);
   }
 
@@ -240,17 +247,21 @@ export class Membership {
  * Joins the cluster as `name`: grants a lease and creates the node key under it. Refuses when a
  * live daemon holds the name (after waiting `waitMs` for a crashed one's key to expire).
  */
-export async function joinCluster(store: Store, { name, address, leaseTtl = 10, waitMs = 0, retryMs = 1000 }: JoinOptions): Promise<Membership> {
+export async function joinCluster(store: Store, { name, address, leaseTtl = 10, waitMs = 0, retryMs = 1000, previous }: JoinOptions): Promise<Membership> {
   const node: NodeObject = { name, address, startedAt: new Date().toISOString() };
   const key = nodeKey(name);
   const lease = await store.grantLease(leaseTtl);
   const deadline = Date.now() + waitMs;
   try {
     for (;;) {
-      if ((await store.txn([{ key, modRevision: 0 }], [{ op: 'put', key, value: node, lease: lease.id }])).succeeded) {
-        return new Membership(store, node, lease, { ttl: leaseTtl, retryMs });
+      const put = { op: 'put', key, value: node, lease: lease.id } as const;
+      if ((await store.txn([{ key, modRevision: 0 }], [put])).succeeded) {
+        return new Membership(store, node, lease, { ttl: leaseTtl, retryMs, ...(previous === undefined ? {} : { previous }) });
       }
       const holder = await store.get<NodeObject>(key);
+      if (holder !== undefined && previous !== undefined && holder.lease === previous && (await store.txn([{ key, modRevision: holder.modRevision }], [put])).succeeded) {
+        return new Membership(store, node, lease, { ttl: leaseTtl, retryMs, previous });
+      }
       if (holder !== undefined && Date.now() >= deadline) {
         throw fail(`node name ${name} is held by a live daemon at ${holder.value.address} (started ${holder.value.startedAt}); its key leaves about one lease TTL after that daemon dies`);
       }

@@ -29,7 +29,7 @@ export interface Placement {
 }
 
 /** The task id that fills a slot: one id per slot, so two claims of one slot race on one key. */
-export const slotTaskId = (slot: number): string => `slot-${slot}`;
+export const slotTaskId = (slot: number): string => `slot${slot}`;
 
 const older = (a: PlacedTask, b: PlacedTask): number => a.createRevision - b.createRevision || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 

@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
 
 /** An error reply from the daemon, with its status and message. */
 export class ControlError extends Error {
@@ -11,10 +11,11 @@ export class ControlError extends Error {
 }
 
 /** One JSON request to the daemon over its Unix socket. */
-export function call<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
+export function call<T>(socketPath: string, method: string, path: string, body?: unknown, onHeaders?: (headers: IncomingHttpHeaders) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request({ socketPath, method, path, headers: payload === undefined ? {} : { 'Content-Type': 'application/json' } }, (res) => {
+      onHeaders?.(res.headers);
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

@@ -28,7 +28,7 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
     Name: net.name,
     Id: net.id,
     Created: net.created,
-    Scope: 'local',
+    Scope: net.scope,
     Driver: net.driver,
     EnableIPv6: net.ipam?.subnet6 !== undefined,
     IPAM: { Driver: 'default', Options: {}, Config: config },
@@ -77,6 +77,7 @@ export function parseNetworkCreate(body: Json): NetworkCreate {
   set('subnet6', v6?.subnet);
   set('gateway6', v6?.gateway);
   set('internal', boolean(body.Internal, 'Internal') === true ? true : undefined);
+  set('scope', string(body.Scope, 'Scope'));
   for (const k of ['EnableIPv6', 'Attachable', 'Ingress', 'CheckDuplicate', 'ConfigOnly'] as const) boolean(body[k], k);
   set('labels', stringMap(body.Labels, 'Labels'));
   set('options', stringMap(body.Options, 'Options'));

@@ -6,6 +6,8 @@ import type { Manager } from '../daemon/manager.js';
 import { linkEnv } from '../daemon/projection.js';
 import type { SandboxCreate } from '../daemon/requests.js';
 import { notNetns } from '../netns/is-netns.js';
+import type { NodeList, NodeStatus } from '../cluster/node-list.js';
+import { StoreUnavailableError, type Store } from '../store/store.js';
 import { show } from '../registry/validate.js';
 import { readJsonBody } from './body.js';
 import { dockerNetwork, parseConnect, parseDisconnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
@@ -26,12 +28,25 @@ function lingerThenClose(req: IncomingMessage): void {
 
 export const API_VERSION = '1.41';
 
-type Handler = (m: Manager, params: string[], body: Record<string, unknown>, url: URL) => Promise<[number, unknown]> | [number, unknown];
+/** What the API serves from: this node's manager, the cluster's nodes, and the store they live in. */
+export interface Control {
+  manager: Manager;
+  nodes: NodeList;
+  store: Store;
+}
+
+type Handler = (m: Manager, params: string[], body: Record<string, unknown>, url: URL, c: Control) => Promise<[number, unknown]> | [number, unknown];
 
 const routes: [string, RegExp, Handler][] = [
   ['GET', /^\/_ping$/, () => [200, 'OK']],
   ['HEAD', /^\/_ping$/, () => [200, '']],
   ['GET', /^\/version$/, () => [200, { Version: '0.1.0', ApiVersion: API_VERSION, MinAPIVersion: '1.24', Os: 'linux', Arch: process.arch, Components: [{ Name: 'tsnet', Version: '0.1.0' }] }]],
+  ['GET', /^\/nodes$/, (_m, _p, _b, _u, c) => [200, c.nodes.all().map(nodeView)]],
+  ['GET', /^\/nodes\/([^/]+)$/, (_m, [id], _b, _u, c) => {
+    const n = c.nodes.get(id!);
+    if (n === undefined) throw notFound(`node ${id!} not found`);
+    return [200, nodeView(n)];
+  }],
   ['GET', /^\/networks$/, (m) => [200, m.state.networks.map((n) => dockerNetwork(n, m.state))]],
   ['POST', /^\/networks\/create$/, async (m, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],
   ['POST', /^\/networks\/prune$/, async (m) => [200, { NetworksDeleted: await m.pruneNetworks() }]],
@@ -73,6 +88,16 @@ const routes: [string, RegExp, Handler][] = [
   ['DELETE', /^\/sandboxes\/([^/]+)$/, async (m, [id]) => (await m.removeSandbox(id!), [204, null])],
 ];
 
+/** A node in the shape of Docker's GET /nodes (a swarm node), as far as tsnet has its fields. */
+const nodeView = (n: NodeStatus) => ({
+  ID: n.name,
+  CreatedAt: n.node.startedAt,
+  UpdatedAt: n.since.toISOString(),
+  Spec: { Name: n.name, Role: 'worker', Availability: 'active' },
+  Description: { Hostname: n.name },
+  Status: { State: n.state, Addr: n.node.address },
+});
+
 /** A namespace to adopt (`netns` or `pid`) must be one: refused with 400 before anything is made. */
 function checkAdoptable(req: SandboxCreate): SandboxCreate {
   const [field, path] = req.netns !== undefined ? ['netns', req.netns] : req.pid !== undefined ? ['pid', `/proc/${req.pid}/ns/net`] : [];
@@ -93,10 +118,12 @@ function params(match: RegExpExecArray): string[] {
 /** Error texts can quote what the caller sent: never more than this of it goes back (or to the log). */
 const MAX_MESSAGE = 400;
 
-function reply(res: ServerResponse, status: number, body: unknown): void {
+function reply(res: ServerResponse, status: number, body: unknown, store: Store): void {
   res.setHeader('Api-Version', API_VERSION);
   res.setHeader('Docker-Experimental', 'false');
   res.setHeader('Server', 'tsnet/0.1.0');
+  // On every answer, so that a client can tell a view the store no longer updates from a live one.
+  res.setHeader('Tsnet-Store', `${store.kind}; health=${store.health}`);
   if (body === null || status === 204) {
     res.writeHead(status).end();
   } else if (typeof body === 'string') {
@@ -107,7 +134,8 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** The control API on a Unix socket (mode 0600): Docker Engine API paths, with or without /v1.NN. */
-export function serveControl(manager: Manager, socketPath: string, logger: Logger): Promise<Server> {
+export function serveControl(control: Control, socketPath: string, logger: Logger): Promise<Server> {
+  const { manager, store } = control;
   const server = createServer((req, res) => {
     const method = req.method ?? 'GET';
     let path = '';
@@ -117,13 +145,17 @@ export function serveControl(manager: Manager, socketPath: string, logger: Logge
       const route = routes.find(([m, re]) => m === method && re.test(path));
       if (route === undefined) throw notFound(`page not found: ${method} ${show(path)}`);
       const args = params(route[1].exec(path)!);
+      // Refused before anything is made: a change half-made in the kernel could not be stored.
+      if (method !== 'GET' && method !== 'HEAD' && store.health === 'down') {
+        throw new StoreUnavailableError(`the cluster store (${store.kind}) is unreachable: changes are refused until it is back; names still resolve from what this node last saw`);
+      }
       const body = method === 'POST' ? await readJsonBody(req) : {};
-      return route[2](manager, args, body, url);
+      return route[2](manager, args, body, url, control);
     };
     handle().then(
-      ([status, body]) => reply(res, status, body),
+      ([status, body]) => reply(res, status, body, store),
       (err: Error) => {
-        const status = err instanceof ApiError ? err.status : 500;
+        const status = err instanceof ApiError ? err.status : err instanceof StoreUnavailableError ? 503 : 500;
         const message = err.message.length > MAX_MESSAGE ? `${err.message.slice(0, MAX_MESSAGE)}...` : err.message;
         if (status === 500) logger.error({ err: message, method, path: path.slice(0, MAX_MESSAGE) }, 'request failed');
         // A body too large is not kept: once the reply is out tsnet half-closes, reads on (and drops)
@@ -131,7 +163,7 @@ export function serveControl(manager: Manager, socketPath: string, logger: Logge
         // (No `Connection: close`: with it Node destroys the socket at once, and a client still
         // sending meets EPIPE before it reads the 413.)
         if (status === 413) res.once('finish', () => lingerThenClose(req));
-        reply(res, status, { message });
+        reply(res, status, { message }, store);
       },
     );
   });

@@ -10,7 +10,7 @@ export const serviceView = (s: ServiceRecord): Json => ({
   EndpointMode: s.mode,
   VirtualIP: s.vip ?? null,
   Ports: s.ports,
-  Tasks: s.tasks.map((t) => ({ Id: t.id, Address: t.ipv4, Sandbox: t.sandbox ?? null, Healthy: t.healthy, Draining: t.draining, Weight: t.weight })),
+  Tasks: s.tasks.map((t) => ({ Id: t.id, Address: t.ipv4, Sandbox: t.sandbox ?? null, Node: t.node, ...(t.slot === undefined ? {} : { Slot: t.slot }), Healthy: t.healthy, Draining: t.draining, Weight: t.weight })),
   Created: s.created,
   Publish: (s.publish ?? []).map((p) => `${p.hostIp}:${p.hostPort}->${p.port}/${p.protocol}`),
   Replicas: s.replicas === undefined ? null : { Count: s.replicas.count, Command: s.replicas.command, HealthCmd: s.replicas.healthCmd ?? null },

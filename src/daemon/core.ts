@@ -1,4 +1,7 @@
+import type { TaskObject } from '../cluster/objects.js';
+import type { PlacedTask } from '../cluster/placement.js';
 import type { PortMapping } from '../net/ports/spec.js';
+import type { Condition, Operation, Store } from '../store/store.js';
 import type { SandboxCreate } from './requests.js';
 import type { ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
@@ -16,8 +19,18 @@ export interface DaemonCore {
   sandbox(ref: string): SandboxRecord;
   createSandbox(req: SandboxCreate, replicaOf?: string): Promise<SandboxRecord>;
   removeSandbox(ref: string): Promise<void>;
-  setServices(services: ServiceRecord[]): Promise<void>;
-  applyServices(services: ServiceRecord[], network: string): Promise<void>;
+  applyServices(next: ServiceRecord[], network: string, write: () => Promise<void>): Promise<void>;
+  /** This node's name. */
+  readonly node: string;
+  /** The cluster store, for reads a write must make first. */
+  readonly store: Store;
+  /** A cluster store transaction, answered once this node's view has it; false when a condition failed. */
+  write(conditions: readonly Condition[], ops: readonly Operation[]): Promise<boolean>;
+  /** Puts and deletes this node's tasks under its lease; `onlyNew` claims the puts' keys (false when one exists). */
+  writeTasks(put: readonly TaskObject[], remove: readonly string[], onlyNew?: boolean): Promise<boolean>;
+  claimAddress(net: NetworkRecord, ip: string, holder: string, requested: boolean): Promise<string>;
+  /** A service's tasks as placement weighs them (slot, node, age). */
+  placedTasks(service: string): PlacedTask[];
   reserveHostPorts(ports: readonly PortMapping[]): Promise<PortMapping[]>;
   releaseHostPorts(ports: readonly PortMapping[]): void;
 }

@@ -7,7 +7,7 @@ import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js
 import type { DnsServer } from '../server/server.js';
 import type { DaemonCore } from './core.js';
 import { dataplane, filesDir, type Dataplane } from './dataplane.js';
-import { badRequest, conflict, forbidden, notFound } from './errors.js';
+import { ApiError, badRequest, conflict, forbidden, notFound } from './errors.js';
 import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
 import { publishRules, sandboxFiles } from './projection.js';
 import { Replicas } from './replicas.js';
@@ -16,18 +16,27 @@ import { SandboxResolvers } from './sandbox-resolvers.js';
 import { balance, ServiceManager } from './service-manager.js';
 import type { ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
-import type { RegistryFeed } from '../reconcile/registry-feed.js';
+import { claimAddress, claimSubnet } from '../cluster/ipam-claims.js';
+import { addressKey } from '../cluster/keys.js';
+import type { AddressClaim } from '../cluster/objects.js';
+import type { ClusterView, ViewChange } from '../reconcile/cluster-view.js';
+import { create, StoreUnavailableError, type Condition, type Operation, type Store } from '../store/store.js';
+import { explainNetworkConflict, networkDeletes, networkNameFree, networkPuts } from './cluster-writes.js';
 import type { SavedState } from './saved-state.js';
+import type { TaskObject } from '../cluster/objects.js';
+import type { PlacedTask } from '../cluster/placement.js';
 
 
 export interface ManagerOptions {
-  /** Where the state is written, and what it held at start. */
+  /** Where this node's sandboxes and tasks are written, and the sandboxes it held at start. */
   saved: SavedState;
-  state: DaemonState;
+  sandboxes: SandboxRecord[];
+  /** The cluster store, for what every node shares (networks, services, IPAM claims). */
+  store: Store;
+  /** The store as this node sees it; a change is answered once the view (and the registry) has it. */
+  view: ClusterView;
   /** The daemon's state directory (namespace intents, the owner mark). */
   stateDir: string;
-  /** Feeds the registry from the store; a change is answered once the feed has it. */
-  feed: RegistryFeed;
   dns: DnsServer;
   logger: Logger;
   /** Search domains of the host, copied into sandboxes that set none (as Docker does). */
@@ -42,17 +51,27 @@ export interface ManagerOptions {
   owner?: string;
   /** The VIP dataplane (default nftables; IPVS where the kernel has it and --lb ipvs asks). */
   vipBackend?: VipBackend;
+  /** The nodes replicas may be placed on now (default: this one). */
+  readyNodes?: () => readonly string[];
 }
 
 /**
- * The control plane: validates a change, makes it in the kernel, persists it, then projects it
- * into the registry (which the resolvers read). A failed change is rolled back and nothing of it
- * is saved. Changes run one at a time.
+ * The control plane of one node. A change is validated, written to the cluster store and made
+ * in this node's kernel, and answered once this node's view of the store (so the registry the
+ * resolvers read) has it. What other nodes change reaches this one through the same view: a
+ * reconcile pass then brings the kernel in line (networks, the firewall, the VIP tables). A
+ * change the kernel refuses is rolled back and nothing of it stays stored. Changes and reconcile
+ * passes run one at a time.
  */
 export class Manager implements DaemonCore {
   readonly #o: ManagerOptions;
   readonly #dp: Dataplane;
-  #state: DaemonState;
+  #sandboxes: SandboxRecord[];
+  /** The networks this node has made in its kernel, by id, as they were made. */
+  readonly #realized = new Map<string, NetworkRecord>();
+  /** Networks whose kernel part could not be made: their sandboxes are not wired to them. */
+  readonly #broken = new Set<string>();
+  #cache: { revision: number; sandboxes: SandboxRecord[]; state: DaemonState } | undefined;
   readonly #resolvers: SandboxResolvers;
   readonly #ports = new PortReservations();
   /** Services and their tasks, through this manager's queue and store. */
@@ -60,18 +79,34 @@ export class Manager implements DaemonCore {
   readonly replicas: Replicas;
   readonly vipBackend: VipBackend;
   #queue: Promise<unknown> = Promise.resolve();
+  #reconcileQueued = false;
 
   constructor(options: ManagerOptions) {
     this.#o = options;
     this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir);
-    this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }));
+    this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }), options.readyNodes ?? (() => [this.node]));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
-    this.#resolvers = new SandboxResolvers(options.dns, () => this.#state);
-    this.#state = options.state;
+    this.#resolvers = new SandboxResolvers(options.dns, () => this.state);
+    this.#sandboxes = options.sandboxes;
+    options.view.onChange((change) => this.#changed(change));
   }
 
+  get node(): string {
+    return this.#o.saved.node;
+  }
+
+  get store(): Store {
+    return this.#o.store;
+  }
+
+  /** Networks and services as this node's view has them, with this node's own sandboxes. */
   get state(): Readonly<DaemonState> {
-    return this.#state;
+    const view = this.#o.view;
+    if (this.#cache?.revision === view.revision && this.#cache.sandboxes === this.#sandboxes) return this.#cache.state;
+    const services = view.services().map((s): ServiceRecord => ({ ...s, tasks: view.tasksOf(s.id).map(({ value: { service: _s, ...t } }) => t) }));
+    const state: DaemonState = { version: 1, networks: view.networks(), sandboxes: this.#sandboxes, services };
+    this.#cache = { revision: view.revision, sandboxes: this.#sandboxes, state };
+    return state;
   }
 
   /** Runs `fn` after every earlier change has finished. */
@@ -82,62 +117,113 @@ export class Manager implements DaemonCore {
   }
 
   network(ref: string): NetworkRecord {
-    return findNetwork(this.#state, ref);
+    return findNetwork(this.state, ref);
   }
 
   sandbox(ref: string): SandboxRecord {
-    return findSandbox(this.#state, ref);
+    return findSandbox(this.state, ref);
   }
 
-  /** Brings the kernel in line with the saved state (after a restart or kill -9) and starts every listener. */
+  /** Writes to the cluster store and waits until this node's view has it; false when a condition failed. */
+  async write(conditions: readonly Condition[], ops: readonly Operation[]): Promise<boolean> {
+    const r = await this.#o.store.txn(conditions, ops);
+    if (r.succeeded) await this.#o.view.caughtUp(r.revision);
+    return r.succeeded;
+  }
+
+  /** Puts and deletes this node's tasks (under its lease), answered once the view has them. */
+  async writeTasks(put: readonly TaskObject[], remove: readonly string[], onlyNew = false): Promise<boolean> {
+    const revision = await this.#o.saved.writeTasks(put, remove, onlyNew);
+    if (revision === undefined) return false;
+    await this.#o.view.caughtUp(revision);
+    return true;
+  }
+
+  placedTasks(service: string): PlacedTask[] {
+    return this.#o.view.tasksOf(service).flatMap(({ value: t, createRevision }) => (t.slot === undefined ? [] : [{ id: t.id, slot: t.slot, node: t.node, createRevision }]));
+  }
+
+  /** Brings the kernel in line with the stores (after a restart or kill -9) and starts every listener. */
   async restore(): Promise<void> {
-    if (!this.#state.networks.some((n) => n.name === 'bridge')) {
-      const { device = 'tsnet0', subnet = '172.17.0.0/16' } = this.#o.defaultBridge ?? {};
-      await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, false);
-    }
-    const broken = await this.#restoreNetworks();
-    for (const sb of this.#state.sandboxes) {
-      sb.ports = await this.#reserve(sb.ports ?? []).catch((err: Error) => {
-        this.#o.logger.error({ sandbox: sb.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
-        return [];
-      });
-    }
-    for (const svc of this.#state.services ?? []) {
-      svc.publish = await this.#reserve(svc.publish ?? []).catch((err: Error) => {
-        this.#o.logger.error({ service: svc.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
-        return [];
-      });
-    }
-    await this.#firewall(this.#state.networks);
-    for (const sb of this.#state.sandboxes) {
-      try {
-        await this.#wire(sb, broken);
-      } catch (err) {
-        this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
+    await this.serial(async () => {
+      if (!this.state.networks.some((n) => n.name === 'bridge' && n.scope === 'local')) {
+        const { device = 'tsnet0', subnet = '172.17.0.0/16' } = this.#o.defaultBridge ?? {};
+        await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, false);
       }
-    }
-    const stale = await this.#dp.removeStale(this.#state, this.#o.netnsPrefix ?? 'tsnet-');
-    if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
-    await this.#commit();
+      await this.#reconcileNetworks();
+      for (const sb of this.#sandboxes) {
+        sb.ports = await this.#reserve(sb.ports ?? []).catch((err: Error) => {
+          this.#o.logger.error({ sandbox: sb.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
+          return [];
+        });
+      }
+      for (const svc of this.state.services ?? []) {
+        if (svc.publish === undefined || svc.publish.length === 0) continue;
+        await this.#reserve(svc.publish).catch((err: Error) => {
+          this.#o.logger.error({ service: svc.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
+        });
+      }
+      await this.#firewall();
+      for (const sb of this.#sandboxes) {
+        try {
+          await this.#wire(sb, this.#broken);
+        } catch (err) {
+          this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
+        }
+      }
+      const stale = await this.#dp.removeStale(this.state, this.#o.netnsPrefix ?? 'tsnet-');
+      if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
+      await this.#commit();
+    });
     await this.replicas.resume();
   }
 
+  /** Another node (or this one) changed what the cluster shares: a reconcile pass is queued, one at a time. */
+  #changed(change: ViewChange): void {
+    if (!change.relisted && change.networks.size === 0 && change.services.size === 0) return;
+    if (this.#reconcileQueued) return;
+    this.#reconcileQueued = true;
+    void this.serial(async () => {
+      this.#reconcileQueued = false;
+      await this.#reconcile();
+    }).catch((err: Error) => this.#o.logger.error({ err: err.message }, 'reconcile failed; the next change tries again'));
+    this.replicas.changed();
+  }
+
   /**
-   * Brings each network back on its own: one that cannot be (its parent interface is gone, its
-   * bridge name taken) is reported and keeps its record, and the rest come back. Returns the
-   * names of those that failed, which sandboxes are then not wired to.
+   * Brings this node's kernel to what its view says: networks made or removed, the firewall, the
+   * VIP tables of its sandboxes, and its own tasks of services that are gone deleted. Safe to
+   * repeat: what is already right is left as it is.
    */
-  async #restoreNetworks(): Promise<Set<string>> {
-    const broken = new Set<string>();
-    for (const net of this.#state.networks) {
+  async #reconcile(): Promise<void> {
+    await this.#reconcileNetworks();
+    await this.#firewall();
+    await balance(this.#sandboxes, this.state.services ?? [], this.vipBackend);
+    const services = new Set((this.state.services ?? []).map((s) => s.id));
+    const orphans = this.#o.saved.tasks().filter((t) => !services.has(t.service));
+    if (orphans.length > 0) await this.#o.saved.writeTasks([], orphans.map((t) => `tasks/${t.service}/${t.id}`));
+  }
+
+  /** Makes each visible network this node has not made, and removes those that went; one that fails is reported and marked broken. */
+  async #reconcileNetworks(): Promise<void> {
+    const desired = new Map(this.state.networks.map((n) => [n.id, n]));
+    for (const [id, net] of this.#realized) {
+      if (desired.has(id)) continue;
+      for (const sb of this.#sandboxes.filter((s) => net.name in s.attachments)) await this.#dp.detach(net, sb).catch(() => {});
+      await this.#dp.deleteNetwork(net).catch((err: Error) => this.#o.logger.error({ network: net.name, err: err.message }, 'a removed network could not be deleted'));
+      this.#realized.delete(id);
+    }
+    for (const [id, net] of desired) {
+      if (this.#realized.has(id)) continue;
       try {
         await this.#dp.createNetwork(net);
+        this.#realized.set(id, net);
+        if (this.#broken.delete(net.name)) for (const sb of this.#sandboxes.filter((s) => net.name in s.attachments)) await this.#wire(sb);
       } catch (err) {
-        broken.add(net.name);
-        this.#o.logger.error({ network: net.name, err: (err as Error).message }, 'restore: network could not be restored; its sandboxes are not attached to it');
+        this.#broken.add(net.name);
+        this.#o.logger.error({ network: net.name, err: (err as Error).message }, 'network could not be restored in the kernel; its sandboxes are not attached to it');
       }
     }
-    return broken;
   }
 
   /** A network from the API: checked against the host's interfaces and subnets too. */
@@ -145,18 +231,61 @@ export class Manager implements DaemonCore {
     return this.serial(async () => this.#addNetwork(req, true, await hostFacts(this.#o.owner ?? 'tsnet')));
   }
 
+  /**
+   * Plans a network, claims its subnet and name in the store (one transaction: two nodes never
+   * get one subnet), then makes it here. When the kernel refuses, the records go again.
+   */
   async #addNetwork(req: NetworkCreate, dns: boolean, host?: HostFacts): Promise<NetworkRecord> {
-    const net = planNetwork(this.#state, req, dns, host);
+    const draft = planNetwork(this.state, req, dns, this.node, host);
+    const net = await this.#claimNetwork(draft, req, host, dns);
     try {
       await this.#dp.createNetwork(net);
-      await this.#firewall([...this.#state.networks, net]);
+      this.#realized.set(net.id, net);
+      await this.#firewall();
     } catch (err) {
+      this.#realized.delete(net.id);
       await this.#dp.deleteNetwork(net).catch(() => {});
-      await this.#firewall(this.#state.networks).catch(() => {});
+      await this.write([], await networkDeletes(this.#o.store, net)).catch(() => {});
+      await this.#firewall().catch(() => {});
       throw err;
     }
-    this.#state = { ...this.#state, networks: [...this.#state.networks, net] };
-    await this.#commit([]);
+    return net;
+  }
+
+  async #claimNetwork(draft: NetworkRecord, req: NetworkCreate, host: HostFacts | undefined, dns: boolean): Promise<NetworkRecord> {
+    // The default bridge is every node's own, at the same subnet: it claims no pool block.
+    if (!dns || draft.ipam === null) {
+      if (!(await this.write([networkNameFree(draft)], networkPuts(draft)))) await explainNetworkConflict(this.#o.store, draft);
+      return draft;
+    }
+    let net = draft;
+    const existing = this.#o.view.allNetworks().filter((n) => n.ipam !== null && n.id !== draft.id).map((n) => ({ network: n.name, subnet: n.ipam!.subnet }));
+    try {
+      await claimSubnet(this.#o.store, {
+        network: draft.id,
+        request: { ...(req.subnet === undefined ? {} : { subnet: req.subnet }), ...(req.gateway === undefined ? {} : { gateway: req.gateway }), ...(req.ipRange === undefined ? {} : { ipRange: req.ipRange }) },
+        ...(req.subnet6 === undefined ? {} : { request6: { subnet: req.subnet6, ...(req.gateway6 === undefined ? {} : { gateway: req.gateway6 }) } }),
+        host: host?.subnets ?? [],
+        existing,
+        commit: async (plan) => {
+          net = {
+            ...draft,
+            ipam: {
+              subnet: plan.space.subnet,
+              gateway: plan.space.gateway,
+              ...(plan.space.ipRange === undefined ? {} : { ipRange: plan.space.ipRange }),
+              ...(plan.space6 === undefined ? {} : { subnet6: plan.space6.subnet, gateway6: plan.space6.gateway }),
+            },
+          };
+          if (await this.write([...plan.conditions, networkNameFree(net)], [...plan.operations, ...networkPuts(net)])) return true;
+          await explainNetworkConflict(this.#o.store, net);
+          return false;
+        },
+      });
+    } catch (err) {
+      if (err instanceof ApiError || err instanceof StoreUnavailableError) throw err;
+      throw conflict((err as Error).message.replace(/^cluster\/ipam: (network [0-9a-f]{64}: )?/, ''));
+    }
     return net;
   }
 
@@ -165,22 +294,22 @@ export class Manager implements DaemonCore {
       const net = this.network(ref);
       if (net.name === 'bridge') throw forbidden('bridge is a pre-defined network and cannot be removed');
       const users = [
-        ...this.#state.sandboxes.filter((s) => net.name in s.attachments).map((s) => s.name),
-        ...(this.#state.services ?? []).filter((s) => s.network === net.name).map((s) => `service ${s.name}`),
+        ...this.#sandboxes.filter((s) => net.name in s.attachments).map((s) => s.name),
+        ...this.#o.view.endpointsOn(net.id).filter((e) => e.node !== this.node).map((e) => `${e.sandbox.name} on node ${e.node}`),
+        ...(this.state.services ?? []).filter((s) => s.network === net.name).map((s) => `service ${s.name}`),
       ];
       if (users.length > 0) throw forbidden(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${users.join(', ')})`);
       await this.#dp.deleteNetwork(net);
-      const rest = this.#state.networks.filter((n) => n !== net);
-      await this.#firewall(rest);
-      this.#state = { ...this.#state, networks: rest };
-      await this.#commit([]);
+      this.#realized.delete(net.id);
+      await this.write([], await networkDeletes(this.#o.store, net));
+      await this.#firewall();
     });
   }
 
   /** Removes every user-defined network no sandbox uses; returns their names. */
   async pruneNetworks(): Promise<string[]> {
-    const unused = this.#state.networks.filter(
-      (n) => n.name !== 'bridge' && !this.#state.sandboxes.some((s) => n.name in s.attachments) && !(this.#state.services ?? []).some((s) => s.network === n.name),
+    const unused = this.state.networks.filter(
+      (n) => n.name !== 'bridge' && !this.#sandboxes.some((s) => n.name in s.attachments) && !(this.state.services ?? []).some((s) => s.network === n.name) && this.#o.view.endpointsOn(n.id).length === 0,
     );
     for (const n of unused) await this.removeNetwork(n.id);
     return unused.map((n) => n.name);
@@ -189,19 +318,21 @@ export class Manager implements DaemonCore {
   /** A sandbox; `replicaOf` marks one the replica manager makes for a service. */
   createSandbox(req: SandboxCreate, replicaOf?: string): Promise<SandboxRecord> {
     return this.serial(async () => {
-      const sb = planSandbox(this.#state, req, this.#o.netnsPrefix ?? 'tsnet-');
+      const sb = planSandbox(this.state, req, this.#o.netnsPrefix ?? 'tsnet-');
       if (replicaOf !== undefined) sb.replicaOf = replicaOf;
       try {
+        await this.#claimAddresses(sb, Object.keys(sb.attachments), req.networks ?? []);
         sb.ports = await this.#reserve(sb.ports ?? []);
         if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
-        this.#state = { ...this.#state, sandboxes: [...this.#state.sandboxes, sb] };
+        this.#sandboxes = [...this.#sandboxes, sb];
         // Rules first (they match interface names, which need not exist yet): no moment without them.
-        await this.#firewall(this.#state.networks);
+        await this.#firewall();
         await this.#wire(sb);
       } catch (err) {
         await this.#teardown(sb).catch(() => {});
-        this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
+        this.#sandboxes = this.#sandboxes.filter((s) => s !== sb);
         this.releaseHostPorts(sb.ports ?? []);
+        await this.#releaseAddresses(sb, Object.keys(sb.attachments)).catch(() => {});
         throw err;
       }
       await this.#commit([sb]);
@@ -212,15 +343,16 @@ export class Manager implements DaemonCore {
   removeSandbox(ref: string): Promise<void> {
     return this.serial(async () => {
       const sb = this.sandbox(ref);
-      const sharers = this.#state.sandboxes.filter((s) => s.mode === `container:${sb.name}`).map((s) => s.name);
+      const sharers = this.#sandboxes.filter((s) => s.mode === `container:${sb.name}`).map((s) => s.name);
       if (sharers.length > 0) throw forbidden(`sandbox ${sb.name} shares its namespace with ${sharers.join(', ')}: remove them first`);
       // A failed teardown keeps the record and its host ports: nobody else may take them while it stands.
       await this.#teardown(sb);
-      this.#state = { ...this.#state, sandboxes: this.#state.sandboxes.filter((s) => s !== sb) };
+      this.#sandboxes = this.#sandboxes.filter((s) => s !== sb);
       this.releaseHostPorts(sb.ports ?? []);
       try {
         await this.#dropTasks(sb, Object.keys(sb.attachments));
-        await this.#firewall(this.#state.networks);
+        await this.#firewall();
+        await this.#releaseAddresses(sb, Object.keys(sb.attachments));
       } finally {
         // The sandbox is gone from the kernel whatever the re-render did: so it goes from the state.
         await this.#commit([sb]);
@@ -228,30 +360,25 @@ export class Manager implements DaemonCore {
     });
   }
 
-  /** Replaces the services where the kernel has nothing to change (a replica count), and persists them. */
-  async setServices(services: ServiceRecord[]): Promise<void> {
-    this.#state = { ...this.#state, services };
-    await this.#commit([]);
-  }
-
   /**
-   * Makes `services` real in the kernel first (the VIP table of every sandbox on `network`, and
-   * the host firewall, whose published service ports follow the serving tasks), then saves them.
-   * When the kernel refuses, what was there is put back and nothing is saved.
+   * Makes `next` (the services as they are to be) real in this node's kernel first (the VIP
+   * table of every sandbox on `network`, and the host firewall, whose published service ports
+   * follow the serving tasks), then runs `write`. When the kernel refuses, or the write does,
+   * what was there is put back.
    */
-  async applyServices(services: ServiceRecord[], network: string): Promise<void> {
-    const before = this.#state.services ?? [];
+  async applyServices(next: ServiceRecord[], network: string, write: () => Promise<void>): Promise<void> {
+    const before = this.state.services ?? [];
     const program = async (svcs: readonly ServiceRecord[]): Promise<void> => {
-      await balance(this.#state.sandboxes.filter((s) => network in s.attachments), svcs, this.vipBackend);
-      await this.#firewall(this.#state.networks, this.#state.sandboxes, svcs);
+      await balance(this.#sandboxes.filter((s) => network in s.attachments), svcs, this.vipBackend);
+      await this.#firewall(svcs);
     };
     try {
-      await program(services);
+      await program(next);
+      await write();
     } catch (err) {
       await program(before).catch(() => {});
       throw err;
     }
-    await this.setServices(services);
   }
 
   /** Holds host ports for a service's --publish (as for sandboxes); releases them with `releaseHostPorts`. */
@@ -268,14 +395,52 @@ export class Manager implements DaemonCore {
     return this.#dp.listRules(this.#o.nftTable ?? 'tsnet', this.network(ref).name);
   }
 
+  /**
+   * On a swarm network an address is the cluster's: the one planned for each attachment is
+   * claimed by a CAS create, and one another node holds is traded for a free one (a requested
+   * one is refused instead). A local network's addresses are its node's, planned in memory.
+   */
+  async #claimAddresses(sb: SandboxRecord, networks: readonly string[], requests: readonly AttachRequest[]): Promise<void> {
+    for (const name of networks) {
+      const net = this.network(name);
+      const att = sb.attachments[name];
+      if (net.scope !== 'swarm' || att?.ipv4 === undefined || net.ipam === null) continue;
+      att.ipv4 = await this.claimAddress(net, att.ipv4, `sandbox ${sb.name} on node ${this.node}`, requests.find((r) => r.network === name || r.network === net.id)?.ip !== undefined);
+    }
+  }
+
+  /** Claims `ip` on a swarm network for `holder` (or the next free one when another holds it and it was not asked for). */
+  async claimAddress(net: NetworkRecord, ip: string, holder: string, requested: boolean): Promise<string> {
+    if (net.scope !== 'swarm' || net.ipam === null) return ip;
+    const claim: AddressClaim = { holder, node: this.node };
+    if (await create(this.#o.store, addressKey(net.id, ip), claim)) return ip;
+    if (requested) throw conflict(`address ${ip} on network ${net.name} is in use`);
+    try {
+      return await claimAddress(this.#o.store, { networkId: net.id, space: { network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway, ...(net.ipam.ipRange === undefined ? {} : { ipRange: net.ipam.ipRange }) }, holder, node: this.node });
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      throw badRequest((err as Error).message.replace(/^cluster\/ipam: /, ''));
+    }
+  }
+
+  async #releaseAddresses(sb: SandboxRecord, networks: readonly string[]): Promise<void> {
+    const ops = networks.flatMap((name): Operation[] => {
+      const net = this.state.networks.find((n) => n.name === name);
+      const ip = sb.attachments[name]?.ipv4;
+      return net?.scope === 'swarm' && ip !== undefined ? [{ op: 'delete', key: addressKey(net.id, ip) }] : [];
+    });
+    if (ops.length > 0) await this.#o.store.txn([], ops);
+  }
+
   /** A sandbox that leaves networks stops being a task of the services on them; their VIPs are re-balanced. */
   async #dropTasks(sb: SandboxRecord, networks: readonly string[]): Promise<void> {
-    const services = this.#state.services ?? [];
-    const touched = services.filter((s) => networks.includes(s.network) && s.tasks.some((t) => t.sandbox === sb.name));
+    const services = this.state.services ?? [];
+    const touched = services.filter((s) => networks.includes(s.network) && s.tasks.some((t) => t.sandbox === sb.name && t.node === this.node));
     if (touched.length === 0) return;
-    this.#state = { ...this.#state, services: services.map((s) => (touched.includes(s) ? { ...s, tasks: s.tasks.filter((t) => t.sandbox !== sb.name) } : s)) };
+    const gone = touched.flatMap((s) => s.tasks.filter((t) => t.sandbox === sb.name && t.node === this.node).map((t) => `tasks/${s.id}/${t.id}`));
+    await this.writeTasks([], gone);
     const nets = new Set(touched.map((s) => s.network));
-    await balance(this.#state.sandboxes.filter((s) => Object.keys(s.attachments).some((n) => nets.has(n))), this.#state.services ?? [], this.vipBackend);
+    await balance(this.#sandboxes.filter((s) => Object.keys(s.attachments).some((n) => nets.has(n))), this.state.services ?? [], this.vipBackend);
   }
 
   /** Holds each host port (allocating free ones); on a clash releases what it took and throws. */
@@ -296,15 +461,17 @@ export class Manager implements DaemonCore {
       const sb = this.sandbox(sbRef);
       if (sb.mode !== 'networks') throw badRequest(`sandbox ${sb.name} uses ${sb.mode} networking and cannot join networks`);
       if (net.name in sb.attachments) throw conflict(`sandbox ${sb.name} is already connected to network ${net.name}`);
-      attachRecord(this.#state, sb, net, { network: net.name, ...req });
+      attachRecord(this.state, sb, net, { network: net.name, ...req });
       try {
-        await this.#firewall(this.#state.networks);
+        await this.#claimAddresses(sb, [net.name], [{ network: net.name, ...req }]);
+        await this.#firewall();
         await this.#dp.attach(net, sb, Object.keys(sb.attachments).length === 1);
-        await balance([sb], this.#state.services ?? [], this.vipBackend);
+        await balance([sb], this.state.services ?? [], this.vipBackend);
       } catch (err) {
         await this.#dp.detach(net, sb).catch(() => {});
+        await this.#releaseAddresses(sb, [net.name]).catch(() => {});
         delete sb.attachments[net.name];
-        await this.#firewall(this.#state.networks).catch(() => {});
+        await this.#firewall().catch(() => {});
         throw err;
       }
       this.#files(sb);
@@ -318,10 +485,11 @@ export class Manager implements DaemonCore {
       const sb = this.sandbox(sbRef);
       if (!(net.name in sb.attachments)) throw notFound(`sandbox ${sb.name} is not connected to network ${net.name}`);
       await this.#dp.detach(net, sb);
-      delete sb.attachments[net.name];
       await this.#dropTasks(sb, [net.name]);
-      await this.#firewall(this.#state.networks);
-      await balance([sb], this.#state.services ?? [], this.vipBackend);
+      await this.#releaseAddresses(sb, [net.name]);
+      delete sb.attachments[net.name];
+      await this.#firewall();
+      await balance([sb], this.state.services ?? [], this.vipBackend);
       this.#files(sb);
       await this.#commit([sb]);
     });
@@ -329,7 +497,7 @@ export class Manager implements DaemonCore {
 
   /** Wires a sandbox whose namespace exists: links (but to `skip`), files, its resolver. Safe to repeat. */
   async #wire(sb: SandboxRecord, skip: ReadonlySet<string> = new Set()): Promise<void> {
-    if (!this.#state.sandboxes.includes(sb) || !ownNamespace(sb.mode)) return;
+    if (!this.#sandboxes.includes(sb) || !ownNamespace(sb.mode)) return;
     if (sb.ownsNetns) await this.#dp.createNetns(sb.netns!);
     if (sb.mode === 'none') {
       await this.#dp.loopbackUp(sb.netns!);
@@ -339,7 +507,7 @@ export class Manager implements DaemonCore {
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
     for (const [i, net] of nets.entries()) if (!skip.has(net.name)) await this.#dp.attach(net, sb, i === 0);
     this.#files(sb);
-    await balance([sb], this.#state.services ?? [], this.vipBackend);
+    await balance([sb], this.state.services ?? [], this.vipBackend);
     await this.#resolvers.open(sb);
   }
 
@@ -354,7 +522,7 @@ export class Manager implements DaemonCore {
     };
     await step(() => this.#resolvers.close(sb));
     for (const net of Object.keys(sb.attachments)) {
-      const rec = this.#state.networks.find((n) => n.name === net);
+      const rec = this.state.networks.find((n) => n.name === net);
       if (rec !== undefined) await step(() => this.#dp.detach(rec, sb));
     }
     if (ownNamespace(sb.mode)) {
@@ -364,22 +532,23 @@ export class Manager implements DaemonCore {
     if (errors.length > 0) throw new AggregateError(errors, `removing sandbox ${sb.name}: ${errors.map((e) => e.message).join('; ')}`);
   }
 
-  /** The firewall for `networks` and the ports published by the sandboxes and services in the state. */
-  #firewall(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[] = this.#state.sandboxes, services: readonly ServiceRecord[] = this.#state.services ?? []): Promise<void> {
-    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, sandboxes, publishRules(networks, sandboxes, services));
+  /** The firewall for the networks made here and the ports published by this node's sandboxes and the services. */
+  #firewall(services: readonly ServiceRecord[] = this.state.services ?? []): Promise<void> {
+    const networks = [...this.#realized.values()];
+    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, this.#sandboxes, publishRules(networks, this.#sandboxes, services));
   }
 
   #files(sb: SandboxRecord): void {
-    sb.fileHashes = writeSandboxFiles(filesDir(sb.netns!), sandboxFiles(this.#state, sb, this.#o.hostSearch), sb.fileHashes);
+    sb.fileHashes = writeSandboxFiles(filesDir(sb.netns!), sandboxFiles(this.state, sb, this.#o.hostSearch), sb.fileHashes);
   }
 
   /**
-   * Writes the change to the store; it reaches the registry through the store's events, and
-   * the call returns once it has: on disk before anyone sees it, seen before the caller is told.
-   * `touched` names the sandboxes the change made, edited or removed (none for a network or
-   * service change); without it every sandbox is compared.
+   * Writes this node's sandboxes to the store; they reach the registry through the view, and the
+   * call returns once they have: on disk before anyone sees it, seen before the caller is told.
+   * `touched` names the sandboxes the change made, edited or removed; without it every sandbox
+   * is compared.
    */
   async #commit(touched?: readonly SandboxRecord[]): Promise<void> {
-    await this.#o.feed.caughtUp(await this.#o.saved.save(this.#state, touched?.map((sb) => sb.id)));
+    await this.#o.view.caughtUp(await this.#o.saved.save(this.#sandboxes, this.state.networks, touched?.map((sb) => sb.id)));
   }
 }

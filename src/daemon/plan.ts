@@ -90,10 +90,12 @@ function planDevice(state: DaemonState, req: NetworkCreate, driver: NetworkRecor
  * A network record for `req`: name, driver, MTU, interface names and IPAM checked against the
  * others and, for a request from the API, against `host` (its interfaces and subnets).
  */
-export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean, host?: HostFacts): NetworkRecord {
+export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean, node: string, host?: HostFacts): NetworkRecord {
   if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${show(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
   if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
+  const scope = req.scope ?? 'local';
+  if (scope !== 'local' && scope !== 'swarm') throw badRequest(`scope ${show(scope)} is not local or swarm`);
   const driver = req.driver ?? 'bridge';
   if (driver !== 'bridge' && driver !== 'macvlan') throw badRequest(`driver ${show(driver)} is not supported (bridge, macvlan)`);
   if (driver === 'macvlan' && req.options?.parent === undefined) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
@@ -112,6 +114,8 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
     id,
     name: req.name,
     driver,
+    scope,
+    ...(scope === 'local' ? { node } : {}),
     created: new Date().toISOString(),
     internal: req.internal === true,
     dns,

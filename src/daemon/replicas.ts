@@ -6,14 +6,9 @@ import { conflict } from './errors.js';
 import type { DaemonCore } from './core.js';
 import type { ServiceManager } from './service-manager.js';
 import { killAllIn, ReplicaProcess } from './replica-process.js';
-import type { SandboxRecord } from './state.js';
+import { place } from '../cluster/placement.js';
 
-const replicaName = (svc: string, n: number): string => `${svc}.${n}`;
-/** The replica number of sandbox `sb` of service `svc` (`web.3` → 3), or undefined when it is none of its replicas. */
-const replicaNumber = (svc: string, sb: SandboxRecord): number | undefined => {
-  const m = /^(\d+)$/.exec(sb.replicaOf === svc ? sb.name.slice(svc.length + 1) : '');
-  return m === null ? undefined : Number(m[1]);
-};
+const replicaName = (svc: string, slot: number): string => `${svc}.${slot}`;
 
 /** Whether `ip:port` accepts a TCP connection within a second (from the host, which routes to every bridge). */
 function tcpAlive(ip: string, port: number): Promise<boolean> {
@@ -56,21 +51,38 @@ export class Replicas {
   readonly #procs = new Map<string, ReplicaProcess>();
   readonly #watches = new Map<string, Watch>();
   #queue: Promise<unknown> = Promise.resolve();
+  #pending = false;
 
   constructor(
     readonly m: DaemonCore & { readonly services: ServiceManager },
     readonly logger: Logger,
+    /** The nodes replicas may be placed on (this one alone without a cluster). */
+    readonly readyNodes: () => readonly string[],
   ) {}
 
-  /** Brings `svc` to `count` replicas and records the count; after every earlier scale has finished. */
-  scale(svcName: string, count: number, drainMs = 1000): Promise<void> {
-    const next = this.#queue.then(async () => {
-      await this.#converge(svcName, count, drainMs);
-      await this.m.services.setReplicaCount(svcName, count);
-      this.#watch(svcName);
-    });
+  #serial(fn: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(fn);
     this.#queue = next.catch(() => {});
     return next;
+  }
+
+  /** Records `count` for `svc` and brings this node's share to it; after every earlier scale has finished. */
+  scale(svcName: string, count: number, drainMs = 1000): Promise<void> {
+    return this.#serial(async () => {
+      await this.m.services.setReplicaCount(svcName, count);
+      await this.#converge(svcName, drainMs);
+      this.#watch(svcName);
+    });
+  }
+
+  /** The cluster changed (a service, a task, a node): every service's share on this node is placed again, once. */
+  changed(): void {
+    if (this.#pending) return;
+    this.#pending = true;
+    void this.#serial(async () => {
+      this.#pending = false;
+      await this.#convergeAll(1000);
+    }).catch((err: Error) => this.logger.error({ err: err.message }, 'replicas: placing failed; the next change tries again'));
   }
 
   /**
@@ -78,33 +90,43 @@ export class Replicas {
    * crash after it leaves only replica sandboxes without a service, which `resume` removes.
    */
   removeService(svcName: string): Promise<void> {
-    const next = this.#queue.then(async () => {
+    return this.#serial(async () => {
       const svc = this.m.services.service(svcName);
       this.#unwatch(svc.name);
       await this.m.services.remove(svc.name);
-      for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf === svc.name)) {
-        await this.#stop(sb.name);
-        await this.m.removeSandbox(sb.name);
-      }
+      await this.#removeOrphans();
     });
-    this.#queue = next.catch(() => {});
-    return next;
   }
 
   /**
-   * After a daemon restart: every service back at the count it last recorded (a scale that was
-   * in flight is undone), the replicas still running adopted, health checks started, and the
-   * replicas of a service whose removal was cut short removed.
+   * After a daemon restart: the replicas still running adopted (their tasks were written again
+   * under the new lease), this node's share of every service placed, health checks started,
+   * and the replicas of a service whose removal was cut short removed.
    */
-  async resume(): Promise<void> {
-    const names = new Set(this.m.services.services.map((s) => s.name));
-    for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf !== undefined && !names.has(s.replicaOf))) {
-      await this.#stop(sb.name);
-      await this.m.removeSandbox(sb.name).catch((err: Error) => this.logger.error({ sandbox: sb.name, err: err.message }, 'resume: a replica of a removed service could not be removed'));
-    }
+  resume(): Promise<void> {
+    return this.#serial(() => this.#convergeAll(0));
+  }
+
+  async #convergeAll(drainMs: number): Promise<void> {
+    await this.#removeOrphans();
     for (const svc of this.m.services.services) {
       if (svc.replicas === undefined) continue;
-      await this.scale(svc.name, svc.replicas.count, 0).catch((err: Error) => this.logger.error({ service: svc.name, err: err.message }, 'resume: replicas could not be brought back'));
+      try {
+        await this.#converge(svc.name, drainMs);
+        this.#watch(svc.name);
+      } catch (err) {
+        this.logger.error({ service: svc.name, err: (err as Error).message }, 'replicas could not be placed');
+      }
+    }
+  }
+
+  /** Replica sandboxes of services that are gone. */
+  async #removeOrphans(): Promise<void> {
+    const names = new Set(this.m.services.services.map((s) => s.name));
+    for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf !== undefined && !names.has(s.replicaOf))) {
+      this.#unwatch(sb.replicaOf!);
+      await this.#stop(sb.name);
+      await this.m.removeSandbox(sb.name).catch((err: Error) => this.logger.error({ sandbox: sb.name, err: err.message }, 'a replica of a removed service could not be removed'));
     }
   }
 
@@ -116,31 +138,44 @@ export class Replicas {
     this.#watches.delete(svcName);
   }
 
-  /** Replicas 1..count exist, each with its task and its process; the others are drained and removed. */
-  async #converge(svcName: string, count: number, drainMs: number): Promise<void> {
+  /**
+   * This node's share of the service's slots, as placement over the ready nodes gives it: each
+   * slot it is given gets a sandbox (`<svc>.<slot>`), a claimed task and its process; its tasks
+   * placement calls surplus are drained and removed, with replicas whose slot it no longer holds.
+   */
+  async #converge(svcName: string, drainMs: number): Promise<void> {
     const svc = this.m.services.service(svcName);
     const spec = svc.replicas;
     if (spec === undefined) throw new Error(`service ${svc.name} has no replicas of tsnet's (add tasks instead)`);
-    for (let n = 1; n <= count; n++) {
-      const name = replicaName(svc.name, n);
+    const me = this.m.node;
+    const plan = place({ count: spec.count, nodes: this.readyNodes(), tasks: this.m.placedTasks(svc.id) });
+    const held = (): Map<number, string> => new Map(this.m.services.service(svc.name).tasks.filter((t) => t.node === me && t.slot !== undefined && t.sandbox !== undefined).map((t) => [t.slot!, t.sandbox!]));
+    for (const slot of plan.claims.get(me) ?? []) {
+      const name = replicaName(svc.name, slot);
       const existing = this.m.state.sandboxes.find((s) => s.name === name);
       if (existing === undefined) await this.m.createSandbox({ name, networks: [{ network: svc.network }] }, svc.name);
       else if (existing.replicaOf !== svc.name) throw conflict(`sandbox ${name} is not a replica of service ${svc.name}: remove it to scale`);
-      if (!this.m.services.service(svc.name).tasks.some((t) => t.sandbox === name)) {
-        await this.m.services.addTask(svc.name, { sandbox: name, healthy: spec.healthCmd === undefined && spec.healthTcp === undefined });
+      try {
+        await this.m.services.addTask(svc.name, { sandbox: name, healthy: spec.healthCmd === undefined && spec.healthTcp === undefined }, slot);
+      } catch (err) {
+        // Another node took the slot first: its replica stands, this one goes.
+        this.logger.info({ service: svc.name, slot, err: (err as Error).message }, 'replica slot taken elsewhere');
+        await this.m.removeSandbox(name);
       }
-      await this.#run(name, spec.command);
     }
-    const extra = this.m.state.sandboxes.filter((s) => (replicaNumber(svc.name, s) ?? 0) > count).map((s) => s.name);
+    for (const [, name] of held()) await this.#run(name, spec.command);
+    const surplus = new Set(plan.surplus.filter((t) => t.node === me).map((t) => t.id));
+    const keep = new Set([...held()].filter(([slot]) => slot <= spec.count).map(([, name]) => name));
+    const extra = this.m.state.sandboxes.filter((s) => s.replicaOf === svc.name && (!keep.has(s.name) || this.m.services.service(svc.name).tasks.some((t) => t.sandbox === s.name && t.node === me && surplus.has(t.id))));
     if (extra.length === 0) return;
-    for (const name of extra) {
-      const task = this.m.services.service(svc.name).tasks.find((t) => t.sandbox === name);
+    for (const sb of extra) {
+      const task = this.m.services.service(svc.name).tasks.find((t) => t.sandbox === sb.name && t.node === me);
       if (task !== undefined) await this.m.services.updateTask(svc.name, task.id, { draining: true });
     }
-    await new Promise((r) => setTimeout(r, drainMs));
-    for (const name of extra) {
-      await this.#stop(name);
-      await this.m.removeSandbox(name);
+    if (drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
+    for (const sb of extra) {
+      await this.#stop(sb.name);
+      await this.m.removeSandbox(sb.name);
     }
   }
 
@@ -160,7 +195,7 @@ export class Replicas {
     if (netns !== undefined) await killAllIn(netns);
   }
 
-  /** Health checks of a service with a health command, one round after another (never two at once). */
+  /** Health checks of this node's tasks of a service with a health command, one round after another (never two at once). */
   #watch(svcName: string): void {
     const spec = this.m.services.service(svcName).replicas;
     if ((spec?.healthCmd === undefined && spec?.healthTcp === undefined) || this.#watches.has(svcName)) return;
@@ -178,7 +213,7 @@ export class Replicas {
   async #check(svcName: string): Promise<void> {
     const svc = this.m.services.service(svcName);
     for (const t of svc.tasks) {
-      if (t.sandbox === undefined || t.draining) continue;
+      if (t.sandbox === undefined || t.draining || t.node !== this.m.node) continue;
       const ok = svc.replicas!.healthTcp !== undefined ? await tcpAlive(t.ipv4, svc.replicas!.healthTcp) : await commandSucceeds(this.m.sandbox(t.sandbox).netns!, svc.replicas!.healthCmd!);
       if (ok !== t.healthy) {
         this.logger.info({ service: svcName, task: t.id, healthy: ok }, 'task health changed');

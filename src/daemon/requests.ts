@@ -9,6 +9,8 @@ export interface NetworkCreate {
   subnet6?: string;
   gateway6?: string;
   internal?: boolean;
+  /** `local` (default): this node's alone; `swarm`: made on every node, its addresses the cluster's. */
+  scope?: string;
   labels?: Record<string, string>;
   options?: Record<string, string>;
 }

@@ -1,13 +1,13 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ENDPOINTS, idOf, NETWORKS, sandboxesOf, SERVICES, TASKS } from '../cluster/keys.js';
+import { ENDPOINTS, idOf, NETWORKS, sandboxesOf, SERVICES, taskKey, TASKS } from '../cluster/keys.js';
 import type { EndpointObject, NetworkObject, SandboxObject, ServiceObject, TaskObject } from '../cluster/objects.js';
 import { FileStore } from '../store/file-store.js';
-import type { KeyValue, Operation, Store } from '../store/store.js';
+import { StoreUnavailableError, type KeyValue, type LeaseId, type Operation, type Store } from '../store/store.js';
 import { hostIfName } from './dataplane.js';
-import { diff, fromStored, localSandbox, localSandboxKey, sandboxObjects, serialized, sharedObjects, type LocalSandbox, type Objects } from './state-codec.js';
-import type { DaemonState } from './state.js';
+import { diff, fromStored, localSandbox, localSandboxKey, sandboxObjects, serialized, type LocalSandbox, type Objects } from './state-codec.js';
+import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
 /** The cluster store (every node's objects) and this host's own local store. */
 export interface StateStores {
@@ -17,6 +17,11 @@ export interface StateStores {
 }
 
 const NODE_KEY = 'node';
+/** The lease this node last held, so that a restart takes its keys over instead of waiting them out. */
+const LEASE_KEY = 'lease';
+const localTaskKey = (key: string): string => `tasks/${key.slice(TASKS.length)}`;
+/** etcd refuses transactions of more than 128 operations (its --max-txn-ops default). */
+const TXN_OPS = 100;
 
 /**
  * The node name a state directory belongs to: given once (`--node`, else the host name) and
@@ -33,11 +38,15 @@ export async function nodeName(local: Store, requested: string | undefined): Pro
   return name;
 }
 
-/** The embedded stores under a state directory: `store/` (cluster objects) and `local/`. */
-export async function openFileStores(stateDir: string, node?: string): Promise<StateStores> {
+/** The local store under a state directory, and the embedded cluster store beside it unless another is given. */
+export async function openStores(stateDir: string, { node, cluster }: { node?: string; cluster?: Store } = {}): Promise<StateStores> {
   const local = await FileStore.open({ dir: join(stateDir, 'local') });
-  const cluster = await FileStore.open({ dir: join(stateDir, 'store') });
-  return { cluster, local, node: await nodeName(local, node) };
+  try {
+    return { cluster: cluster ?? (await FileStore.open({ dir: join(stateDir, 'store') })), local, node: await nodeName(local, node) };
+  } catch (err) {
+    await local.close();
+    throw err;
+  }
 }
 
 /** The state file of daemons before the store: imported once, then kept beside as `.imported`. */
@@ -50,51 +59,124 @@ function legacyState(stateDir: string): DaemonState | undefined {
 }
 
 /**
- * This node's working state as the stores hold it, and the writer of its later changes: each
- * save writes only the keys that changed (one transaction per store, host-local facts first,
- * so a crash between them leaves local facts the next save removes). A save told which
- * sandboxes changed looks at those alone, so its cost does not grow with the sandbox count.
+ * What this node writes of its own, and the writer of it: its sandboxes (with their endpoints)
+ * and its tasks. Endpoints and tasks live under the node's lease, so they leave every answer
+ * when the node dies, and `lease()` writes them all again under a new one. Each save writes
+ * only the keys that changed (host-local facts first, so a crash between the two writes leaves
+ * local facts the next save removes); told which sandboxes changed, it looks at those alone.
  */
 export class SavedState {
-  /** Networks, services and tasks as last written. */
-  #shared = new Map<string, string>();
   /** Sandbox id → its own cluster keys (itself, its endpoints) as last written. */
   #sandboxes: Written = new Map();
   /** Sandbox id → its local key as last written. */
   #local: Written = new Map();
+  /** This node's tasks by key, also kept in the local store so that they outlive an expired lease. */
+  readonly #tasks = new Map<string, TaskObject>();
+  #lease: (() => LeaseId | undefined) | undefined;
 
   private constructor(readonly stores: StateStores) {}
 
-  static async load(stores: StateStores, { stateDir, netnsPrefix, readOnly = false }: { stateDir: string; netnsPrefix: string; readOnly?: boolean }): Promise<{ saved: SavedState; state: DaemonState }> {
-    const saved = new SavedState(stores);
-    const [{ kvs }, { kvs: localKvs }] = await Promise.all([stores.cluster.list(''), stores.local.list('')]);
-    const under = <T>(prefix: string): KeyValue<T>[] => kvs.filter((kv) => kv.key.startsWith(prefix)) as KeyValue<T>[];
-    const sandboxes = under<SandboxObject>(sandboxesOf(stores.node));
-    const endpoints = under<EndpointObject>(ENDPOINTS).filter((kv) => kv.value.node === stores.node);
-    const shared = [...under<NetworkObject>(NETWORKS), ...under<ServiceObject>(SERVICES), ...under<TaskObject>(TASKS)];
-    saved.#shared = new Map(shared.map((kv) => [kv.key, JSON.stringify(kv.value)]));
-    remember(saved.#sandboxes, sandboxes, (kv) => kv.value.id);
-    remember(saved.#sandboxes, endpoints, (kv) => kv.value.sandbox.id);
-    const local = localKvs.filter((kv) => kv.key !== NODE_KEY) as KeyValue<LocalSandbox>[];
-    remember(saved.#local, local, (kv) => idOf(kv.key));
-    const legacy = shared.length + sandboxes.length === 0 ? legacyState(stateDir) : undefined;
-    if (legacy !== undefined && readOnly) return { saved, state: legacy };
-    if (legacy !== undefined) {
-      await saved.save(legacy);
-      renameSync(join(stateDir, 'state.json'), join(stateDir, 'state.json.imported'));
-      return { saved, state: legacy };
-    }
-    const state = fromStored({ networks: under(NETWORKS), sandboxes, services: under(SERVICES), tasks: under(TASKS), local }, stores.node, { netnsPrefix, hostIf: hostIfName });
-    return { saved, state };
+  get node(): string {
+    return this.stores.node;
   }
 
   /**
-   * Writes what changed since the last save: networks and services always, and the sandboxes in
-   * `touched` (every sandbox when it is not given, and any that left the state). Resolves with
-   * the cluster store's revision after it.
+   * This node's sandboxes as the stores hold them; a state file from before the store is
+   * returned as `legacy` for `importLegacy` (once the node has its lease).
    */
-  async save(state: DaemonState, touched?: Iterable<string>): Promise<number> {
-    const current = new Map(state.sandboxes.map((sb) => [sb.id, sb]));
+  static async load(stores: StateStores, { stateDir, netnsPrefix }: { stateDir: string; netnsPrefix: string }): Promise<{ saved: SavedState; sandboxes: SandboxRecord[]; legacy?: DaemonState; previousLease?: LeaseId }> {
+    const saved = new SavedState(stores);
+    const [own, endpoints, tasks, { kvs: localKvs }] = await Promise.all([
+      stores.cluster.list<SandboxObject>(sandboxesOf(stores.node)),
+      stores.cluster.list<EndpointObject>(ENDPOINTS),
+      stores.cluster.list<TaskObject>(TASKS),
+      stores.local.list(''),
+    ]);
+    remember(saved.#sandboxes, own.kvs, (kv) => kv.value.id);
+    remember(saved.#sandboxes, endpoints.kvs.filter((kv) => kv.value.node === stores.node), (kv) => kv.value.sandbox.id);
+    const local = localKvs.filter((kv) => kv.key.startsWith('sandboxes/')) as KeyValue<LocalSandbox>[];
+    remember(saved.#local, local, (kv) => idOf(kv.key));
+    // The local copies first: a task whose lease ran out is this node's still.
+    for (const kv of localKvs.filter((kv) => kv.key.startsWith(TASKS)) as KeyValue<TaskObject>[]) saved.#tasks.set(`${TASKS}${kv.key.slice(TASKS.length)}`, kv.value);
+    for (const kv of tasks.kvs.filter((kv) => kv.value.node === stores.node)) saved.#tasks.set(kv.key, kv.value);
+    const previous = localKvs.find((kv) => kv.key === LEASE_KEY)?.value as LeaseId | undefined;
+    const leased = previous === undefined ? {} : { previousLease: previous };
+    const hasCluster = own.kvs.length > 0 || (await stores.cluster.list(NETWORKS)).kvs.some((kv) => (kv.value as NetworkObject).node === stores.node);
+    const legacy = hasCluster ? undefined : legacyState(stateDir);
+    if (legacy !== undefined) return { saved, sandboxes: legacy.sandboxes, legacy, ...leased };
+    return { saved, sandboxes: fromStored(own.kvs, local, { netnsPrefix, hostIf: hostIfName }), ...leased };
+  }
+
+  /** Where endpoints and tasks get their lease; recorded locally so a restart can take the keys over. */
+  async useLease(current: () => LeaseId | undefined): Promise<void> {
+    this.#lease = current;
+    const id = current();
+    if (id !== undefined) await this.stores.local.txn([], [{ op: 'put', key: LEASE_KEY, value: id }]);
+  }
+
+  /** Writes every endpoint and task of this node again under the current lease (after a restart, or a lease lost and renewed). */
+  async reregister(): Promise<void> {
+    const lease = this.#leaseId();
+    const ops: Operation[] = [];
+    for (const keys of this.#sandboxes.values()) for (const [key, text] of keys) if (key.startsWith(ENDPOINTS)) ops.push({ op: 'put', key, value: JSON.parse(text) as unknown, ...(lease === undefined ? {} : { lease }) });
+    // A replica's slot another node took while this one was away is that node's now: given up, not overwritten.
+    const taken = await Promise.all([...this.#tasks].map(async ([key, task]) => (task.slot === undefined ? false : ((await this.stores.cluster.get<TaskObject>(key))?.value.node ?? this.node) !== this.node)));
+    const lost = [...this.#tasks.keys()].filter((_, i) => taken[i]);
+    for (const key of lost) this.#tasks.delete(key);
+    if (lost.length > 0) await this.stores.local.txn([], lost.map((key): Operation => ({ op: 'delete', key: localTaskKey(key) })));
+    for (const [key, task] of this.#tasks) ops.push({ op: 'put', key, value: task, ...(lease === undefined ? {} : { lease }) });
+    for (let i = 0; i < ops.length; i += TXN_OPS) await this.stores.cluster.txn([], ops.slice(i, i + TXN_OPS));
+    if (lease !== undefined) await this.stores.local.txn([], [{ op: 'put', key: LEASE_KEY, value: lease }]);
+  }
+
+  /**
+   * A state file's networks and services written to the cluster store as this node's, and its
+   * sandboxes and tasks as this node's own; the file is then kept beside as `.imported`.
+   */
+  async importLegacy(legacy: DaemonState, stateDir: string, sharedWrites: (state: DaemonState) => Operation[]): Promise<number> {
+    const ops = sharedWrites(legacy);
+    for (let i = 0; i < ops.length; i += TXN_OPS) await this.stores.cluster.txn([], ops.slice(i, i + TXN_OPS));
+    const networks = legacy.networks.map((n): NetworkRecord => ({ ...n, scope: 'local', node: this.node }));
+    await this.writeTasks((legacy.services ?? []).flatMap((svc) => svc.tasks.map((t): TaskObject => ({ ...t, service: svc.id, node: this.node }))), []);
+    const revision = await this.save(legacy.sandboxes, networks);
+    renameSync(join(stateDir, 'state.json'), join(stateDir, 'state.json.imported'));
+    return revision;
+  }
+
+  /** This node's tasks. */
+  tasks(): TaskObject[] {
+    return [...this.#tasks.values()];
+  }
+
+  /**
+   * Puts and deletes tasks of this node (keys from `taskKey`) under its lease, with their local
+   * copies; resolves with the cluster store's revision. `onlyNew` claims the puts' keys: when
+   * one exists nothing is written and it resolves undefined.
+   */
+  async writeTasks(put: readonly TaskObject[], remove: readonly string[], onlyNew = false): Promise<number | undefined> {
+    const lease = this.#leaseId();
+    const puts = put.map((t): [string, TaskObject] => [taskKey(t.service, t.id), t]);
+    const { succeeded, revision } = await this.stores.cluster.txn(onlyNew ? puts.map(([key]) => ({ key, modRevision: 0 })) : [], [
+      ...puts.map(([key, value]): Operation => ({ op: 'put', key, value, ...(lease === undefined ? {} : { lease }) })),
+      ...remove.map((key): Operation => ({ op: 'delete', key })),
+    ]);
+    if (!succeeded) return undefined;
+    for (const [key, value] of puts) this.#tasks.set(key, value);
+    for (const key of remove) this.#tasks.delete(key);
+    // The copies after the store: a crash between leaves a task the next start writes again (or one the store already lost, which its slot's placement replaces).
+    await this.stores.local.txn([], [
+      ...puts.map(([key, value]): Operation => ({ op: 'put', key: localTaskKey(key), value })),
+      ...remove.map((key): Operation => ({ op: 'delete', key: localTaskKey(key) })),
+    ]);
+    return revision;
+  }
+
+  /**
+   * Writes what changed since the last save of the sandboxes in `touched` (every sandbox when it
+   * is not given, and any that left). Resolves with the cluster store's revision after it.
+   */
+  async save(sandboxes: readonly SandboxRecord[], networks: readonly NetworkRecord[], touched?: Iterable<string>): Promise<number> {
+    const current = new Map(sandboxes.map((sb) => [sb.id, sb]));
     const ids = new Set(touched ?? current.keys());
     for (const written of [this.#sandboxes, this.#local]) for (const id of written.keys()) if (!current.has(id)) ids.add(id);
     const local = changes(ids, this.#local, (id) => {
@@ -103,16 +185,23 @@ export class SavedState {
     });
     if (local.ops.length > 0) await this.stores.local.txn([], local.ops);
     local.commit();
-    const shared = serialized(sharedObjects(state, this.stores.node));
     const own = changes(ids, this.#sandboxes, (id) => {
       const sb = current.get(id);
-      return sb === undefined ? new Map() : sandboxObjects(sb, state.networks, this.stores.node);
+      return sb === undefined ? new Map() : sandboxObjects(sb, networks, this.node);
     });
-    const ops = [...diff(this.#shared, shared), ...own.ops];
-    const revision = ops.length === 0 ? 0 : (await this.stores.cluster.txn([], ops)).revision;
-    this.#shared = shared;
+    if (own.ops.length === 0) return 0;
+    const lease = own.ops.some((o) => o.op === 'put' && o.key.startsWith(ENDPOINTS)) ? this.#leaseId() : undefined;
+    const ops = own.ops.map((o): Operation => (o.op === 'put' && o.key.startsWith(ENDPOINTS) && lease !== undefined ? { ...o, lease } : o));
+    const { revision } = await this.stores.cluster.txn([], ops);
     own.commit();
     return revision;
+  }
+
+  #leaseId(): LeaseId | undefined {
+    if (this.#lease === undefined) return undefined;
+    const id = this.#lease();
+    if (id === undefined) throw new StoreUnavailableError(`node ${this.node}: its lease is lost and being renewed; try again`);
+    return id;
   }
 }
 
@@ -144,26 +233,39 @@ function changes(ids: ReadonlySet<string>, written: Written, objectsOf: (id: str
 }
 
 /**
- * The state a daemon's directory holds, read without writing anything (the daemon may be running
- * or dead): for tools and tests that check what was saved.
+ * What a daemon's directory holds for its node, read without writing anything (the daemon may
+ * be running or dead): for tools and tests that check what was saved.
  */
 export async function readSavedState(stateDir: string, netnsPrefix = 'tsnet-'): Promise<DaemonState> {
   const local = await FileStore.open({ dir: join(stateDir, 'local'), readOnly: true });
   const cluster = await FileStore.open({ dir: join(stateDir, 'store'), readOnly: true });
   try {
     const node = (await local.get<string>(NODE_KEY))?.value ?? hostname();
-    return (await SavedState.load({ cluster, local, node }, { stateDir, netnsPrefix, readOnly: true })).state;
+    const [{ kvs }, { kvs: localKvs }] = await Promise.all([cluster.list(''), local.list('')]);
+    const under = <T>(prefix: string): KeyValue<T>[] => kvs.filter((kv) => kv.key.startsWith(prefix)) as KeyValue<T>[];
+    const tasks = under<TaskObject>(TASKS);
+    return {
+      version: 1,
+      networks: under<NetworkObject>(NETWORKS).map((kv) => kv.value).filter((n) => n.scope === 'swarm' || n.node === node),
+      sandboxes: fromStored(under<SandboxObject>(sandboxesOf(node)), localKvs.filter((kv) => kv.key.startsWith('sandboxes/')) as KeyValue<LocalSandbox>[], { netnsPrefix, hostIf: hostIfName }),
+      services: under<ServiceObject>(SERVICES).map(({ value }) => ({
+        ...value,
+        tasks: tasks.filter((t) => t.value.service === value.id).map(({ value: { service: _s, ...t } }) => t),
+      })),
+    };
   } finally {
     await Promise.all([local.close(), cluster.close()]);
   }
 }
 
-/** Replaces what a stopped daemon's directory holds with `edit(state)`: tests simulating a crash between kernel and store. */
+/** Replaces the sandboxes a stopped daemon's directory holds with `edit(state)`'s: tests simulating a crash between kernel and store. */
 export async function editSavedState(stateDir: string, edit: (state: DaemonState) => DaemonState, netnsPrefix = 'tsnet-'): Promise<void> {
-  const stores = await openFileStores(stateDir);
+  const before = await readSavedState(stateDir, netnsPrefix);
+  const stores = await openStores(stateDir);
   try {
-    const { saved, state } = await SavedState.load(stores, { stateDir, netnsPrefix });
-    await saved.save(edit(state));
+    const { saved } = await SavedState.load(stores, { stateDir, netnsPrefix });
+    const after = edit(before);
+    await saved.save(after.sandboxes, after.networks);
   } finally {
     await Promise.all([stores.local.close(), stores.cluster.close()]);
   }

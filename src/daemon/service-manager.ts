@@ -8,6 +8,10 @@ import type { DaemonCore } from './core.js';
 import { usedAddresses } from './plan.js';
 import { parseServicePort, vipServicesOn, type ServiceCreate, type ServiceRecord, type TaskAdd, type TaskChange } from './services.js';
 import type { SandboxRecord } from './state.js';
+import { addressKey, taskKey } from '../cluster/keys.js';
+import type { TaskObject } from '../cluster/objects.js';
+import { slotTaskId } from '../cluster/placement.js';
+import { serviceDeletes, serviceNameFree, servicePuts } from './cluster-writes.js';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 /** Health checks further apart than a day, or closer than this (a fork each time), are refused. */
@@ -27,7 +31,7 @@ export class ServiceManager {
   }
 
   service(ref: string): ServiceRecord {
-    const s = this.services.find((x) => x.name === ref || x.id === ref);
+    const s = this.services.find((x) => x.name === ref || x.id === ref) ?? this.services.find((x) => ref.length >= 3 && x.id.startsWith(ref));
     if (s === undefined) throw notFound(`service ${ref} not found`);
     return s;
   }
@@ -55,7 +59,7 @@ export class ServiceManager {
           throw badRequest(`Replicas.HealthInterval ${healthInterval}: milliseconds from ${MIN_HEALTH_INTERVAL_MS} to ${MAX_HEALTH_INTERVAL_MS}`);
         }
         svc.replicas = {
-          // The count asked for is the service's from the start: a restart mid-create finishes it.
+          // The count asked for is the service's from the start: every node places its share of it.
           count,
           command,
           ...(healthCmd === undefined ? {} : { healthCmd }),
@@ -63,7 +67,6 @@ export class ServiceManager {
           ...(healthInterval === undefined ? {} : { healthInterval }),
         };
       }
-      if (mode === 'vip') svc.vip = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net.name));
       if (req.publish !== undefined && req.publish.length > 0) {
         let wanted;
         try {
@@ -74,33 +77,47 @@ export class ServiceManager {
         svc.publish = await this.m.reserveHostPorts(wanted);
       }
       try {
-        await this.m.applyServices([...this.services, svc], svc.network);
+        if (mode === 'vip') {
+          const planned = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net.name));
+          svc.vip = await this.m.claimAddress(net, planned, `vip of service ${svc.name}`, false);
+        }
+        const { tasks: _tasks, ...stored } = svc;
+        await this.m.applyServices([...this.services, svc], svc.network, async () => {
+          if (!(await this.m.write([serviceNameFree(stored)], servicePuts(stored)))) throw conflict(`service ${req.name} already exists`);
+        });
       } catch (err) {
         this.m.releaseHostPorts(svc.publish ?? []);
+        if (svc.vip !== undefined && net.scope === 'swarm') await this.m.write([], [{ op: 'delete', key: addressKey(net.id, svc.vip) }]).catch(() => {});
         throw err;
       }
-      return svc;
+      return this.service(svc.id);
     });
   }
 
-  /** Records how many replicas tsnet keeps (after the replica manager reached it). */
+  /** Records how many replicas the cluster keeps; every node then places its share. */
   setReplicaCount(ref: string, count: number): Promise<void> {
     return this.m.serial(async () => {
-      const svc = this.service(ref);
-      if (svc.replicas === undefined) return;
-      await this.m.setServices(this.services.map((s) => (s === svc ? { ...svc, replicas: { ...svc.replicas!, count } } : s)));
+      const { tasks: _tasks, ...svc } = this.service(ref);
+      if (svc.replicas === undefined || svc.replicas.count === count) return;
+      await this.m.write([], servicePuts({ ...svc, replicas: { ...svc.replicas, count } }));
     });
   }
 
   remove(ref: string): Promise<void> {
     return this.m.serial(async () => {
       const svc = this.service(ref);
-      await this.m.applyServices(this.services.filter((s) => s !== svc), svc.network);
+      const networkId = this.m.state.networks.find((n) => n.name === svc.network && n.scope === 'swarm')?.id;
+      const { tasks: _tasks, ...stored } = svc;
+      await this.m.applyServices(this.services.filter((s) => s !== svc), svc.network, async () => {
+        await this.m.write([], await serviceDeletes(this.m.store, stored, networkId));
+        await this.m.writeTasks([], this.#own(svc).map((t) => taskKey(svc.id, t.id)));
+      });
       this.m.releaseHostPorts(svc.publish ?? []);
     });
   }
 
-  addTask(ref: string, req: TaskAdd): Promise<ServiceRecord> {
+  /** A task of a sandbox on this node (or of an address a runtime manages); `slot` marks a replica's, whose key is claimed, not overwritten. */
+  addTask(ref: string, req: TaskAdd, slot?: number): Promise<ServiceRecord> {
     return this.m.serial(async () => {
       const svc = this.service(ref);
       let ip = req.ip;
@@ -112,37 +129,76 @@ export class ServiceManager {
       const weight = req.weight ?? 1;
       if (!Number.isInteger(weight) || weight < 0 || weight > 1000) throw badRequest(`weight ${weight} is not an integer from 0 to 1000`);
       if (svc.tasks.some((t) => t.ipv4 === ip)) throw conflict(`service ${svc.name} already has a task at ${ip}`);
-      const task = { id: randomBytes(6).toString('hex'), ipv4: ip, healthy: req.healthy ?? true, draining: false, weight, ...(req.sandbox === undefined ? {} : { sandbox: this.m.sandbox(req.sandbox).name }) };
-      const next = { ...svc, tasks: [...svc.tasks, task] };
-      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
-      return next;
+      const task: TaskObject = {
+        id: slot === undefined ? randomBytes(6).toString('hex') : slotTaskId(slot),
+        service: svc.id,
+        node: this.m.node,
+        ...(slot === undefined ? {} : { slot }),
+        ipv4: ip,
+        healthy: req.healthy ?? true,
+        draining: false,
+        weight,
+        ...(req.sandbox === undefined ? {} : { sandbox: this.m.sandbox(req.sandbox).name }),
+      };
+      const { service: _s, ...record } = task;
+      await this.m.applyServices(this.services.map((s) => (s === svc ? { ...svc, tasks: [...svc.tasks, record] } : s)), svc.network, async () => {
+        if (!(await this.m.writeTasks([task], [], slot !== undefined))) throw conflict(`slot ${slot} of service ${svc.name} is taken by another node`);
+      });
+      return this.service(svc.id);
     });
   }
 
   updateTask(ref: string, taskId: string, change: TaskChange): Promise<void> {
     return this.m.serial(async () => {
       const svc = this.service(ref);
-      if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
-      const next = { ...svc, tasks: svc.tasks.map((t) => (t.id === taskId ? { ...t, ...change } : t)) };
-      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
+      const task = this.#task(svc, taskId);
+      const next = { ...task, ...change };
+      await this.m.applyServices(this.services.map((s) => (s === svc ? { ...svc, tasks: svc.tasks.map((t) => (t === task ? next : t)) } : s)), svc.network, async () => {
+        await this.m.writeTasks([{ ...next, service: svc.id }], []);
+      });
     });
   }
 
   removeTask(ref: string, taskId: string): Promise<void> {
     return this.m.serial(async () => {
       const svc = this.service(ref);
-      if (!svc.tasks.some((t) => t.id === taskId)) throw notFound(`service ${svc.name} has no task ${taskId}`);
-      const next = { ...svc, tasks: svc.tasks.filter((t) => t.id !== taskId) };
-      await this.m.applyServices(this.services.map((s) => (s === svc ? next : s)), svc.network);
+      const task = this.#task(svc, taskId);
+      await this.m.applyServices(this.services.map((s) => (s === svc ? { ...svc, tasks: svc.tasks.filter((t) => t !== task) } : s)), svc.network, async () => {
+        await this.m.writeTasks([], [taskKey(svc.id, task.id)]);
+      });
     });
   }
 
+  /** A task of this node's: another node's tasks are that node's to change (it re-registers them as it keeps them). */
+  #task(svc: ServiceRecord, taskId: string): ServiceRecord['tasks'][number] {
+    const task = svc.tasks.find((t) => t.id === taskId);
+    if (task === undefined) throw notFound(`service ${svc.name} has no task ${taskId}`);
+    if (task.node !== this.m.node) throw conflict(`task ${taskId} of service ${svc.name} runs on node ${task.node}: change it there`);
+    return task;
+  }
+
+  #own(svc: ServiceRecord): ServiceRecord['tasks'] {
+    return svc.tasks.filter((t) => t.node === this.m.node);
+  }
 }
+
+/**
+ * What each sandbox's VIP table was last programmed with, by sandbox id: a reconcile pass
+ * repeats `balance` for every sandbox, and a table that would not change is not rewritten.
+ */
+const programmed = new WeakMap<VipBackend, Map<string, string>>();
 
 /** Programs the VIPs of the services on each sandbox's networks inside that sandbox. */
 export async function balance(sandboxes: readonly SandboxRecord[], services: readonly ServiceRecord[], backend: VipBackend): Promise<void> {
+  const last = programmed.get(backend) ?? new Map<string, string>();
+  programmed.set(backend, last);
   for (const sb of sandboxes) {
     if (sb.mode !== 'networks' || sb.netns === undefined) continue;
-    await backend.apply(sb.netns, vipServicesOn(services, Object.keys(sb.attachments)));
+    const vips = vipServicesOn(services, Object.keys(sb.attachments));
+    const text = JSON.stringify(vips);
+    if (last.get(sb.id) === text) continue;
+    last.delete(sb.id);
+    await backend.apply(sb.netns, vips);
+    last.set(sb.id, text);
   }
 }

@@ -1,8 +1,8 @@
 import type { ReplicaSpec, ServiceObject, TaskObject } from '../cluster/objects.js';
 import type { ServicePort } from '../registry/types.js';
 
-/** A task of a service as the daemon works with it: the stored task without its service, node and slot. */
-export type TaskRecord = Omit<TaskObject, 'service' | 'node' | 'slot'>;
+/** A task of a service as the daemon works with it: the stored task without its service. */
+export type TaskRecord = Omit<TaskObject, 'service'>;
 
 /** A service with its tasks: the stored service and the tasks kept under it. */
 export type ServiceRecord = ServiceObject & { tasks: TaskRecord[] };

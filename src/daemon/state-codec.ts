@@ -1,11 +1,10 @@
-import { endpointKey, networkKey, sandboxKey, serviceKey, taskKey } from '../cluster/keys.js';
-import type { EndpointObject, NetworkObject, SandboxObject, ServiceObject, TaskObject } from '../cluster/objects.js';
+import { endpointKey, sandboxKey } from '../cluster/keys.js';
+import type { EndpointObject, SandboxObject } from '../cluster/objects.js';
 import type { KeyValue, Operation } from '../store/store.js';
-import type { ServiceRecord } from './services.js';
-import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
+import type { NetworkRecord, SandboxRecord } from './state.js';
 
 /**
- * The daemon's working state split into what it writes to stores: objects every node sees
+ * This node's sandboxes split into what it writes to stores: objects every node sees
  * (cluster store, one key each) and what only this host knows (local store: a sandbox's
  * namespace, host interface names and file hashes). Diffing two splits gives the few writes
  * a change needs, never a rewrite of the whole state.
@@ -23,10 +22,6 @@ export interface LocalSandbox {
 export const localSandboxKey = (id: string): string => `sandboxes/${id}`;
 
 export type Objects = Map<string, unknown>;
-
-function networkObject(n: NetworkRecord, node: string): NetworkObject {
-  return { ...n, scope: 'local', node };
-}
 
 function sandboxObject(sb: SandboxRecord, node: string): SandboxObject {
   const { netns: _netns, ownsNetns: _owns, fileHashes: _hashes, attachments, ports, ...rest } = sb;
@@ -55,22 +50,6 @@ function endpointObjects(sb: SandboxRecord, networks: readonly NetworkRecord[], 
   });
 }
 
-function serviceObjects(svc: ServiceRecord, node: string): [string, ServiceObject | TaskObject][] {
-  const { tasks, ...service } = svc;
-  return [
-    [serviceKey(svc.id), service],
-    ...tasks.map((t): [string, TaskObject] => [taskKey(svc.id, t.id), { ...t, service: svc.id, node }]),
-  ];
-}
-
-/** The cluster objects that are not one sandbox's: networks, services and their tasks, by key. */
-export function sharedObjects(state: DaemonState, node: string): Objects {
-  return new Map<string, unknown>([
-    ...state.networks.map((n): [string, unknown] => [networkKey(n.id), networkObject(n, node)]),
-    ...(state.services ?? []).flatMap((svc) => serviceObjects(svc, node)),
-  ]);
-}
-
 /** One sandbox's cluster objects (itself and its endpoints), by key. */
 export const sandboxObjects = (sb: SandboxRecord, networks: readonly NetworkRecord[], node: string): Objects =>
   new Map<string, unknown>([[sandboxKey(node, sb.id), sandboxObject(sb, node)], ...endpointObjects(sb, networks, node)]);
@@ -96,37 +75,25 @@ export function diff(before: ReadonlyMap<string, string>, after: ReadonlyMap<str
   return ops;
 }
 
-export interface StoredState {
-  networks: KeyValue<NetworkObject>[];
-  sandboxes: KeyValue<SandboxObject>[];
-  services: KeyValue<ServiceObject>[];
-  tasks: KeyValue<TaskObject>[];
-  local: KeyValue<LocalSandbox>[];
-}
-
 /**
- * This node's working state from what the stores hold. A sandbox whose local facts are missing
+ * This node's sandboxes from what the stores hold. A sandbox whose local facts are missing
  * (a crash between the two writes) gets the names tsnet would have given it.
  */
-export function fromStored(stored: StoredState, node: string, defaults: { netnsPrefix: string; hostIf(sandboxId: string, network: string): string }): DaemonState {
-  const local = new Map(stored.local.map((kv) => [kv.key, kv.value]));
-  const networks = stored.networks.map(({ value: { scope: _scope, node: _node, ...n } }): NetworkRecord => n);
-  const sandboxes = stored.sandboxes
-    .filter((kv) => kv.value.node === node)
-    .map(({ value: { node: _node, ...sb } }): SandboxRecord => {
-      const facts = local.get(localSandboxKey(sb.id));
-      const netns = facts?.netns ?? (sb.mode === 'host' ? undefined : `${defaults.netnsPrefix}${sb.mode.startsWith('container:') ? sb.mode.slice('container:'.length) : sb.name}`);
-      return {
-        ...sb,
-        ...(netns === undefined ? {} : { netns }),
-        ownsNetns: facts?.ownsNetns ?? true,
-        fileHashes: facts?.fileHashes ?? {},
-        attachments: Object.fromEntries(Object.entries(sb.attachments).map(([net, a]) => [net, { ...a, hostIf: facts?.hostIfs[net] ?? defaults.hostIf(sb.id, net) }])),
-      };
-    });
-  const services = stored.services.map(({ value }): ServiceRecord => ({
-    ...value,
-    tasks: stored.tasks.filter((t) => t.value.service === value.id).map(({ value: { service: _s, node: _n, slot: _slot, ...t } }) => t),
-  }));
-  return { version: 1, networks, sandboxes, services };
+export function fromStored(
+  sandboxes: readonly KeyValue<SandboxObject>[],
+  local: readonly KeyValue<LocalSandbox>[],
+  defaults: { netnsPrefix: string; hostIf(sandboxId: string, network: string): string },
+): SandboxRecord[] {
+  const facts = new Map(local.map((kv) => [kv.key, kv.value]));
+  return sandboxes.map(({ value: { node: _node, ...sb } }): SandboxRecord => {
+    const f = facts.get(localSandboxKey(sb.id));
+    const netns = f?.netns ?? (sb.mode === 'host' ? undefined : `${defaults.netnsPrefix}${sb.mode.startsWith('container:') ? sb.mode.slice('container:'.length) : sb.name}`);
+    return {
+      ...sb,
+      ...(netns === undefined ? {} : { netns }),
+      ownsNetns: f?.ownsNetns ?? true,
+      fileHashes: f?.fileHashes ?? {},
+      attachments: Object.fromEntries(Object.entries(sb.attachments).map(([net, a]) => [net, { ...a, hostIf: f?.hostIfs[net] ?? defaults.hostIf(sb.id, net) }])),
+    };
+  });
 }

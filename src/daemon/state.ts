@@ -12,8 +12,8 @@ export const ownerMark = (stateDir: string): string => `tsnet:${createHash('sha2
 
 /** The daemon's persisted state: what `tsnet` users created, enough to rebuild the kernel side. */
 
-/** A network as the daemon works with it: the stored object without its cluster placement. */
-export type NetworkRecord = Omit<NetworkObject, 'scope' | 'node'>;
+/** A network as the daemon works with it: the stored object (a local one names its node). */
+export type NetworkRecord = NetworkObject;
 export type IpamRecord = IpamConfig;
 
 export interface AttachmentRecord {

@@ -14,7 +14,7 @@ import { owned } from './ledger.js';
 const run = promisify(execFile);
 
 /** Whether a daemon answers GET /_ping on `socket`. */
-const answersPing = (socket: string): Promise<boolean> =>
+export const answersPing = (socket: string): Promise<boolean> =>
   new Promise((resolve) => {
     const req = request({ socketPath: socket, path: '/_ping' }, (res) => {
       res.resume();
@@ -23,7 +23,61 @@ const answersPing = (socket: string): Promise<boolean> =>
     req.on('error', () => resolve(false));
     req.end();
   });
-const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
+export const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
+
+/**
+ * Resolves once the daemon `child` answers on `socket`, not when the socket file appears (it is
+ * made before the daemon is set up); rejects with what it wrote to stderr if it exits or never answers.
+ */
+export async function untilAnswers(child: ChildProcess, socket: string, stderr: () => string): Promise<void> {
+  for (let i = 0; i < 200 && !(await answersPing(socket)); i++) {
+    if (child.exitCode !== null) throw new Error(`tsnet daemon exited ${child.exitCode}: ${stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!(await answersPing(socket))) throw new Error(`tsnet daemon did not answer on ${socket}: ${stderr()}`);
+}
+
+/** The CLI of the daemon on `socket`, run from the test's namespace. */
+export function tsnetCli(socket: string): Pick<TestDaemon, 'tsnet' | 'fails'> {
+  const tsnet = async (...args: string[]): Promise<string> => (await run(process.execPath, [BIN, '--socket', socket, ...args], { timeout: 20_000 })).stdout;
+  return {
+    tsnet,
+    fails: async (...args) => {
+      try {
+        await tsnet(...args);
+      } catch (err) {
+        const e = err as { code: number; stderr: string };
+        return { code: e.code, stderr: e.stderr };
+      }
+      throw new Error(`tsnet ${args.join(' ')} succeeded`);
+    },
+  };
+}
+
+/** Deletes namespace `ns` and its sandbox files (/etc/netns/NS), killing what runs in it first. */
+export async function removeNetns(ns: string): Promise<void> {
+  // Processes a test left in the namespace (replicas, servers) go first, or the namespace lingers.
+  const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await run('ip', ['netns', 'del', ns]).catch(() => run('umount', [`/run/netns/${ns}`]).then(() => rmSync(`/run/netns/${ns}`, { force: true }), () => {}));
+  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+}
+
+/** Removes every namespace whose name starts with `prefix`, and the sandbox files of any such name. */
+export async function removeNetnsStartingWith(prefix: string): Promise<void> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(prefix))) await removeNetns(ns);
+  // Sandbox files of namespaces a test deleted under the daemon are not in `ip netns list`.
+  for (const ns of existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(prefix)) : []) {
+    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  }
+}
 
 export interface TestDaemon {
   socket: string;
@@ -76,12 +130,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     let stderr = '';
     c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-    // Ready when it answers, not when the socket file appears (it is made before it is set up).
-    for (let i = 0; i < 200 && !(await answersPing(socket)); i++) {
-      if (c.exitCode !== null) throw new Error(`tsnet daemon exited ${c.exitCode}: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!(await answersPing(socket))) throw new Error(`tsnet daemon did not answer on ${socket}: ${stderr}`);
+    await untilAnswers(c, socket, () => stderr);
     const host = process.env.TSNET_TEST_HOST_NETNS ?? readlinkSync('/proc/self/ns/net');
     const mine = readlinkSync('/proc/self/ns/net');
     const its = readlinkSync(`/proc/${c.pid}/ns/net`);
@@ -94,30 +143,13 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     const mark = ownerMark(join(dir, 'state'));
     const marked = (JSON.parse((await run('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string; ifalias?: string }[]).filter((l) => l.ifalias === mark).map((l) => l.ifname);
     owned(t.title, ...marked);
-    const { stdout } = await run('ip', ['netns', 'list']);
-    for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(netnsPrefix))) {
-      // Processes a test left in the namespace (replicas, servers) go first, or the namespace lingers.
-      const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
-      for (const pid of pids) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      await run('ip', ['netns', 'del', ns]).catch(() => run('umount', [`/run/netns/${ns}`]).then(() => rmSync(`/run/netns/${ns}`, { force: true }), () => {}));
-      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-    }
-    // Sandbox files of namespaces a test deleted under the daemon are not in `ip netns list`.
-    for (const ns of existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(netnsPrefix)) : []) {
-      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-    }
+    await removeNetnsStartingWith(netnsPrefix);
     for (const dev of new Set([`tst${tag}`, ...marked])) await run('ip', ['link', 'del', dev]).catch(() => {});
     for (const family of ['inet', 'bridge']) await run(systemTool('nft'), ['delete', 'table', family, table]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
   await start();
-  const tsnet = async (...args: string[]): Promise<string> => (await run(process.execPath, [BIN, '--socket', socket, ...args], { timeout: 20_000 })).stdout;
+  const { tsnet, fails } = tsnetCli(socket);
   return {
     socket,
     stateDir: join(dir, 'state'),
@@ -128,15 +160,7 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
     netnsPrefix,
     subnet,
     tsnet,
-    fails: async (...args) => {
-      try {
-        await tsnet(...args);
-      } catch (err) {
-        const e = err as { code: number; stderr: string };
-        return { code: e.code, stderr: e.stderr };
-      }
-      throw new Error(`tsnet ${args.join(' ')} succeeded`);
-    },
+    fails,
     kill9: async () => {
       const c = child!;
       const exited = new Promise((r) => c.once('exit', r));

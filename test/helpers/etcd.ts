@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { namedNetns } from '../../src/netns/netns.js';
+import { familyOf, socketInNetns } from '../../src/netns/socket-in-netns.js';
 import { owned } from './ledger.js';
 
 const ETCD = '/usr/bin/etcd';
@@ -45,31 +48,66 @@ async function freePorts(n: number): Promise<number[]> {
   }
 }
 
-const healthy = (clientUrl: string): Promise<boolean> =>
-  fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) }).then(
-    async (r) => ((await r.json()) as { health?: string }).health === 'true',
+/**
+ * The JSON etcd answers at `url` (a POST of `body`, or a GET), within a second. With `netns` the
+ * connection leaves from inside that namespace: the test's own has no route to members there.
+ */
+function askJson(url: string, netns: string | undefined, body?: string): Promise<unknown> {
+  const { hostname, port, pathname } = new URL(url);
+  const inside = (): Socket => new Socket({ fd: socketInNetns(namedNetns(netns!), 'tcp', familyOf(hostname)) }).connect({ host: hostname, port: Number(port) });
+  return new Promise((resolve, reject) => {
+    const req = request({ host: hostname, port, path: pathname, method: body === undefined ? 'GET' : 'POST', timeout: 1000, ...(netns === undefined ? {} : { createConnection: inside }) }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(text));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`etcd at ${url}: no answer within 1 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const healthy = (clientUrl: string, netns: string | undefined): Promise<boolean> =>
+  askJson(`${clientUrl}/health`, netns).then(
+    (r) => (r as { health?: string }).health === 'true',
     () => false,
   );
 
 /** Member id of the server at `clientUrl` and that of its leader (etcd's JSON gateway). */
-async function status(clientUrl: string): Promise<{ id: string; leader: string } | undefined> {
+async function status(clientUrl: string, netns: string | undefined): Promise<{ id: string; leader: string } | undefined> {
   try {
-    const r = await fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
-    const body = (await r.json()) as { header?: { member_id?: string }; leader?: string };
+    const body = (await askJson(`${clientUrl}/v3/maintenance/status`, netns, '{}')) as { header?: { member_id?: string }; leader?: string };
     return body.header?.member_id === undefined || body.leader === undefined ? undefined : { id: body.header.member_id, leader: body.leader };
   } catch {
     return undefined;
   }
 }
 
+export interface EtcdOptions {
+  /** Members; defaults to one per `hosts` entry, else 1. */
+  size?: number;
+  /** Runs every member inside this namespace (`ip netns exec`), which the test made and set up. */
+  netns?: string;
+  /** Member i listens (client and peer) on IPv4 address `hosts[i]`; default 127.0.0.1 for all. */
+  hosts?: string[];
+}
+
 /**
- * Real etcd (Debian's etcd-server) for one test: `size` members on loopback ports of their own,
- * data in a fresh temp dir, elections fast. Stopped and removed when the test ends, pass or fail;
- * the leftover check knows the processes by the run's id and the dir by its tag. Without etcd the
- * test fails.
+ * Real etcd (Debian's etcd-server) for one test: `size` members on ports of their own (on
+ * loopback, or on `hosts` inside `netns`), data in a fresh temp dir, elections fast. Stopped and
+ * removed when the test ends, pass or fail; the leftover check knows the processes by the run's id
+ * and the dir by its tag. Without etcd the test fails.
  */
-export async function startEtcd(t: ExecutionContext, { size = 1 }: { size?: number } = {}): Promise<TestEtcd> {
+export async function startEtcd(t: ExecutionContext, { hosts, netns, size = hosts?.length ?? 1 }: EtcdOptions = {}): Promise<TestEtcd> {
   if (!existsSync(ETCD)) throw new Error(`${ETCD} is missing: install etcd-server (.ci/run does)`);
+  if (hosts !== undefined && hosts.length < size) throw new Error(`etcd: ${size} members but ${hosts.length} hosts`);
   const tag = `etcd${randomBytes(4).toString('hex')}`;
   owned(t.title, tag);
   const dir = mkdtempSync(join(tmpdir(), `tsnet-${tag}-`));
@@ -82,7 +120,7 @@ export async function startEtcd(t: ExecutionContext, { size = 1 }: { size?: numb
   });
   for (let attempt = 0; ; attempt++) {
     try {
-      return await startCluster(dir, tag, size, children);
+      return await startCluster(dir, tag, size, children, { netns, host: (i) => hosts?.[i] ?? '127.0.0.1' });
     } catch (err) {
       // Another process may have taken a port between the check and etcd's bind: new ports, new try.
       for (const c of children) c.kill('SIGKILL');
@@ -91,12 +129,19 @@ export async function startEtcd(t: ExecutionContext, { size = 1 }: { size?: numb
   }
 }
 
+/** Where the members run: in a namespace or not, and on which address each listens. */
+interface Placement {
+  netns: string | undefined;
+  host(member: number): string;
+}
+
 /** One member's process, started by `launch`, with its way to wait for health, kill and restart. */
-function member(name: string, clientUrl: string, args: string[], children: Set<ChildProcess>): { member: EtcdMember; launch(): void; ready(): Promise<void> } {
+function member(name: string, clientUrl: string, args: string[], children: Set<ChildProcess>, netns: string | undefined): { member: EtcdMember; launch(): void; ready(): Promise<void> } {
   let child: ChildProcess | undefined;
   let logs = '';
   const launch = (): void => {
-    const c = spawn(ETCD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // `ip netns exec` execs etcd: the pid is etcd's own, so kill() reaches it.
+    const c = netns === undefined ? spawn(ETCD, args, { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn('ip', ['netns', 'exec', netns, ETCD, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     c.stderr!.on('data', (d: Buffer) => (logs = (logs + d.toString()).slice(-4000)));
     children.add(c);
     c.once('exit', () => children.delete(c));
@@ -105,7 +150,7 @@ function member(name: string, clientUrl: string, args: string[], children: Set<C
   const ready = async (): Promise<void> => {
     for (let i = 0; i < 200; i++) {
       if (child!.exitCode !== null) throw new Error(`etcd ${name} (${clientUrl}) exited ${child!.exitCode}: ${logs}`);
-      if (await healthy(clientUrl)) return;
+      if (await healthy(clientUrl, netns)) return;
       await sleep(50);
     }
     throw new Error(`etcd ${name} (${clientUrl}) not healthy within 10 s: ${logs}`);
@@ -132,13 +177,14 @@ function member(name: string, clientUrl: string, args: string[], children: Set<C
   return { member: m, launch, ready };
 }
 
-async function startCluster(dir: string, tag: string, size: number, children: Set<ChildProcess>): Promise<TestEtcd> {
-  const ports = await freePorts(2 * size);
+async function startCluster(dir: string, tag: string, size: number, children: Set<ChildProcess>, { netns, host }: Placement): Promise<TestEtcd> {
+  // Nothing else listens in a namespace the test made: etcd's own ports there, one pair per member.
+  const ports = netns === undefined ? await freePorts(2 * size) : Array.from({ length: 2 * size }, (_, i) => 2379 + i);
   const names = Array.from({ length: size }, (_, i) => `m${i}`);
-  const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;
+  const peerUrl = (i: number): string => `http://${host(i)}:${ports[2 * i + 1]}`;
   const cluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
   const members = names.map((name, i) => {
-    const clientUrl = `http://127.0.0.1:${ports[2 * i]}`;
+    const clientUrl = `http://${host(i)}:${ports[2 * i]}`;
     return member(name, clientUrl, [
       ...['--name', name, '--data-dir', join(dir, `${name}-${randomBytes(2).toString('hex')}`)],
       ...['--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl],
@@ -148,14 +194,14 @@ async function startCluster(dir: string, tag: string, size: number, children: Se
       '--experimental-watch-progress-notify-interval=5s',
       ...['--auto-compaction-mode', 'periodic', '--auto-compaction-retention', '1h'],
       ...['--logger', 'zap', '--log-level', 'warn'],
-    ], children);
+    ], children, netns);
   });
   // All members first: none is healthy before a quorum is up.
   for (const m of members) m.launch();
   await Promise.all(members.map((m) => m.ready()));
   const leader = async (): Promise<EtcdMember> => {
     for (let i = 0; i < 100; i++) {
-      const all = await Promise.all(members.map(async (m) => ({ m: m.member, s: await status(m.member.clientUrl) })));
+      const all = await Promise.all(members.map(async (m) => ({ m: m.member, s: await status(m.member.clientUrl, netns) })));
       const leaderId = all.find((x) => x.s !== undefined)?.s?.leader;
       const found = all.find((x) => x.s?.id === leaderId);
       if (found !== undefined && leaderId !== '0') return found.m;

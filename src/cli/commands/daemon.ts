@@ -10,8 +10,15 @@ import { IpvsClient } from '../../net/lb/ipvs-socket.js';
 import { holdLock } from '../../daemon/lock.js';
 import { Manager } from '../../daemon/manager.js';
 import { ownerMark } from '../../daemon/state.js';
-import { openFileStores, SavedState } from '../../daemon/saved-state.js';
+import { openStores, SavedState } from '../../daemon/saved-state.js';
+import { legacyShared } from '../../daemon/cluster-writes.js';
+import { joinCluster } from '../../cluster/nodes.js';
+import { NodeList } from '../../cluster/node-list.js';
+import { ClusterView } from '../../reconcile/cluster-view.js';
 import { RegistryFeed } from '../../reconcile/registry-feed.js';
+import { EtcdStore, parseStoreUrl } from '../../store/etcd-store.js';
+import type { Store } from '../../store/store.js';
+import { isIPv4, isIPv6 } from 'node:net';
 import { Registry } from '../../registry/registry.js';
 import { serveMetrics } from '../../server/metrics-http.js';
 import { createServer } from '../../server/server.js';
@@ -43,6 +50,18 @@ export function metricsAddress(text: string): { address: string; port: number } 
   return parseHostPort(bare === null ? text : `127.0.0.1:${bare[1]}`, 9153, 'metrics');
 }
 
+const NODE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+/** The cluster options, checked before anything is locked or made: a bad one exits with its name. */
+function checkClusterOptions(opts: { store?: string; node?: string; advertiseAddr: string; leaseTtl: string }): { store?: Store; leaseTtl: number } {
+  if (opts.node !== undefined && !NODE_NAME.test(opts.node)) throw new Error(`--node ${JSON.stringify(opts.node)}: letters, digits, '_', '.', '-', starting with a letter or digit`);
+  if (!isIPv4(opts.advertiseAddr) && !isIPv6(opts.advertiseAddr)) throw new Error(`--advertise-addr ${JSON.stringify(opts.advertiseAddr)} is not an IP address`);
+  const leaseTtl = /^\d{1,4}$/.test(opts.leaseTtl) ? Number(opts.leaseTtl) : NaN;
+  if (!(leaseTtl >= 2 && leaseTtl <= 3600)) throw new Error(`--lease-ttl ${JSON.stringify(opts.leaseTtl)}: whole seconds from 2 to 3600`);
+  if (opts.store === undefined) return { leaseTtl };
+  return { store: new EtcdStore({ hosts: parseStoreUrl(opts.store) }), leaseTtl };
+}
+
 export function daemonCommand(program: Command): void {
   program
     .command('daemon')
@@ -56,11 +75,18 @@ export function daemonCommand(program: Command): void {
     .option('--nft-table <name>', 'the nftables table (inet) tsnet owns', 'tsnet')
     .option('--netns-prefix <prefix>', 'sandbox namespaces are /run/netns/PREFIX<name>', 'tsnet-')
     .option('--lb <backend>', 'VIP dataplane: nft, or ipvs where the kernel has it', 'nft')
-    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string; lb: string }) => {
+    .option('--store <url>', 'the cluster store: etcd://HOST:PORT[,HOST:PORT...] (default: the embedded file store in --state-dir)')
+    .option('--node <name>', "this node's name in the cluster (default: the host name; kept in --state-dir)")
+    .option('--advertise-addr <ip>', 'the address other nodes reach this one at', '127.0.0.1')
+    .option('--lease-ttl <seconds>', "seconds a dead node's endpoints and tasks outlive it", '10')
+    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string; lb: string; store?: string; node?: string; advertiseAddr: string; leaseTtl: string }) => {
       const socket = program.opts<{ socket: string }>().socket;
       const metricsAt = opts.metrics === undefined ? undefined : metricsAddress(opts.metrics);
+      const cluster = checkClusterOptions(opts);
       claim(socket, opts.stateDir);
       const logger = pino({ level: opts.logLevel, base: { name: 'tsnet' } });
+      // A promise nobody awaited (a watch callback, a timer) is logged with its cause instead of ending the daemon.
+      process.on('unhandledRejection', (err) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'unhandled rejection'));
       if (opts.lb !== 'nft' && opts.lb !== 'ipvs') throw new Error(`--lb ${opts.lb}: expected nft or ipvs`);
       let vipBackend: VipBackend | undefined;
       if (opts.lb === 'ipvs') {
@@ -75,15 +101,34 @@ export function daemonCommand(program: Command): void {
       }
       const registry = new Registry();
       const dns = createServer({ registry, upstreams: opts.upstream ?? resolvConfUpstreams(), logger: logger.child({ part: 'dns' }) });
-      const stores = await openFileStores(opts.stateDir);
-      const { saved, state } = await SavedState.load(stores, { stateDir: opts.stateDir, netnsPrefix: opts.netnsPrefix });
-      const feed = new RegistryFeed(stores.cluster, registry, logger.child({ part: 'registry-feed' }));
-      await feed.start();
+      const stores = await openStores(opts.stateDir, { ...(opts.node === undefined ? {} : { node: opts.node }), ...(cluster.store === undefined ? {} : { cluster: cluster.store }) });
+      const loaded = await SavedState.load(stores, { stateDir: opts.stateDir, netnsPrefix: opts.netnsPrefix });
+      const { saved } = loaded;
+      const membership = await joinCluster(stores.cluster, {
+        name: stores.node,
+        address: opts.advertiseAddr,
+        leaseTtl: cluster.leaseTtl,
+        waitMs: (cluster.leaseTtl + 2) * 1000,
+        ...(loaded.previousLease === undefined ? {} : { previous: loaded.previousLease }),
+      });
+      await saved.useLease(() => membership.lease);
+      if (loaded.legacy !== undefined) await saved.importLegacy(loaded.legacy, opts.stateDir, (s) => legacyShared(s, stores.node));
+      await saved.reregister();
+      membership.onEvent((e) => {
+        logger.warn({ node: stores.node, event: e.type }, 'cluster membership');
+        if (e.type === 'renewed') saved.reregister().catch((err: Error) => logger.error({ err: err.message }, 'endpoints and tasks could not be written under the new lease'));
+      });
+      const view = new ClusterView(stores.cluster, stores.node, logger.child({ part: 'cluster-view' }));
+      new RegistryFeed(view, registry, logger.child({ part: 'registry-feed' }));
+      await view.start();
+      const nodes = await NodeList.open(stores.cluster);
       const manager = new Manager({
         saved,
-        state,
+        sandboxes: loaded.sandboxes,
+        store: stores.cluster,
+        view,
+        readyNodes: () => nodes.ready(),
         stateDir: opts.stateDir,
-        feed,
         dns,
         logger,
         hostSearch: hostSearch(),
@@ -93,10 +138,11 @@ export function daemonCommand(program: Command): void {
         ...(vipBackend === undefined ? {} : { vipBackend }),
         owner: ownerMark(opts.stateDir),
       });
+      nodes.onChange(() => manager.replicas.changed());
       await manager.restore();
       // The socket is bound inside serveControl's synchronous part: created 0600, never chmod-ed later.
       const umask = process.umask(0o177);
-      const listening = serveControl(manager, socket, logger);
+      const listening = serveControl({ manager, nodes, store: stores.cluster }, socket, logger);
       process.umask(umask);
       const control = await listening;
       const metrics = metricsAt === undefined ? undefined : await serveMetrics(dns.metrics, metricsAt.address, metricsAt.port);
@@ -105,7 +151,9 @@ export function daemonCommand(program: Command): void {
         logger.info({ signal }, 'shutting down; networks and sandboxes stay');
         control.close();
         metrics?.close();
-        feed.stop();
+        view.stop();
+        nodes.close();
+        // The lease is left to run out: the endpoints and tasks this node still runs keep answering until then, and a restart takes them over.
         void Promise.all([dns.close(), stores.cluster.close(), stores.local.close()]).then(() => process.exit(0));
       };
       process.once('SIGTERM', stop);

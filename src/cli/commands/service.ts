@@ -8,7 +8,7 @@ interface ServiceView {
   Network: string;
   EndpointMode: string;
   VirtualIP: string | null;
-  Tasks: { Id: string; Address: string; Healthy: boolean; Draining: boolean; Weight: number }[];
+  Tasks: { Id: string; Address: string; Node: string; Healthy: boolean; Draining: boolean; Weight: number }[];
 }
 
 const bool = (v: string): boolean => {
@@ -52,7 +52,8 @@ export function serviceCommand(program: Command): void {
     .action(async (o: { format?: string }) => {
       const list = await call<ServiceView[]>(socket(), 'GET', '/services');
       if (o.format === 'json') return printJson(list);
-      printTable(['NAME', 'NETWORK', 'MODE', 'VIP', 'TASKS'], list.map((s) => [s.Name, s.Network, s.EndpointMode, s.VirtualIP ?? '-', `${s.Tasks.filter((t) => t.Healthy && !t.Draining && t.Weight > 0).length}/${s.Tasks.length}`]));
+      const nodes = (s: ServiceView): string => [...new Set(s.Tasks.map((t) => t.Node))].sort().join(',') || '-';
+      printTable(['NAME', 'NETWORK', 'MODE', 'VIP', 'TASKS', 'NODES'], list.map((s) => [s.Name, s.Network, s.EndpointMode, s.VirtualIP ?? '-', `${s.Tasks.filter((t) => t.Healthy && !t.Draining && t.Weight > 0).length}/${s.Tasks.length}`, nodes(s)]));
     });
 
   svc.command('scale <service> <replicas>').action(async (service: string, n: string) => {

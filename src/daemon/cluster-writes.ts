@@ -1,0 +1,64 @@
+import { addressesOf, addressKey, networkKey, networkNameKey, serviceKey, serviceNameKey, subnetKey, tasksOf } from '../cluster/keys.js';
+import type { NetworkObject, ServiceObject } from '../cluster/objects.js';
+import type { Condition, Operation, Store } from '../store/store.js';
+import { conflict } from './errors.js';
+import type { DaemonState } from './state.js';
+
+/**
+ * The transactions that write what every node shares: a network with its name (and the IPAM
+ * claims that come with it), a service with its name. A name is claimed by a CAS create of its
+ * key, so two nodes creating the same name at once get one winner and one 409.
+ */
+
+const nameKeyOf = (n: NetworkObject): string => networkNameKey(n.name, n.scope === 'local' ? n.node : undefined);
+
+export const networkPuts = (n: NetworkObject): Operation[] => [
+  { op: 'put', key: networkKey(n.id), value: n },
+  { op: 'put', key: nameKeyOf(n), value: n.id },
+];
+
+/** The network's name must be free where it lives: its node for a local one, the cluster for a swarm one. */
+export const networkNameFree = (n: NetworkObject): Condition => ({ key: nameKeyOf(n), modRevision: 0 });
+
+/** Throws the 409 a lost name race deserves, when that is why a network's transaction failed. */
+export async function explainNetworkConflict(store: Store, n: NetworkObject): Promise<void> {
+  if ((await store.get(nameKeyOf(n))) !== undefined) throw conflict(`network with name ${n.name} already exists`);
+}
+
+/** Deletes a network with its name, its subnet claims and every address claimed on it. */
+export async function networkDeletes(store: Store, n: NetworkObject): Promise<Operation[]> {
+  const claims = (await store.list(addressesOf(n.id))).kvs.map((kv): Operation => ({ op: 'delete', key: kv.key }));
+  const subnets = n.ipam === null ? [] : [n.ipam.subnet, ...(n.ipam.subnet6 === undefined ? [] : [n.ipam.subnet6])];
+  return [
+    { op: 'delete', key: networkKey(n.id) },
+    { op: 'delete', key: nameKeyOf(n) },
+    ...subnets.map((s): Operation => ({ op: 'delete', key: subnetKey(s) })),
+    ...claims,
+  ];
+}
+
+export const servicePuts = (svc: ServiceObject): Operation[] => [
+  { op: 'put', key: serviceKey(svc.id), value: svc },
+  { op: 'put', key: serviceNameKey(svc.name), value: svc.id },
+];
+
+export const serviceNameFree = (svc: ServiceObject): Condition => ({ key: serviceNameKey(svc.name), modRevision: 0 });
+
+/** A service, its name, its VIP's claim and every task of it, whichever node runs them. */
+export async function serviceDeletes(store: Store, svc: ServiceObject, networkId: string | undefined): Promise<Operation[]> {
+  const tasks = (await store.list(tasksOf(svc.id))).kvs.map((kv): Operation => ({ op: 'delete', key: kv.key }));
+  return [
+    { op: 'delete', key: serviceKey(svc.id) },
+    { op: 'delete', key: serviceNameKey(svc.name) },
+    ...(svc.vip === undefined || networkId === undefined ? [] : [{ op: 'delete', key: addressKey(networkId, svc.vip) } satisfies Operation]),
+    ...tasks,
+  ];
+}
+
+/** What a state file from before the store shared: its networks (as `node`'s) and services, with their names. */
+export function legacyShared(state: DaemonState, node: string): Operation[] {
+  return [
+    ...state.networks.flatMap((n) => networkPuts({ ...n, scope: 'local', node })),
+    ...(state.services ?? []).flatMap(({ tasks: _tasks, ...svc }) => servicePuts(svc)),
+  ];
+}

@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
-import { assertBlocked, hostPings, startDaemon } from './helpers/daemon.js';
+import { assertBlocked, hostPings, startDaemon, webAndClientOnApp } from './helpers/daemon.js';
 import { outsideWorld } from './helpers/outside.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -98,9 +98,7 @@ test.serial('names nobody owns go to the host upstream, a fake on host loopback'
 test.serial('after kill -9 and a restart every network, sandbox, name and route works again', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await webAndClientOnApp(d);
   await d.kill9();
   await d.start();
   t.regex(await d.tsnet('network', 'ls'), /\bapp\b/);

@@ -3,7 +3,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSavedState } from '../src/daemon/saved-state.js';
 import { FileStore } from '../src/store/file-store.js';
-import { startDaemon } from './helpers/daemon.js';
+import { startDaemon, webAndClientOnApp } from './helpers/daemon.js';
 import { startUpstream } from './helpers/upstream.js';
 
 /** Every key and value a file store directory holds, read without writing. */
@@ -43,9 +43,7 @@ test.serial('the daemon keeps one key per object in its store, and what only thi
 test.serial('a state file from before the store is imported once: everything in it is back, answering, and the file is kept beside', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await webAndClientOnApp(d);
   await d.kill9();
   // What an older daemon left: its one state file, and no store.
   writeFileSync(join(d.stateDir, 'state.json'), JSON.stringify(await readSavedState(d.stateDir, d.netnsPrefix)));

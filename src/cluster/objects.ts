@@ -44,6 +44,9 @@ export interface NetworkObject {
   options: Record<string, string>;
 }
 
+/** Whether a network is `node`'s to use: the cluster's, or a local one of that node. */
+export const visibleOn = (n: NetworkObject, node: string): boolean => n.scope === 'swarm' || n.node === node;
+
 /** Who holds a subnet taken from the default pools (or given): no two networks get one. */
 export interface SubnetClaim {
   network: string;

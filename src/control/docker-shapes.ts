@@ -1,7 +1,7 @@
 import type { AttachRequest, NetworkCreate, SandboxCreate } from '../daemon/requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from '../daemon/state.js';
 import { badRequest } from '../daemon/errors.js';
-import { boolean, integer, list, object, record, string, stringMap, strings, type Json } from './fields.js';
+import { boolean, defined, integer, list, object, record, string, stringMap, strings, type Json } from './fields.js';
 
 /** A network in the Docker Engine API's shape (`GET /networks/{id}`). */
 export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
@@ -46,14 +46,7 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
 /** One entry of IPAM.Config: a subnet and its gateway (and, for IPv4, an ip-range). */
 function ipamConfig(v: unknown, path: string): { subnet?: string; gateway?: string; ipRange?: string } {
   const c = record(v, path);
-  const out: { subnet?: string; gateway?: string; ipRange?: string } = {};
-  const subnet = string(c.Subnet, `${path}.Subnet`);
-  const gateway = string(c.Gateway, `${path}.Gateway`);
-  const ipRange = string(c.IPRange, `${path}.IPRange`);
-  if (subnet !== undefined) out.subnet = subnet;
-  if (gateway !== undefined) out.gateway = gateway;
-  if (ipRange !== undefined) out.ipRange = ipRange;
-  return out;
+  return defined({ subnet: string(c.Subnet, `${path}.Subnet`), gateway: string(c.Gateway, `${path}.Gateway`), ipRange: string(c.IPRange, `${path}.IPRange`) });
 }
 
 /** `POST /networks/create` body → a NetworkCreate (Docker's field names), every field type-checked. */
@@ -90,13 +83,11 @@ export function parseConnect(body: Json): { sandbox: string; attach: Omit<Attach
   if (sandbox === undefined) throw badRequest('Container is required');
   const ec = object(body.EndpointConfig, 'EndpointConfig') ?? {};
   const ipam = object(ec.IPAMConfig, 'EndpointConfig.IPAMConfig') ?? {};
-  const attach: Omit<AttachRequest, 'network'> = {};
-  const ip = string(ipam.IPv4Address, 'EndpointConfig.IPAMConfig.IPv4Address');
-  const ip6 = string(ipam.IPv6Address, 'EndpointConfig.IPAMConfig.IPv6Address');
-  const aliases = strings(ec.Aliases, 'EndpointConfig.Aliases');
-  if (ip !== undefined) attach.ip = ip;
-  if (ip6 !== undefined) attach.ip6 = ip6;
-  if (aliases !== undefined) attach.aliases = aliases;
+  const attach = defined({
+    ip: string(ipam.IPv4Address, 'EndpointConfig.IPAMConfig.IPv4Address'),
+    ip6: string(ipam.IPv6Address, 'EndpointConfig.IPAMConfig.IPv6Address'),
+    aliases: strings(ec.Aliases, 'EndpointConfig.Aliases'),
+  });
   return { sandbox, attach };
 }
 
@@ -134,14 +125,7 @@ function attachRequest(v: unknown, path: string): AttachRequest {
   const n = record(v, path);
   const network = string(n.network, `${path}.network`);
   if (network === undefined) throw badRequest(`${path}.network is required`);
-  const a: AttachRequest = { network };
-  const ip = string(n.ip, `${path}.ip`);
-  const ip6 = string(n.ip6, `${path}.ip6`);
-  const aliases = strings(n.aliases, `${path}.aliases`);
-  if (ip !== undefined) a.ip = ip;
-  if (ip6 !== undefined) a.ip6 = ip6;
-  if (aliases !== undefined) a.aliases = aliases;
-  return a;
+  return { network, ...defined({ ip: string(n.ip, `${path}.ip`), ip6: string(n.ip6, `${path}.ip6`), aliases: strings(n.aliases, `${path}.aliases`) }) };
 }
 
 /** `POST /sandboxes/create` body: tsnet's own field names, checked for type. */

@@ -55,3 +55,8 @@ export function stringMap(v: unknown, path: string): Record<string, string> | un
   for (const [k, x] of Object.entries(o)) if (typeof x !== 'string') wrong(x, `${path}.${k}`, 'a string');
   return o as Record<string, string>;
 }
+
+/** The fields of `o` that were given: an optional field a body left out stays out, never `undefined`. */
+export function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}

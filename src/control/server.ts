@@ -35,57 +35,57 @@ export interface Control {
   store: Store;
 }
 
-type Handler = (m: Manager, params: string[], body: Record<string, unknown>, url: URL, c: Control) => Promise<[number, unknown]> | [number, unknown];
+type Handler = (c: Control, params: string[], body: Record<string, unknown>, url: URL) => Promise<[number, unknown]> | [number, unknown];
 
 const routes: [string, RegExp, Handler][] = [
   ['GET', /^\/_ping$/, () => [200, 'OK']],
   ['HEAD', /^\/_ping$/, () => [200, '']],
   ['GET', /^\/version$/, () => [200, { Version: '0.1.0', ApiVersion: API_VERSION, MinAPIVersion: '1.24', Os: 'linux', Arch: process.arch, Components: [{ Name: 'tsnet', Version: '0.1.0' }] }]],
-  ['GET', /^\/nodes$/, (_m, _p, _b, _u, c) => [200, c.nodes.all().map(nodeView)]],
-  ['GET', /^\/nodes\/([^/]+)$/, (_m, [id], _b, _u, c) => {
+  ['GET', /^\/nodes$/, (c) => [200, c.nodes.all().map(nodeView)]],
+  ['GET', /^\/nodes\/([^/]+)$/, (c, [id]) => {
     const n = c.nodes.get(id!);
     if (n === undefined) throw notFound(`node ${id!} not found`);
     return [200, nodeView(n)];
   }],
-  ['GET', /^\/networks$/, (m) => [200, m.state.networks.map((n) => dockerNetwork(n, m.state))]],
-  ['POST', /^\/networks\/create$/, async (m, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],
-  ['POST', /^\/networks\/prune$/, async (m) => [200, { NetworksDeleted: await m.pruneNetworks() }]],
-  ['GET', /^\/networks\/([^/]+)$/, async (m, [id]) => [200, { ...dockerNetwork(m.network(id!), m.state), Rules: await m.rules(id!) }]],
-  ['DELETE', /^\/networks\/([^/]+)$/, async (m, [id]) => (await m.removeNetwork(id!), [204, null])],
-  ['POST', /^\/networks\/([^/]+)\/connect$/, async (m, [id], body) => {
+  ['GET', /^\/networks$/, ({ manager: m }) => [200, m.state.networks.map((n) => dockerNetwork(n, m.state))]],
+  ['POST', /^\/networks\/create$/, async ({ manager: m }, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],
+  ['POST', /^\/networks\/prune$/, async ({ manager: m }) => [200, { NetworksDeleted: await m.pruneNetworks() }]],
+  ['GET', /^\/networks\/([^/]+)$/, async ({ manager: m }, [id]) => [200, { ...dockerNetwork(m.network(id!), m.state), Rules: await m.rules(id!) }]],
+  ['DELETE', /^\/networks\/([^/]+)$/, async ({ manager: m }, [id]) => (await m.removeNetwork(id!), [204, null])],
+  ['POST', /^\/networks\/([^/]+)\/connect$/, async ({ manager: m }, [id], body) => {
     const { sandbox, attach } = parseConnect(body);
     await m.connect(id!, sandbox, attach);
     return [200, null];
   }],
-  ['POST', /^\/networks\/([^/]+)\/disconnect$/, async (m, [id], body) => (await m.disconnect(id!, parseDisconnect(body)), [200, null])],
-  ['GET', /^\/services$/, (m) => [200, m.services.services.map(serviceView)]],
-  ['POST', /^\/services\/create$/, async (m, _p, body) => {
+  ['POST', /^\/networks\/([^/]+)\/disconnect$/, async ({ manager: m }, [id], body) => (await m.disconnect(id!, parseDisconnect(body)), [200, null])],
+  ['GET', /^\/services$/, ({ manager: m }) => [200, m.services.services.map(serviceView)]],
+  ['POST', /^\/services\/create$/, async ({ manager: m }, _p, body) => {
     const req = parseServiceCreate(body);
     const svc = await m.services.create(req);
     if (req.replicas !== undefined && req.replicas.count > 0) await m.replicas.scale(svc.name, req.replicas.count);
     return [201, serviceView(m.services.service(svc.name))];
   }],
-  ['POST', /^\/services\/([^/]+)\/scale$/, async (m, [id], body) => {
+  ['POST', /^\/services\/([^/]+)\/scale$/, async ({ manager: m }, [id], body) => {
     const n = integer(body.Replicas, 'Replicas', 0, 1000);
     if (n === undefined) throw badRequest('Replicas is required');
     await m.replicas.scale(id!, n);
     return [200, serviceView(m.services.service(id!))];
   }],
-  ['GET', /^\/services\/([^/]+)$/, (m, [id]) => [200, serviceView(m.services.service(id!))]],
-  ['DELETE', /^\/services\/([^/]+)$/, async (m, [id]) => (await m.replicas.removeService(id!), [204, null])],
-  ['POST', /^\/services\/([^/]+)\/tasks$/, async (m, [id], body) => [201, serviceView(await m.services.addTask(id!, parseTaskAdd(body)))]],
-  ['POST', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task], body) => (await m.services.updateTask(id!, task!, parseTaskChange(body)), [200, null])],
-  ['DELETE', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async (m, [id, task]) => (await m.services.removeTask(id!, task!), [204, null])],
-  ['GET', /^\/sandboxes$/, (m) => [200, m.state.sandboxes.map((s) => sandboxView(s, linkEnv(s)))]],
-  ['POST', /^\/sandboxes\/create$/, async (m, _p, body) => {
+  ['GET', /^\/services\/([^/]+)$/, ({ manager: m }, [id]) => [200, serviceView(m.services.service(id!))]],
+  ['DELETE', /^\/services\/([^/]+)$/, async ({ manager: m }, [id]) => (await m.replicas.removeService(id!), [204, null])],
+  ['POST', /^\/services\/([^/]+)\/tasks$/, async ({ manager: m }, [id], body) => [201, serviceView(await m.services.addTask(id!, parseTaskAdd(body)))]],
+  ['POST', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async ({ manager: m }, [id, task], body) => (await m.services.updateTask(id!, task!, parseTaskChange(body)), [200, null])],
+  ['DELETE', /^\/services\/([^/]+)\/tasks\/([^/]+)$/, async ({ manager: m }, [id, task]) => (await m.services.removeTask(id!, task!), [204, null])],
+  ['GET', /^\/sandboxes$/, ({ manager: m }) => [200, m.state.sandboxes.map((s) => sandboxView(s, linkEnv(s)))]],
+  ['POST', /^\/sandboxes\/create$/, async ({ manager: m }, _p, body) => {
     const sb = await m.createSandbox(checkAdoptable(parseSandboxCreate(body)));
     return [201, sandboxView(sb, linkEnv(sb))];
   }],
-  ['GET', /^\/sandboxes\/([^/]+)$/, (m, [id]) => {
+  ['GET', /^\/sandboxes\/([^/]+)$/, ({ manager: m }, [id]) => {
     const sb = m.sandbox(id!);
     return [200, sandboxView(sb, linkEnv(sb))];
   }],
-  ['DELETE', /^\/sandboxes\/([^/]+)$/, async (m, [id]) => (await m.removeSandbox(id!), [204, null])],
+  ['DELETE', /^\/sandboxes\/([^/]+)$/, async ({ manager: m }, [id]) => (await m.removeSandbox(id!), [204, null])],
 ];
 
 /** A node in the shape of Docker's GET /nodes (a swarm node), as far as tsnet has its fields. */
@@ -135,7 +135,7 @@ function reply(res: ServerResponse, status: number, body: unknown, store: Store)
 
 /** The control API on a Unix socket (mode 0600): Docker Engine API paths, with or without /v1.NN. */
 export function serveControl(control: Control, socketPath: string, logger: Logger): Promise<Server> {
-  const { manager, store } = control;
+  const { store } = control;
   const server = createServer((req, res) => {
     const method = req.method ?? 'GET';
     let path = '';
@@ -150,7 +150,7 @@ export function serveControl(control: Control, socketPath: string, logger: Logge
         throw new StoreUnavailableError(`the cluster store (${store.kind}) is unreachable: changes are refused until it is back; names still resolve from what this node last saw`);
       }
       const body = method === 'POST' ? await readJsonBody(req) : {};
-      return route[2](manager, args, body, url, control);
+      return route[2](control, args, body, url);
     };
     handle().then(
       ([status, body]) => reply(res, status, body, store),

@@ -8,16 +8,16 @@ import type { DnsServer } from '../server/server.js';
 import type { DaemonCore } from './core.js';
 import { dataplane, filesDir, type Dataplane } from './dataplane.js';
 import { ApiError, badRequest, conflict, forbidden, notFound } from './errors.js';
-import { attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
+import { addressSpace, attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
 import { publishRules, sandboxFiles } from './projection.js';
 import { Replicas } from './replicas.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
 import { SandboxResolvers } from './sandbox-resolvers.js';
 import { balance, ServiceManager } from './service-manager.js';
-import type { ServiceRecord } from './services.js';
+import { serviceRecord, type ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 import { claimAddress, claimSubnet } from '../cluster/ipam-claims.js';
-import { addressKey } from '../cluster/keys.js';
+import { addressKey, taskKey } from '../cluster/keys.js';
 import type { AddressClaim } from '../cluster/objects.js';
 import type { ClusterView, ViewChange } from '../reconcile/cluster-view.js';
 import { create, StoreUnavailableError, type Condition, type Operation, type Store } from '../store/store.js';
@@ -103,7 +103,7 @@ export class Manager implements DaemonCore {
   get state(): Readonly<DaemonState> {
     const view = this.#o.view;
     if (this.#cache?.revision === view.revision && this.#cache.sandboxes === this.#sandboxes) return this.#cache.state;
-    const services = view.services().map((s): ServiceRecord => ({ ...s, tasks: view.tasksOf(s.id).map(({ value: { service: _s, ...t } }) => t) }));
+    const services = view.services().map((s) => serviceRecord(s, view.tasksOf(s.id).map((kv) => kv.value)));
     const state: DaemonState = { version: 1, networks: view.networks(), sandboxes: this.#sandboxes, services };
     this.#cache = { revision: view.revision, sandboxes: this.#sandboxes, state };
     return state;
@@ -201,7 +201,7 @@ export class Manager implements DaemonCore {
     await balance(this.#sandboxes, this.state.services ?? [], this.vipBackend);
     const services = new Set((this.state.services ?? []).map((s) => s.id));
     const orphans = this.#o.saved.tasks().filter((t) => !services.has(t.service));
-    if (orphans.length > 0) await this.#o.saved.writeTasks([], orphans.map((t) => `tasks/${t.service}/${t.id}`));
+    if (orphans.length > 0) await this.writeTasks([], orphans.map((t) => taskKey(t.service, t.id)));
   }
 
   /** Makes each visible network this node has not made, and removes those that went; one that fails is reported and marked broken. */
@@ -416,7 +416,7 @@ export class Manager implements DaemonCore {
     if (await create(this.#o.store, addressKey(net.id, ip), claim)) return ip;
     if (requested) throw conflict(`address ${ip} on network ${net.name} is in use`);
     try {
-      return await claimAddress(this.#o.store, { networkId: net.id, space: { network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway, ...(net.ipam.ipRange === undefined ? {} : { ipRange: net.ipam.ipRange }) }, holder, node: this.node });
+      return await claimAddress(this.#o.store, { networkId: net.id, space: addressSpace(net), holder, node: this.node });
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw err;
       throw badRequest((err as Error).message.replace(/^cluster\/ipam: /, ''));
@@ -437,7 +437,7 @@ export class Manager implements DaemonCore {
     const services = this.state.services ?? [];
     const touched = services.filter((s) => networks.includes(s.network) && s.tasks.some((t) => t.sandbox === sb.name && t.node === this.node));
     if (touched.length === 0) return;
-    const gone = touched.flatMap((s) => s.tasks.filter((t) => t.sandbox === sb.name && t.node === this.node).map((t) => `tasks/${s.id}/${t.id}`));
+    const gone = touched.flatMap((s) => s.tasks.filter((t) => t.sandbox === sb.name && t.node === this.node).map((t) => taskKey(s.id, t.id)));
     await this.writeTasks([], gone);
     const nets = new Set(touched.map((s) => s.network));
     await balance(this.#sandboxes.filter((s) => Object.keys(s.attachments).some((n) => nets.has(n))), this.state.services ?? [], this.vipBackend);

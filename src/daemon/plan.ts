@@ -192,13 +192,16 @@ export function usedAddresses(state: DaemonState, network: string): Set<string> 
   return new Set(used.filter((a): a is string => a !== undefined));
 }
 
+/** Where a network's IPv4 endpoint addresses come from: its subnet, or the part of it `--ip-range` gives. */
+export const addressSpace = (net: NetworkRecord): AddressSpace => ({ network: net.name, subnet: net.ipam!.subnet, gateway: net.ipam!.gateway, ipRange: net.ipam!.ipRange });
+
 /** Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after). */
 export function attachRecord(state: DaemonState, sb: SandboxRecord, net: NetworkRecord, req: AttachRequest): void {
   const aliases = fields(req.aliases, `network ${net.name}: aliases`, validName);
   const inUse = usedAddresses(state, net.name);
   for (const a of Object.values(sb.attachments)) for (const ip of [a.ipv4, a.ipv6]) if (ip !== undefined) inUse.add(ip);
   try {
-    const ipv4 = allocateAddress({ network: net.name, subnet: net.ipam!.subnet, gateway: net.ipam!.gateway, ipRange: net.ipam!.ipRange }, inUse, req.ip);
+    const ipv4 = allocateAddress(addressSpace(net), inUse, req.ip);
     const ipv6 =
       net.ipam?.subnet6 === undefined ? undefined : allocateAddress({ network: net.name, subnet: net.ipam.subnet6, gateway: net.ipam.gateway6 }, inUse, req.ip6);
     const used = new Set(Object.values(sb.attachments).map((a) => a.ifname));

@@ -149,7 +149,6 @@ export class Replicas {
     if (spec === undefined) throw new Error(`service ${svc.name} has no replicas of tsnet's (add tasks instead)`);
     const me = this.m.node;
     const plan = place({ count: spec.count, nodes: this.readyNodes(), tasks: this.m.placedTasks(svc.id) });
-    const held = (): Map<number, string> => new Map(this.m.services.service(svc.name).tasks.filter((t) => t.node === me && t.slot !== undefined && t.sandbox !== undefined).map((t) => [t.slot!, t.sandbox!]));
     for (const slot of plan.claims.get(me) ?? []) {
       const name = replicaName(svc.name, slot);
       const existing = this.m.state.sandboxes.find((s) => s.name === name);
@@ -163,13 +162,15 @@ export class Replicas {
         await this.m.removeSandbox(name);
       }
     }
-    for (const [, name] of held()) await this.#run(name, spec.command);
+    // This node's slot tasks after its claims: each runs its process; those over the count or surplus go.
+    const held = this.m.services.service(svc.name).tasks.filter((t) => t.node === me && t.slot !== undefined && t.sandbox !== undefined);
+    for (const t of held) await this.#run(t.sandbox!, spec.command);
     const surplus = new Set(plan.surplus.filter((t) => t.node === me).map((t) => t.id));
-    const keep = new Set([...held()].filter(([slot]) => slot <= spec.count).map(([, name]) => name));
-    const extra = this.m.state.sandboxes.filter((s) => s.replicaOf === svc.name && (!keep.has(s.name) || this.m.services.service(svc.name).tasks.some((t) => t.sandbox === s.name && t.node === me && surplus.has(t.id))));
+    const keep = new Set(held.filter((t) => t.slot! <= spec.count && !surplus.has(t.id)).map((t) => t.sandbox!));
+    const extra = this.m.state.sandboxes.filter((s) => s.replicaOf === svc.name && !keep.has(s.name));
     if (extra.length === 0) return;
     for (const sb of extra) {
-      const task = this.m.services.service(svc.name).tasks.find((t) => t.sandbox === sb.name && t.node === me);
+      const task = held.find((t) => t.sandbox === sb.name);
       if (task !== undefined) await this.m.services.updateTask(svc.name, task.id, { draining: true });
     }
     if (drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));

@@ -2,11 +2,13 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ENDPOINTS, idOf, NETWORKS, sandboxesOf, SERVICES, taskKey, TASKS } from '../cluster/keys.js';
-import type { EndpointObject, NetworkObject, SandboxObject, ServiceObject, TaskObject } from '../cluster/objects.js';
+import { visibleOn, type EndpointObject, type NetworkObject, type SandboxObject, type ServiceObject, type TaskObject } from '../cluster/objects.js';
 import { FileStore } from '../store/file-store.js';
 import { StoreUnavailableError, type KeyValue, type LeaseId, type Operation, type Store } from '../store/store.js';
 import { hostIfName } from './dataplane.js';
+import { legacyShared } from './cluster-writes.js';
 import { diff, fromStored, localSandbox, localSandboxKey, sandboxObjects, serialized, type LocalSandbox, type Objects } from './state-codec.js';
+import { serviceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
 /** The cluster store (every node's objects) and this host's own local store. */
@@ -19,9 +21,18 @@ export interface StateStores {
 const NODE_KEY = 'node';
 /** The lease this node last held, so that a restart takes its keys over instead of waiting them out. */
 const LEASE_KEY = 'lease';
-const localTaskKey = (key: string): string => `tasks/${key.slice(TASKS.length)}`;
+/** Local facts of a sandbox live at `localSandboxKey`, under this prefix; a task's local copy at its cluster key. */
+const LOCAL_SANDBOXES = localSandboxKey('');
 /** etcd refuses transactions of more than 128 operations (its --max-txn-ops default). */
 const TXN_OPS = 100;
+
+/** Writes `ops` in transactions of at most TXN_OPS, one after another (a restart's rewrite, an import). */
+async function writeInChunks(store: Store, ops: readonly Operation[]): Promise<void> {
+  for (let i = 0; i < ops.length; i += TXN_OPS) await store.txn([], ops.slice(i, i + TXN_OPS));
+}
+
+/** A put under `lease`, or without one (a store not yet joined: tools editing a stopped daemon's directory). */
+const putUnder = (lease: LeaseId | undefined, key: string, value: unknown): Operation => ({ op: 'put', key, value, ...(lease === undefined ? {} : { lease }) });
 
 /**
  * The node name a state directory belongs to: given once (`--node`, else the host name) and
@@ -61,7 +72,7 @@ function legacyState(stateDir: string): DaemonState | undefined {
 /**
  * What this node writes of its own, and the writer of it: its sandboxes (with their endpoints)
  * and its tasks. Endpoints and tasks live under the node's lease, so they leave every answer
- * when the node dies, and `lease()` writes them all again under a new one. Each save writes
+ * when the node dies, and `reregister()` writes them all again under a new one. Each save writes
  * only the keys that changed (host-local facts first, so a crash between the two writes leaves
  * local facts the next save removes); told which sandboxes changed, it looks at those alone.
  */
@@ -94,10 +105,10 @@ export class SavedState {
     ]);
     remember(saved.#sandboxes, own.kvs, (kv) => kv.value.id);
     remember(saved.#sandboxes, endpoints.kvs.filter((kv) => kv.value.node === stores.node), (kv) => kv.value.sandbox.id);
-    const local = localKvs.filter((kv) => kv.key.startsWith('sandboxes/')) as KeyValue<LocalSandbox>[];
+    const local = localKvs.filter((kv) => kv.key.startsWith(LOCAL_SANDBOXES)) as KeyValue<LocalSandbox>[];
     remember(saved.#local, local, (kv) => idOf(kv.key));
     // The local copies first: a task whose lease ran out is this node's still.
-    for (const kv of localKvs.filter((kv) => kv.key.startsWith(TASKS)) as KeyValue<TaskObject>[]) saved.#tasks.set(`${TASKS}${kv.key.slice(TASKS.length)}`, kv.value);
+    for (const kv of localKvs.filter((kv) => kv.key.startsWith(TASKS)) as KeyValue<TaskObject>[]) saved.#tasks.set(kv.key, kv.value);
     for (const kv of tasks.kvs.filter((kv) => kv.value.node === stores.node)) saved.#tasks.set(kv.key, kv.value);
     const previous = localKvs.find((kv) => kv.key === LEASE_KEY)?.value as LeaseId | undefined;
     const leased = previous === undefined ? {} : { previousLease: previous };
@@ -118,14 +129,14 @@ export class SavedState {
   async reregister(): Promise<void> {
     const lease = this.#leaseId();
     const ops: Operation[] = [];
-    for (const keys of this.#sandboxes.values()) for (const [key, text] of keys) if (key.startsWith(ENDPOINTS)) ops.push({ op: 'put', key, value: JSON.parse(text) as unknown, ...(lease === undefined ? {} : { lease }) });
+    for (const keys of this.#sandboxes.values()) for (const [key, text] of keys) if (key.startsWith(ENDPOINTS)) ops.push(putUnder(lease, key, JSON.parse(text) as unknown));
     // A replica's slot another node took while this one was away is that node's now: given up, not overwritten.
     const taken = await Promise.all([...this.#tasks].map(async ([key, task]) => (task.slot === undefined ? false : ((await this.stores.cluster.get<TaskObject>(key))?.value.node ?? this.node) !== this.node)));
     const lost = [...this.#tasks.keys()].filter((_, i) => taken[i]);
     for (const key of lost) this.#tasks.delete(key);
-    if (lost.length > 0) await this.stores.local.txn([], lost.map((key): Operation => ({ op: 'delete', key: localTaskKey(key) })));
-    for (const [key, task] of this.#tasks) ops.push({ op: 'put', key, value: task, ...(lease === undefined ? {} : { lease }) });
-    for (let i = 0; i < ops.length; i += TXN_OPS) await this.stores.cluster.txn([], ops.slice(i, i + TXN_OPS));
+    if (lost.length > 0) await this.stores.local.txn([], lost.map((key): Operation => ({ op: 'delete', key })));
+    for (const [key, task] of this.#tasks) ops.push(putUnder(lease, key, task));
+    await writeInChunks(this.stores.cluster, ops);
     if (lease !== undefined) await this.stores.local.txn([], [{ op: 'put', key: LEASE_KEY, value: lease }]);
   }
 
@@ -133,9 +144,8 @@ export class SavedState {
    * A state file's networks and services written to the cluster store as this node's, and its
    * sandboxes and tasks as this node's own; the file is then kept beside as `.imported`.
    */
-  async importLegacy(legacy: DaemonState, stateDir: string, sharedWrites: (state: DaemonState) => Operation[]): Promise<number> {
-    const ops = sharedWrites(legacy);
-    for (let i = 0; i < ops.length; i += TXN_OPS) await this.stores.cluster.txn([], ops.slice(i, i + TXN_OPS));
+  async importLegacy(legacy: DaemonState, stateDir: string): Promise<number> {
+    await writeInChunks(this.stores.cluster, legacyShared(legacy, this.node));
     const networks = legacy.networks.map((n): NetworkRecord => ({ ...n, scope: 'local', node: this.node }));
     await this.writeTasks((legacy.services ?? []).flatMap((svc) => svc.tasks.map((t): TaskObject => ({ ...t, service: svc.id, node: this.node }))), []);
     const revision = await this.save(legacy.sandboxes, networks);
@@ -157,17 +167,14 @@ export class SavedState {
     const lease = this.#leaseId();
     const puts = put.map((t): [string, TaskObject] => [taskKey(t.service, t.id), t]);
     const { succeeded, revision } = await this.stores.cluster.txn(onlyNew ? puts.map(([key]) => ({ key, modRevision: 0 })) : [], [
-      ...puts.map(([key, value]): Operation => ({ op: 'put', key, value, ...(lease === undefined ? {} : { lease }) })),
+      ...puts.map(([key, value]) => putUnder(lease, key, value)),
       ...remove.map((key): Operation => ({ op: 'delete', key })),
     ]);
     if (!succeeded) return undefined;
     for (const [key, value] of puts) this.#tasks.set(key, value);
     for (const key of remove) this.#tasks.delete(key);
     // The copies after the store: a crash between leaves a task the next start writes again (or one the store already lost, which its slot's placement replaces).
-    await this.stores.local.txn([], [
-      ...puts.map(([key, value]): Operation => ({ op: 'put', key: localTaskKey(key), value })),
-      ...remove.map((key): Operation => ({ op: 'delete', key: localTaskKey(key) })),
-    ]);
+    await this.stores.local.txn([], [...puts.map(([key, value]) => putUnder(undefined, key, value)), ...remove.map((key): Operation => ({ op: 'delete', key }))]);
     return revision;
   }
 
@@ -190,8 +197,9 @@ export class SavedState {
       return sb === undefined ? new Map() : sandboxObjects(sb, networks, this.node);
     });
     if (own.ops.length === 0) return 0;
-    const lease = own.ops.some((o) => o.op === 'put' && o.key.startsWith(ENDPOINTS)) ? this.#leaseId() : undefined;
-    const ops = own.ops.map((o): Operation => (o.op === 'put' && o.key.startsWith(ENDPOINTS) && lease !== undefined ? { ...o, lease } : o));
+    const leased = (o: Operation): boolean => o.op === 'put' && o.key.startsWith(ENDPOINTS);
+    const lease = own.ops.some(leased) ? this.#leaseId() : undefined;
+    const ops = own.ops.map((o) => (o.op === 'put' && leased(o) ? putUnder(lease, o.key, o.value) : o));
     const { revision } = await this.stores.cluster.txn([], ops);
     own.commit();
     return revision;
@@ -246,12 +254,9 @@ export async function readSavedState(stateDir: string, netnsPrefix = 'tsnet-'): 
     const tasks = under<TaskObject>(TASKS);
     return {
       version: 1,
-      networks: under<NetworkObject>(NETWORKS).map((kv) => kv.value).filter((n) => n.scope === 'swarm' || n.node === node),
-      sandboxes: fromStored(under<SandboxObject>(sandboxesOf(node)), localKvs.filter((kv) => kv.key.startsWith('sandboxes/')) as KeyValue<LocalSandbox>[], { netnsPrefix, hostIf: hostIfName }),
-      services: under<ServiceObject>(SERVICES).map(({ value }) => ({
-        ...value,
-        tasks: tasks.filter((t) => t.value.service === value.id).map(({ value: { service: _s, ...t } }) => t),
-      })),
+      networks: under<NetworkObject>(NETWORKS).map((kv) => kv.value).filter((n) => visibleOn(n, node)),
+      sandboxes: fromStored(under<SandboxObject>(sandboxesOf(node)), localKvs.filter((kv) => kv.key.startsWith(LOCAL_SANDBOXES)) as KeyValue<LocalSandbox>[], { netnsPrefix, hostIf: hostIfName }),
+      services: under<ServiceObject>(SERVICES).map(({ value }) => serviceRecord(value, tasks.filter((t) => t.value.service === value.id).map((t) => t.value))),
     };
   } finally {
     await Promise.all([local.close(), cluster.close()]);

@@ -9,6 +9,9 @@ export type ServiceRecord = ServiceObject & { tasks: TaskRecord[] };
 
 export type { ReplicaSpec } from '../cluster/objects.js';
 
+/** A stored service with its stored tasks, as the daemon works with it. */
+export const serviceRecord = (svc: ServiceObject, tasks: readonly TaskObject[]): ServiceRecord => ({ ...svc, tasks: tasks.map(({ service: _s, ...t }) => t) });
+
 /** Whether a task takes new connections and appears in answers. */
 export const serving = (t: TaskRecord): boolean => t.healthy && !t.draining && t.weight > 0;
 

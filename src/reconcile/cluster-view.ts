@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ENDPOINTS, idOf, NETWORKS, SERVICES, TASKS } from '../cluster/keys.js';
-import type { EndpointObject, NetworkObject, ServiceObject, TaskObject } from '../cluster/objects.js';
+import { visibleOn, type EndpointObject, type NetworkObject, type ServiceObject, type TaskObject } from '../cluster/objects.js';
 import type { KeyValue, Store, StoreEvent, Watch } from '../store/store.js';
 
 /** What one store transaction (or a relist) changed, by the ids the reconcilers work with. */
@@ -47,7 +47,7 @@ export class ClusterView {
 
   /** Whether a network is this node's to use: the cluster's, or a local one of this node. */
   visible(n: NetworkObject): boolean {
-    return n.scope === 'swarm' || n.node === this.node;
+    return visibleOn(n, this.node);
   }
 
   /** Every network in the cluster, visible here or not (IPAM must keep clear of all of them). */

@@ -172,6 +172,13 @@ export async function startDaemon(t: ExecutionContext, upstream: string, extraAr
   };
 }
 
+/** A user-defined network `app` with sandboxes `web` and `client` on it: what the restart tests bring back. */
+export async function webAndClientOnApp(d: TestDaemon): Promise<void> {
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'web', '--network', 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+}
+
 /** Whether `ping` from sandbox `from` reaches `to` (an address or a name) within a second or two. */
 export const pings = (d: TestDaemon, from: string, to: string, waitSeconds = 1): Promise<boolean> =>
   d.tsnet('exec', from, '--', 'ping', '-c', '1', '-W', String(waitSeconds), to).then(

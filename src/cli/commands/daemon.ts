@@ -11,7 +11,6 @@ import { holdLock } from '../../daemon/lock.js';
 import { Manager } from '../../daemon/manager.js';
 import { ownerMark } from '../../daemon/state.js';
 import { openStores, SavedState } from '../../daemon/saved-state.js';
-import { legacyShared } from '../../daemon/cluster-writes.js';
 import { joinCluster } from '../../cluster/nodes.js';
 import { NodeList } from '../../cluster/node-list.js';
 import { ClusterView } from '../../reconcile/cluster-view.js';
@@ -19,6 +18,7 @@ import { RegistryFeed } from '../../reconcile/registry-feed.js';
 import { EtcdStore, parseStoreUrl } from '../../store/etcd-store.js';
 import type { Store } from '../../store/store.js';
 import { isIPv4, isIPv6 } from 'node:net';
+import { NAME } from '../../registry/validate.js';
 import { Registry } from '../../registry/registry.js';
 import { serveMetrics } from '../../server/metrics-http.js';
 import { createServer } from '../../server/server.js';
@@ -50,11 +50,9 @@ export function metricsAddress(text: string): { address: string; port: number } 
   return parseHostPort(bare === null ? text : `127.0.0.1:${bare[1]}`, 9153, 'metrics');
 }
 
-const NODE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
-
 /** The cluster options, checked before anything is locked or made: a bad one exits with its name. */
 function checkClusterOptions(opts: { store?: string; node?: string; advertiseAddr: string; leaseTtl: string }): { store?: Store; leaseTtl: number } {
-  if (opts.node !== undefined && !NODE_NAME.test(opts.node)) throw new Error(`--node ${JSON.stringify(opts.node)}: letters, digits, '_', '.', '-', starting with a letter or digit`);
+  if (opts.node !== undefined && !NAME.test(opts.node)) throw new Error(`--node ${JSON.stringify(opts.node)}: letters, digits, '_', '.', '-', starting with a letter or digit`);
   if (!isIPv4(opts.advertiseAddr) && !isIPv6(opts.advertiseAddr)) throw new Error(`--advertise-addr ${JSON.stringify(opts.advertiseAddr)} is not an IP address`);
   const leaseTtl = /^\d{1,4}$/.test(opts.leaseTtl) ? Number(opts.leaseTtl) : NaN;
   if (!(leaseTtl >= 2 && leaseTtl <= 3600)) throw new Error(`--lease-ttl ${JSON.stringify(opts.leaseTtl)}: whole seconds from 2 to 3600`);
@@ -112,7 +110,7 @@ export function daemonCommand(program: Command): void {
         ...(loaded.previousLease === undefined ? {} : { previous: loaded.previousLease }),
       });
       await saved.useLease(() => membership.lease);
-      if (loaded.legacy !== undefined) await saved.importLegacy(loaded.legacy, opts.stateDir, (s) => legacyShared(s, stores.node));
+      if (loaded.legacy !== undefined) await saved.importLegacy(loaded.legacy, opts.stateDir);
       await saved.reregister();
       membership.onEvent((e) => {
         logger.warn({ node: stores.node, event: e.type }, 'cluster membership');

@@ -58,95 +58,104 @@ export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: 
  * marks the links and namespaces one daemon made, so that reconciling never touches another's;
  * `stateDir` holds its namespace intents.
  */
-export const dataplane = (owner: string, stateDir: string, namespaces = new OwnedNamespaces(owner, join(stateDir, 'netns'))) => ({
-  async createNetwork(net: NetworkRecord): Promise<void> {
-    if (net.driver !== 'bridge') return macvlanDriver.createNetwork(networkInfo(net, owner));
-    await bridgeDriver.createNetwork(networkInfo(net, owner));
-    // Lets the host's own 127.0.0.1 reach published ports on this bridge (Docker does the same).
-    writeFileSync(`/proc/sys/net/ipv4/conf/${net.device!}/route_localnet`, '1');
-  },
-  deleteNetwork: (net: NetworkRecord) => driverOf(net).deleteNetwork(networkInfo(net, owner)),
-  attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) =>
-    driverOf(net).attach(networkInfo(net, owner), attachInfo(net, sb, defaultRoute, owner)),
-  detach: (net: NetworkRecord, sb: SandboxRecord) => driverOf(net).detach(networkInfo(net, owner), attachInfo(net, sb, false, owner)),
+export const dataplane = (owner: string, stateDir: string, namespaces = new OwnedNamespaces(owner, join(stateDir, 'netns'))) => {
+  /** Table → the ruleset last applied to it: a reconcile pass that renders the same one applies nothing. */
+  const applied = new Map<string, string>();
+  return {
+    async createNetwork(net: NetworkRecord): Promise<void> {
+      if (net.driver !== 'bridge') return macvlanDriver.createNetwork(networkInfo(net, owner));
+      await bridgeDriver.createNetwork(networkInfo(net, owner));
+      // Lets the host's own 127.0.0.1 reach published ports on this bridge (Docker does the same).
+      writeFileSync(`/proc/sys/net/ipv4/conf/${net.device!}/route_localnet`, '1');
+    },
+    deleteNetwork: (net: NetworkRecord) => driverOf(net).deleteNetwork(networkInfo(net, owner)),
+    attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) =>
+      driverOf(net).attach(networkInfo(net, owner), attachInfo(net, sb, defaultRoute, owner)),
+    detach: (net: NetworkRecord, sb: SandboxRecord) => driverOf(net).detach(networkInfo(net, owner), attachInfo(net, sb, false, owner)),
 
-  /**
-   * Removes what this daemon made but its state no longer names (left by a crash between a
-   * kernel change and the store write): links with its alias, and namespaces with its prefix
-   * that carry its mark. A namespace with the prefix that is not marked is someone else's.
-   */
-  async removeStale(state: DaemonState, netnsPrefix: string): Promise<string[]> {
-    const keepLinks = new Set([
-      ...state.networks.flatMap((n) => [n.device, n.options.parent].filter((d): d is string => d !== undefined)),
-      ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf)),
-    ]);
-    const keepNetns = new Set(state.sandboxes.flatMap((s) => (s.netns === undefined ? [] : [s.netns])));
-    const removed: string[] = [];
-    for (const link of await ipJson<{ ifname: string; ifalias?: string }[]>(['link', 'show'])) {
-      if (link.ifalias !== owner || keepLinks.has(link.ifname)) continue;
-      await ipBatch([['link', 'del', 'dev', link.ifname]]).catch(() => {});
-      removed.push(link.ifname);
-    }
-    const named = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
-    for (const ns of named.filter((n) => n.startsWith(netnsPrefix) && !keepNetns.has(n))) {
-      if (!(await namespaces.isOurs(ns))) continue;
-      await namespaces.remove(ns).catch(() => {});
-      rmSync(filesDir(ns), { recursive: true, force: true });
-      removed.push(ns);
-    }
-    namespaces.forgetGone(keepNetns);
-    return removed;
-  },
-
-  /** The whole firewall for these networks in one transaction; the table goes when none is left. */
-  async applyFirewall(table: string, networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], ports: readonly PublishRule[]): Promise<void> {
-    const bridges = networks.filter((n) => n.driver === 'bridge' && n.ipam !== null && n.device !== undefined);
-    if (bridges.length === 0) {
-      const { stdout } = await run(systemTool('nft'), ['list', 'tables']);
-      if (stdout.includes(`table inet ${table}\n`)) await nftApply(renderDelete(table));
-      return;
-    }
-    const rules = bridges.map((n) => ({
-      network: n.name,
-      bridge: n.device!,
-      subnet: n.ipam!.subnet,
-      internal: n.internal,
-      icc: !iccOff(n),
-      ports: sandboxes.flatMap((s) => (s.attachments[n.name] === undefined ? [] : [s.attachments[n.name]!.hostIf])),
-    }));
-    await nftApply(renderRuleset(table, rules, ports));
-    if (bridges.some((n) => !n.internal)) writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-  },
-
-  /** The rules in the kernel that implement `network` (by their comment), for troubleshooting. */
-  async listRules(table: string, network: string): Promise<string[]> {
-    const rules: string[] = [];
-    for (const family of ['inet', 'bridge']) {
-      const { stdout } = await run(systemTool('nft'), ['list', 'table', family, table]).catch(() => ({ stdout: '' }));
-      let chain = '';
-      for (const line of stdout.split('\n')) {
-        const c = /^\s*chain (\S+)/.exec(line);
-        if (c !== null) chain = c[1]!;
-        if (line.includes(`comment "${network}"`)) rules.push(`${family} ${table} ${chain}: ${line.trim().replace(` comment "${network}"`, '')}`);
+    /**
+     * Removes what this daemon made but its state no longer names (left by a crash between a
+     * kernel change and the store write): links with its alias, and namespaces with its prefix
+     * that carry its mark. A namespace with the prefix that is not marked is someone else's.
+     */
+    async removeStale(state: DaemonState, netnsPrefix: string): Promise<string[]> {
+      const keepLinks = new Set([
+        ...state.networks.flatMap((n) => [n.device, n.options.parent].filter((d): d is string => d !== undefined)),
+        ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf)),
+      ]);
+      const keepNetns = new Set(state.sandboxes.flatMap((s) => (s.netns === undefined ? [] : [s.netns])));
+      const removed: string[] = [];
+      for (const link of await ipJson<{ ifname: string; ifalias?: string }[]>(['link', 'show'])) {
+        if (link.ifalias !== owner || keepLinks.has(link.ifname)) continue;
+        await ipBatch([['link', 'del', 'dev', link.ifname]]).catch(() => {});
+        removed.push(link.ifname);
       }
-    }
-    return rules;
-  },
+      const named = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+      for (const ns of named.filter((n) => n.startsWith(netnsPrefix) && !keepNetns.has(n))) {
+        if (!(await namespaces.isOurs(ns))) continue;
+        await namespaces.remove(ns).catch(() => {});
+        rmSync(filesDir(ns), { recursive: true, force: true });
+        removed.push(ns);
+      }
+      namespaces.forgetGone(keepNetns);
+      return removed;
+    },
 
-  /** A namespace of tsnet's own (`ip netns add`), or a runtime's adopted by bind-mounting it under /run/netns. */
-  async createNetns(name: string, adopt?: string): Promise<void> {
-    if (existsSync(netnsPath(name))) return;
-    if (adopt === undefined) return namespaces.create(name);
-    if (!existsSync(adopt)) throw new Error(`namespace ${adopt} does not exist`);
-    await namespaces.adopt(name, adopt);
-  },
+    /** The whole firewall for these networks in one transaction; the table goes when none is left. */
+    async applyFirewall(table: string, networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], ports: readonly PublishRule[]): Promise<void> {
+      const bridges = networks.filter((n) => n.driver === 'bridge' && n.ipam !== null && n.device !== undefined);
+      if (bridges.length === 0) {
+        applied.delete(table);
+        const { stdout } = await run(systemTool('nft'), ['list', 'tables']);
+        if (stdout.includes(`table inet ${table}\n`)) await nftApply(renderDelete(table));
+        return;
+      }
+      const rules = bridges.map((n) => ({
+        network: n.name,
+        bridge: n.device!,
+        subnet: n.ipam!.subnet,
+        internal: n.internal,
+        icc: !iccOff(n),
+        ports: sandboxes.flatMap((s) => (s.attachments[n.name] === undefined ? [] : [s.attachments[n.name]!.hostIf])),
+      }));
+      const ruleset = renderRuleset(table, rules, ports);
+      if (applied.get(table) === ruleset) return;
+      applied.delete(table);
+      await nftApply(ruleset);
+      applied.set(table, ruleset);
+      if (bridges.some((n) => !n.internal)) writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    },
 
-  loopbackUp: (netns: string) => ipBatch([['link', 'set', 'dev', 'lo', 'up']], netns),
+    /** The rules in the kernel that implement `network` (by their comment), for troubleshooting. */
+    async listRules(table: string, network: string): Promise<string[]> {
+      const rules: string[] = [];
+      for (const family of ['inet', 'bridge']) {
+        const { stdout } = await run(systemTool('nft'), ['list', 'table', family, table]).catch(() => ({ stdout: '' }));
+        let chain = '';
+        for (const line of stdout.split('\n')) {
+          const c = /^\s*chain (\S+)/.exec(line);
+          if (c !== null) chain = c[1]!;
+          if (line.includes(`comment "${network}"`)) rules.push(`${family} ${table} ${chain}: ${line.trim().replace(` comment "${network}"`, '')}`);
+        }
+      }
+      return rules;
+    },
 
-  async deleteNetns(name: string, owned: boolean): Promise<void> {
-    if (!existsSync(netnsPath(name))) return;
-    await (owned ? namespaces.remove(name) : namespaces.release(name));
-  },
-});
+    /** A namespace of tsnet's own (`ip netns add`), or a runtime's adopted by bind-mounting it under /run/netns. */
+    async createNetns(name: string, adopt?: string): Promise<void> {
+      if (existsSync(netnsPath(name))) return;
+      if (adopt === undefined) return namespaces.create(name);
+      if (!existsSync(adopt)) throw new Error(`namespace ${adopt} does not exist`);
+      await namespaces.adopt(name, adopt);
+    },
+
+    loopbackUp: (netns: string) => ipBatch([['link', 'set', 'dev', 'lo', 'up']], netns),
+
+    async deleteNetns(name: string, owned: boolean): Promise<void> {
+      if (!existsSync(netnsPath(name))) return;
+      await (owned ? namespaces.remove(name) : namespaces.release(name));
+    },
+  };
+};
 
 export type Dataplane = ReturnType<typeof dataplane>;

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { call, ControlError } from '../src/control/client.js';
 import { readSavedState } from '../src/daemon/saved-state.js';
 import { ownerMark } from '../src/daemon/state.js';
+import type { Store } from '../src/store/store.js';
 import { kernelMatches, leftovers, markedPids, type RunNames } from './crash-check.js';
 import { canonical, emptyModel, modelOf, nextOp, prng, type Model, type Op, type SavedState } from './crash-model.js';
 import { removeLeftovers } from './leftovers.js';
@@ -78,8 +79,14 @@ async function stream(socket: string, r: ReturnType<typeof prng>, fresh: Paramet
   return { acked: model, count };
 }
 
+/** The daemon's `--store` when it is not the embedded one, and a client of it to read back what was saved. */
+export interface CrashStore {
+  url: string;
+  open(): Store;
+}
+
 /** One run; `seed` picks the changes and the moment of the kill. */
-export async function crashRun(seed: number): Promise<CrashResult> {
+export async function crashRun(seed: number, store?: CrashStore): Promise<CrashResult> {
   const r = prng(seed);
   const tag = randomBytes(3).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'tsnet-crash-'));
@@ -95,7 +102,8 @@ export async function crashRun(seed: number): Promise<CrashResult> {
   let third = r.int(0, 200);
   let n = 0;
   const fresh = { n: () => ++n, subnet: () => `10.${octet}.${++third % 256}.0/24`, port: () => 20000 + r.int(0, 25000) };
-  const args = ['--socket', socket, 'daemon', '--state-dir', stateDir, '--upstream', '127.0.0.1:9', '--bridge', `tsc${tag}`, '--bip', fresh.subnet(), '--nft-table', names.nftTable, '--netns-prefix', names.netnsPrefix, '--log-level', 'warn'];
+  const cluster = store === undefined ? [] : ['--store', store.url, '--node', `crash${tag}`, '--lease-ttl', '5'];
+  const args = ['--socket', socket, 'daemon', '--state-dir', stateDir, '--upstream', '127.0.0.1:9', '--bridge', `tsc${tag}`, '--bip', fresh.subnet(), '--nft-table', names.nftTable, '--netns-prefix', names.netnsPrefix, '--log-level', 'warn', ...cluster];
   let daemon = startDaemon(args);
   const result: CrashResult = { seed, acked: 0, restartMs: 0, failures: [] };
   try {
@@ -110,7 +118,8 @@ export async function crashRun(seed: number): Promise<CrashResult> {
     daemon = startDaemon(args);
     await answering(socket, daemon);
     result.restartMs = Math.round(performance.now() - t0);
-    const state: SavedState = await readSavedState(stateDir, names.netnsPrefix);
+    const client = store?.open();
+    const state: SavedState = await readSavedState(stateDir, names.netnsPrefix, client).finally(() => client?.close());
     const got = canonical(modelOf(state));
     const allowed = [canonical(s.acked), ...(s.inFlight === undefined ? [] : [canonical(s.inFlight.apply(s.acked))])];
     if (!allowed.includes(got)) result.failures.push(`state ${got} is neither the last acknowledged ${allowed[0]} nor the one in flight applied${allowed[1] === undefined ? '' : ` ${allowed[1]}`}`);

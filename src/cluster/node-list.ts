@@ -58,6 +58,11 @@ export class NodeList {
     return this.all().flatMap((s) => (s.state === 'ready' ? [s.name] : []));
   }
 
+  /** Stops showing a node that is down (removed for good); a ready one stays. */
+  forget(name: string): void {
+    if (this.#nodes.get(name)?.state === 'down') this.#nodes.delete(name);
+  }
+
   /** Called for every change of a node's state or record. */
   onChange(handler: (status: NodeStatus) => void): void {
     this.#handlers.push(handler);

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { ApiError, badRequest, notFound } from '../daemon/errors.js';
+import { ApiError, badRequest, conflict, notFound } from '../daemon/errors.js';
 import type { Manager } from '../daemon/manager.js';
 import { linkEnv } from '../daemon/projection.js';
 import type { SandboxCreate } from '../daemon/requests.js';
@@ -46,6 +46,14 @@ const routes: [string, RegExp, Handler][] = [
     const n = c.nodes.get(id!);
     if (n === undefined) throw notFound(`node ${id!} not found`);
     return [200, nodeView(n)];
+  }],
+  ['DELETE', /^\/nodes\/([^/]+)$/, async (c, [id]) => {
+    const n = c.nodes.get(id!);
+    if (n === undefined) throw notFound(`node ${id!} not found`);
+    if (n.state === 'ready') throw conflict(`node ${id!} is ready: only a node that is down can be removed (stop its daemon first)`);
+    await c.manager.removeNode(id!);
+    c.nodes.forget(id!);
+    return [200, null];
   }],
   ['GET', /^\/networks$/, ({ manager: m }) => [200, m.state.networks.map((n) => dockerNetwork(n, m.state))]],
   ['POST', /^\/networks\/create$/, async ({ manager: m }, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],

@@ -1,5 +1,5 @@
-import { addressesOf, addressKey, networkKey, networkNameKey, serviceKey, serviceNameKey, subnetKey, tasksOf } from '../cluster/keys.js';
-import type { NetworkObject, ServiceObject } from '../cluster/objects.js';
+import { ADDRESSES, addressesOf, addressKey, ENDPOINTS, NETWORKS, networkKey, networkNameKey, sandboxesOf, serviceKey, serviceNameKey, subnetKey, TASKS, tasksOf } from '../cluster/keys.js';
+import type { AddressClaim, EndpointObject, NetworkObject, ServiceObject, TaskObject } from '../cluster/objects.js';
 import type { Condition, Operation, Store } from '../store/store.js';
 import { conflict } from './errors.js';
 import type { DaemonState } from './state.js';
@@ -60,5 +60,25 @@ export function legacyShared(state: DaemonState, node: string): Operation[] {
   return [
     ...state.networks.flatMap((n) => networkPuts({ ...n, scope: 'local', node })),
     ...(state.services ?? []).flatMap(({ tasks: _tasks, ...svc }) => servicePuts(svc)),
+  ];
+}
+
+/**
+ * What a node that is gone for good leaves in the store, to delete (`tsnet node rm`): the
+ * addresses it claimed on swarm networks (kept past its lease, since a node cut off may still
+ * run what holds them), its sandbox records, its local networks with their names and subnets,
+ * and any endpoint or task of it a lease has not taken yet.
+ */
+export async function nodeLeftovers(store: Store, node: string): Promise<Operation[]> {
+  const [addresses, sandboxes, networks, endpoints, tasks] = await Promise.all([ADDRESSES, sandboxesOf(node), NETWORKS, ENDPOINTS, TASKS].map((p) => store.list(p)));
+  const del = (key: string): Operation => ({ op: 'delete', key });
+  const its = <T extends { node?: string }>(kvs: { key: string; value: unknown }[]): { key: string; value: T }[] => (kvs as { key: string; value: T }[]).filter((kv) => kv.value.node === node);
+  const local = its<NetworkObject>(networks!.kvs).filter((kv) => kv.value.scope === 'local');
+  return [
+    ...its<AddressClaim>(addresses!.kvs).map((kv) => del(kv.key)),
+    ...sandboxes!.kvs.map((kv) => del(kv.key)),
+    ...its<EndpointObject>(endpoints!.kvs).map((kv) => del(kv.key)),
+    ...its<TaskObject>(tasks!.kvs).map((kv) => del(kv.key)),
+    ...(await Promise.all(local.map((kv) => networkDeletes(store, kv.value)))).flat(),
   ];
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ENDPOINTS, idOf, NETWORKS, sandboxesOf, SERVICES, taskKey, TASKS } from '../cluster/keys.js';
 import { visibleOn, type EndpointObject, type NetworkObject, type SandboxObject, type ServiceObject, type TaskObject } from '../cluster/objects.js';
 import { FileStore } from '../store/file-store.js';
-import { StoreUnavailableError, type KeyValue, type LeaseId, type Operation, type Store } from '../store/store.js';
+import { StoreUnavailableError, writeInChunks, type KeyValue, type LeaseId, type Operation, type Store } from '../store/store.js';
 import { hostIfName } from './dataplane.js';
 import { legacyShared } from './cluster-writes.js';
 import { diff, fromStored, localSandbox, localSandboxKey, sandboxObjects, serialized, type LocalSandbox, type Objects } from './state-codec.js';
@@ -23,14 +23,6 @@ const NODE_KEY = 'node';
 const LEASE_KEY = 'lease';
 /** Local facts of a sandbox live at `localSandboxKey`, under this prefix; a task's local copy at its cluster key. */
 const LOCAL_SANDBOXES = localSandboxKey('');
-/** etcd refuses transactions of more than 128 operations (its --max-txn-ops default). */
-const TXN_OPS = 100;
-
-/** Writes `ops` in transactions of at most TXN_OPS, one after another (a restart's rewrite, an import). */
-async function writeInChunks(store: Store, ops: readonly Operation[]): Promise<void> {
-  for (let i = 0; i < ops.length; i += TXN_OPS) await store.txn([], ops.slice(i, i + TXN_OPS));
-}
-
 /** A put under `lease`, or without one (a store not yet joined: tools editing a stopped daemon's directory). */
 const putUnder = (lease: LeaseId | undefined, key: string, value: unknown): Operation => ({ op: 'put', key, value, ...(lease === undefined ? {} : { lease }) });
 
@@ -130,14 +122,26 @@ export class SavedState {
     const lease = this.#leaseId();
     const ops: Operation[] = [];
     for (const keys of this.#sandboxes.values()) for (const [key, text] of keys) if (key.startsWith(ENDPOINTS)) ops.push(putUnder(lease, key, JSON.parse(text) as unknown));
-    // A replica's slot another node took while this one was away is that node's now: given up, not overwritten.
-    const taken = await Promise.all([...this.#tasks].map(async ([key, task]) => (task.slot === undefined ? false : ((await this.stores.cluster.get<TaskObject>(key))?.value.node ?? this.node) !== this.node)));
-    const lost = [...this.#tasks.keys()].filter((_, i) => taken[i]);
+    for (const [key, task] of this.#tasks) if (task.slot === undefined) ops.push(putUnder(lease, key, task));
+    await writeInChunks(this.stores.cluster, ops);
+    const slots = [...this.#tasks].filter(([, task]) => task.slot !== undefined);
+    const lost = (await Promise.all(slots.map(async ([key, task]) => ((await this.#reclaimSlot(key, task, lease)) ? [] : [key])))).flat();
     for (const key of lost) this.#tasks.delete(key);
     if (lost.length > 0) await this.stores.local.txn([], lost.map((key): Operation => ({ op: 'delete', key })));
-    for (const [key, task] of this.#tasks) ops.push(putUnder(lease, key, task));
-    await writeInChunks(this.stores.cluster, ops);
     if (lease !== undefined) await this.stores.local.txn([], [{ op: 'put', key: LEASE_KEY, value: lease }]);
+  }
+
+  /**
+   * Writes a replica's slot task again unless another node took the slot while this one was away
+   * (then it is that node's: given up, not overwritten). Conditioned on what was read, so a node
+   * claiming the slot between the read and the write still wins it.
+   */
+  async #reclaimSlot(key: string, task: TaskObject, lease: LeaseId | undefined): Promise<boolean> {
+    for (;;) {
+      const held = await this.stores.cluster.get<TaskObject>(key);
+      if (held !== undefined && held.value.node !== this.node) return false;
+      if ((await this.stores.cluster.txn([{ key, modRevision: held?.modRevision ?? 0 }], [putUnder(lease, key, task)])).succeeded) return true;
+    }
   }
 
   /**
@@ -242,11 +246,12 @@ function changes(ids: ReadonlySet<string>, written: Written, objectsOf: (id: str
 
 /**
  * What a daemon's directory holds for its node, read without writing anything (the daemon may
- * be running or dead): for tools and tests that check what was saved.
+ * be running or dead): for tools and tests that check what was saved. With `clusterStore` (the
+ * daemon's `--store`, which the caller opens and closes) the shared part is read from there.
  */
-export async function readSavedState(stateDir: string, netnsPrefix = 'tsnet-'): Promise<DaemonState> {
+export async function readSavedState(stateDir: string, netnsPrefix = 'tsnet-', clusterStore?: Store): Promise<DaemonState> {
   const local = await FileStore.open({ dir: join(stateDir, 'local'), readOnly: true });
-  const cluster = await FileStore.open({ dir: join(stateDir, 'store'), readOnly: true });
+  const cluster = clusterStore ?? (await FileStore.open({ dir: join(stateDir, 'store'), readOnly: true }));
   try {
     const node = (await local.get<string>(NODE_KEY))?.value ?? hostname();
     const [{ kvs }, { kvs: localKvs }] = await Promise.all([cluster.list(''), local.list('')]);
@@ -259,7 +264,7 @@ export async function readSavedState(stateDir: string, netnsPrefix = 'tsnet-'): 
       services: under<ServiceObject>(SERVICES).map(({ value }) => serviceRecord(value, tasks.filter((t) => t.value.service === value.id).map((t) => t.value))),
     };
   } finally {
-    await Promise.all([local.close(), cluster.close()]);
+    await Promise.all([local.close(), clusterStore === undefined ? cluster.close() : undefined]);
   }
 }
 

@@ -25,6 +25,9 @@ export function parseStoreUrl(url: string): string[] {
   });
 }
 
+/** Keys per page of a list: small enough for gRPC's 4 MiB limit with values of a few KB. */
+const LIST_PAGE = 500;
+
 /** The end of etcd's range of every key starting with `prefix`. */
 function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
@@ -87,10 +90,25 @@ export class EtcdStore implements Store {
     return kv === undefined ? undefined : (toKeyValue(this.#prefix, kv) as KeyValue<T>);
   }
 
+  /**
+   * Every key under `prefix` as of one revision, read in pages: one answer for all of them
+   * would pass gRPC's 4 MiB message limit near 10k endpoints. The pages after the first are read
+   * at the first one's revision, so the list is one snapshot (a compaction in between fails it).
+   */
   async list<T = unknown>(prefix: string): Promise<{ kvs: KeyValue<T>[]; revision: number }> {
     const start = this.#key(prefix);
-    const res = await this.#call(`list ${prefix}`, () => this.#client.kv.range({ key: start, range_end: prefixEnd(start), sort_target: 'Key', sort_order: 'Ascend' }));
-    return { kvs: res.kvs.map((kv) => toKeyValue(this.#prefix, kv) as KeyValue<T>), revision: Number(res.header.revision) };
+    const end = prefixEnd(start);
+    const kvs: KeyValue<T>[] = [];
+    let revision: number | undefined;
+    for (let from = start; ; ) {
+      const at = revision;
+      const res = await this.#call(`list ${prefix}`, () => this.#client.kv.range({ key: from, range_end: end, limit: LIST_PAGE, sort_target: 'Key', sort_order: 'Ascend', ...(at === undefined ? {} : { revision: at }) }));
+      revision ??= Number(res.header.revision);
+      for (const kv of res.kvs) kvs.push(toKeyValue(this.#prefix, kv) as KeyValue<T>);
+      const last = res.kvs.at(-1);
+      if (!res.more || last === undefined) return { kvs, revision };
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
   }
 
   async txn(conditions: readonly Condition[], operations: readonly Operation[]): Promise<TxnResult> {

@@ -1,7 +1,7 @@
 // The case suite every Store backend runs (not a test file of its own: ava's glob wants
 // `*.test.ts`). Each backend's test file calls `storeCases` with a way to open a store.
 import test, { type ExecutionContext } from 'ava';
-import { create, put, type Store, type StoreEvent, type Watch } from './store.js';
+import { create, put, writeInChunks, type Store, type StoreEvent, type Watch } from './store.js';
 
 export interface OpenedStore {
   store: Store;
@@ -99,6 +99,17 @@ export function storeCases(name: string, { open, leaseTtl }: StoreCaseOptions): 
     t.deepEqual((await store.get<{ k: string }>('ab/1'))?.value, { k: 'ab/1' });
     t.is((await store.list('c/')).kvs.length, 0);
     t.is((await store.list('')).kvs.length, 5);
+  });
+
+  cases(`${name}: a list of more than 5 MB (1300 keys of 4 KB) comes back whole, in order, as of one revision`, async (t) => {
+    const { store } = await open(t);
+    const filler = 'x'.repeat(4096);
+    const keys = Array.from({ length: 1300 }, (_, i) => `big/${String(i).padStart(4, '0')}`);
+    const revision = await writeInChunks(store, keys.map((key) => ({ op: 'put', key, value: { filler } })));
+    await put(store, 'big0/after', {});
+    const list = await store.list('big/');
+    t.deepEqual(list.kvs.map((kv) => kv.key), keys);
+    t.is(list.revision, revision + 1);
   });
 
   cases(`${name}: txn conditions; a failed txn writes nothing and makes no revision`, async (t) => {

@@ -109,3 +109,17 @@ export const put = (store: Store, key: string, value: unknown, lease?: LeaseId):
 /** Creates `key` only if it does not exist: true when this caller created it (an IPAM claim). */
 export const create = async (store: Store, key: string, value: unknown, lease?: LeaseId): Promise<boolean> =>
   (await store.txn([{ key, modRevision: 0 }], [lease === undefined ? { op: 'put', key, value } : { op: 'put', key, value, lease }])).succeeded;
+
+/** etcd refuses transactions of more than 128 operations (its --max-txn-ops default). */
+const TXN_OPS = 100;
+
+/**
+ * Writes `ops` without conditions in transactions of at most TXN_OPS, one after another: for
+ * writes too large for one transaction whose parts stand alone (a restart's rewrite, an import,
+ * a removed node's leftovers). Resolves with the revision after the last.
+ */
+export async function writeInChunks(store: Store, ops: readonly Operation[]): Promise<number> {
+  let revision = 0;
+  for (let i = 0; i < ops.length; i += TXN_OPS) revision = (await store.txn([], ops.slice(i, i + TXN_OPS))).revision;
+  return revision;
+}

@@ -8,10 +8,9 @@ import { mkdtempSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ExecutionContext } from 'ava';
 import { BIN, removeNetns, removeNetnsStartingWith, tsnetCli, untilAnswers, type TestDaemon } from './daemon.js';
 import { startEtcd, type TestEtcd } from './etcd.js';
-import { owned } from './ledger.js';
+import { owned, type Owner } from './ledger.js';
 
 const run = promisify(execFile);
 
@@ -22,6 +21,8 @@ export interface ClusterHostsOptions {
   etcdMembers?: 1 | 3;
   /** The daemons' `--lease-ttl` in seconds; 3 by default. */
   leaseTtl?: number;
+  /** `file`: each daemon on its own embedded store, as a single host runs (the etcd still starts, unused). */
+  store?: 'etcd' | 'file';
 }
 
 export interface ClusterHost extends Pick<TestDaemon, 'tsnet' | 'fails'> {
@@ -40,10 +41,12 @@ export interface ClusterHost extends Pick<TestDaemon, 'tsnet' | 'fails'> {
   bridge: string;
   /** Subnet of the default bridge network. */
   bip: string;
-  /** Starts the daemon (again) inside the host; resolves once it answers /_ping. */
-  start(extraArgs?: string[]): Promise<void>;
+  /** Starts the daemon (again) inside the host; resolves once it answers /_ping (within `timeoutMs`, 10 s by default). */
+  start(extraArgs?: string[], timeoutMs?: number): Promise<void>;
   /** SIGTERM, and waits for the exit. */
   stop(): Promise<void>;
+  /** The running daemon's pid (undefined before the first start). */
+  pid(): number | undefined;
   /** SIGKILL, and waits for the exit. */
   kill9(): Promise<void>;
   /** What the daemon has logged (JSON lines, warn and above), over all its starts. */
@@ -120,10 +123,11 @@ interface HostPlan {
   bip: string;
   storeUrl: string;
   leaseTtl: number;
+  store: 'etcd' | 'file';
 }
 
 /** Host n's daemon: names of its own, started on demand inside its namespace. */
-function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl }: HostPlan, children: Set<ChildProcess>): ClusterHost {
+function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl, store }: HostPlan, children: Set<ChildProcess>): ClusterHost {
   const name = `n${n}`;
   const socket = join(dir, `${name}.sock`);
   const stateDir = join(dir, name);
@@ -132,9 +136,9 @@ function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl }: H
   const bridge = `tsc${tag}${n}`;
   let child: ChildProcess | undefined;
   let logs = '';
-  const start = async (extraArgs: string[] = []): Promise<void> => {
+  const start = async (extraArgs: string[] = [], timeoutMs?: number): Promise<void> => {
     const daemon = ['daemon', '--state-dir', stateDir, '--upstream', '127.0.0.1:1', '--bridge', bridge, '--bip', bip, '--nft-table', nftTable, '--netns-prefix', netnsPrefix, '--log-level', 'warn'];
-    const cluster = ['--store', storeUrl, '--node', name, '--advertise-addr', address, '--lease-ttl', String(leaseTtl)];
+    const cluster = store === 'file' ? [] : ['--store', storeUrl, '--node', name, '--advertise-addr', address, '--lease-ttl', String(leaseTtl)];
     // nsenter, not `ip netns exec`: that one gives the daemon a mount namespace of its own, where
     // the sandbox namespaces it mounts under /run/netns would stay, out of reach of `tsnet exec`,
     // dig() and the teardown. nsenter execs node, so the pid is the daemon's.
@@ -145,7 +149,7 @@ function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl }: H
     let stderr = '';
     c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-    await untilAnswers(c, socket, () => stderr);
+    await untilAnswers(c, socket, () => stderr, timeoutMs);
     assertNodeIn(c.pid!, netns);
   };
   const signal = async (sig: NodeJS.Signals): Promise<void> => {
@@ -165,6 +169,7 @@ function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl }: H
     bip,
     start,
     stop: () => signal('SIGTERM'),
+    pid: () => child?.pid,
     kill9: async () => {
       await signal('SIGKILL');
       // As the daemon would have on a clean exit: the next start must not meet the old file.
@@ -185,7 +190,7 @@ function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl }: H
  * (not yet started) per host, pointed at that etcd. Everything is removed when the test ends, pass
  * or fail, including sandbox namespaces a daemon killed mid-change left behind.
  */
-export async function startClusterHosts(t: ExecutionContext, { hosts = 3, etcdMembers = 1, leaseTtl = 3 }: ClusterHostsOptions = {}): Promise<ClusterHosts> {
+export async function startClusterHosts(t: Owner, { hosts = 3, etcdMembers = 1, leaseTtl = 3, store = 'etcd' }: ClusterHostsOptions = {}): Promise<ClusterHosts> {
   const tag = randomBytes(3).toString('hex');
   // The dir's tag is a long one: the leftover check only takes those as a temp dir's owner.
   owned(t.title, tag, `cluster${tag}`);
@@ -213,6 +218,6 @@ export async function startClusterHosts(t: ExecutionContext, { hosts = 3, etcdMe
     for (const c of running) c.kill('SIGKILL');
     await Promise.all(running.map(exited));
   });
-  const plan = (n: number): HostPlan => ({ n, tag, netns: hostNs[n - 1]!, address: `${lanPrefix}.${n}`, dir, bip, storeUrl, leaseTtl });
+  const plan = (n: number): HostPlan => ({ n, tag, netns: hostNs[n - 1]!, address: `${lanPrefix}.${n}`, dir, bip, storeUrl, leaseTtl, store });
   return { hosts: numbers.map((n) => clusterHost(plan(n), children)), etcd, storeUrl, lan, tag, subnet: () => `${freshPrefix()}.0/24` };
 }

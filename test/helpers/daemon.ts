@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +29,8 @@ export const BIN = new URL('../../bin/tsnet', import.meta.url).pathname;
  * Resolves once the daemon `child` answers on `socket`, not when the socket file appears (it is
  * made before the daemon is set up); rejects with what it wrote to stderr if it exits or never answers.
  */
-export async function untilAnswers(child: ChildProcess, socket: string, stderr: () => string): Promise<void> {
-  for (let i = 0; i < 200 && !(await answersPing(socket)); i++) {
+export async function untilAnswers(child: ChildProcess, socket: string, stderr: () => string, timeoutMs = 10_000): Promise<void> {
+  for (let i = 0; i < timeoutMs / 50 && !(await answersPing(socket)); i++) {
     if (child.exitCode !== null) throw new Error(`tsnet daemon exited ${child.exitCode}: ${stderr()}`);
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -5,10 +5,9 @@ import { request } from 'node:http';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ExecutionContext } from 'ava';
 import { namedNetns } from '../../src/netns/netns.js';
 import { familyOf, socketInNetns } from '../../src/netns/socket-in-netns.js';
-import { owned } from './ledger.js';
+import { owned, type Owner } from './ledger.js';
 
 const ETCD = '/usr/bin/etcd';
 
@@ -105,7 +104,7 @@ export interface EtcdOptions {
  * removed when the test ends, pass or fail; the leftover check knows the processes by the run's id
  * and the dir by its tag. Without etcd the test fails.
  */
-export async function startEtcd(t: ExecutionContext, { hosts, netns, size = hosts?.length ?? 1 }: EtcdOptions = {}): Promise<TestEtcd> {
+export async function startEtcd(t: Owner, { hosts, netns, size = hosts?.length ?? 1 }: EtcdOptions = {}): Promise<TestEtcd> {
   if (!existsSync(ETCD)) throw new Error(`${ETCD} is missing: install etcd-server (.ci/run does)`);
   if (hosts !== undefined && hosts.length < size) throw new Error(`etcd: ${size} members but ${hosts.length} hosts`);
   const tag = `etcd${randomBytes(4).toString('hex')}`;

@@ -1,4 +1,5 @@
 import { appendFileSync } from 'node:fs';
+import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
 
 /**
@@ -10,3 +11,9 @@ export function owned(by: string, ...tags: string[]): void {
   const dir = process.env.TSNET_TEST_RUN_DIR;
   if (dir !== undefined) appendFileSync(join(dir, 'owned'), tags.map((tag) => `${tag}\t${by}\n`).join(''));
 }
+
+/**
+ * What a helper needs of its caller: a title to own kernel objects by and teardowns, run last
+ * first. An ava test is one; a bench makes its own (bench/owner.ts).
+ */
+export type Owner = Pick<ExecutionContext, 'title' | 'teardown'>;

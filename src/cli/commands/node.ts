@@ -22,4 +22,14 @@ export function nodeCommand(program: Command): void {
       if (o.format === 'json') return printJson(list);
       printTable(['NAME', 'ADDRESS', 'STATUS'], list.map((n) => [n.ID, n.Status.Addr, n.Status.State]));
     });
+  node
+    .command('rm')
+    .description('remove nodes that are down for good: the addresses they claimed, their sandbox records and local networks go from the store')
+    .argument('<name...>')
+    .action(async (names: string[]) => {
+      for (const name of names) {
+        await call(socket(), 'DELETE', `/nodes/${encodeURIComponent(name)}`);
+        process.stdout.write(`${name}\n`);
+      }
+    });
 }

@@ -26,13 +26,11 @@ export interface NameEntry {
   readonly srv: readonly SrvTarget[] | null;
 }
 
-/** The lookup tables of one network, rebuilt whenever something on it changes. */
-export interface NetworkIndex {
-  /** Container names, hostnames, aliases, short ids, each also as `name.network`. */
-  readonly endpoints: ReadonlyMap<string, NameEntry>;
+/** The service tables of one network, rebuilt whenever a service on it changes. */
+export interface ServiceIndex {
   /** Service names, `tasks.<svc>`, task names and SRV names, each also as `name.network`. */
   readonly services: ReadonlyMap<string, NameEntry>;
-  /** addressKey → PTR targets (`name.network`). */
+  /** addressKey → PTR targets (`name.network`) of VIPs and tasks. */
   readonly ptr: ReadonlyMap<string, readonly string[]>;
 }
 
@@ -43,7 +41,6 @@ class EntryBuilder {
 }
 
 class IndexBuilder {
-  readonly endpoints = new Map<string, EntryBuilder>();
   readonly services = new Map<string, EntryBuilder>();
   readonly ptr = new Map<string, string[]>();
 
@@ -83,17 +80,6 @@ const one = (ip: string | undefined, weight = 1): WeightedAddress[] => (ip === u
 export const taskServes = (t: TaskSpec): boolean => t.healthy !== false && t.draining !== true && (t.weight ?? 1) > 0;
 export const taskName = (svc: ServiceSpec, t: TaskSpec): string => t.name ?? `${svc.name}.${t.id.slice(0, 12)}`;
 
-function addEndpoint(b: IndexBuilder, ep: EndpointSpec): void {
-  const att = ep.networks[b.network];
-  if (att === undefined) return;
-  const v4 = one(att.ipv4);
-  const v6 = one(att.ipv6);
-  const names = new Set([ep.name, ...(ep.hostname === undefined ? [] : [ep.hostname]), ...(att.aliases ?? []), ep.id.slice(0, 12)]);
-  for (const n of names) b.add(b.endpoints, n, v4, v6);
-  b.addPtr(att.ipv4, ep.name);
-  b.addPtr(att.ipv6, ep.name);
-}
-
 function addService(b: IndexBuilder, svc: ServiceSpec): void {
   const live = svc.tasks.filter(taskServes);
   const taskV4 = live.flatMap((t) => one(t.ipv4, t.weight ?? 1));
@@ -126,16 +112,118 @@ function addService(b: IndexBuilder, svc: ServiceSpec): void {
   }
 }
 
-/** Builds the index of one network from the endpoints and services on it. */
-export function buildNetworkIndex(
-  net: NetworkSpec,
-  endpoints: Iterable<EndpointSpec>,
-  services: Iterable<ServiceSpec>,
-): NetworkIndex {
+/** Builds the service tables of one network from the services on it. */
+export function buildServiceIndex(net: NetworkSpec, services: Iterable<ServiceSpec>): ServiceIndex {
   const b = new IndexBuilder(net.name);
-  for (const ep of endpoints) addEndpoint(b, ep);
   for (const svc of services) addService(b, svc);
-  return { endpoints: b.endpoints, services: b.services, ptr: b.ptr };
+  return { services: b.services, ptr: b.ptr };
+}
+
+/** What one endpoint adds to its network's tables: the keys it answers under and the PTR keys it owns. */
+interface Contribution {
+  v4: readonly WeightedAddress[];
+  v6: readonly WeightedAddress[];
+  names: readonly string[];
+  /** addressKey → its PTR target. */
+  ptrs: ReadonlyMap<string, string>;
+}
+
+/**
+ * The endpoint tables of one network (container names, hostnames, aliases, short ids, each also
+ * as `name.network`; and their PTR targets), kept up to date one endpoint at a time: a change
+ * costs what that endpoint names, whatever else is on the network. A name two endpoints share
+ * (an alias) answers with both, in the order they got it.
+ */
+export class EndpointNames {
+  readonly #entries = new Map<string, NameEntry>();
+  readonly #ptr = new Map<string, readonly string[]>();
+  /** Key → endpoint id → what it adds under that key. */
+  readonly #byName = new Map<string, Map<string, Contribution>>();
+  readonly #byPtr = new Map<string, Map<string, string>>();
+  readonly #of = new Map<string, Contribution>();
+
+  constructor(readonly network: string) {}
+
+  get entries(): ReadonlyMap<string, NameEntry> {
+    return this.#entries;
+  }
+
+  get ptr(): ReadonlyMap<string, readonly string[]> {
+    return this.#ptr;
+  }
+
+  /** Adds or replaces an endpoint; one not on this network is removed. */
+  set(ep: EndpointSpec): void {
+    this.remove(ep.id);
+    const att = ep.networks[this.network];
+    if (att === undefined) return;
+    const names = new Set<string>();
+    for (const n of [ep.name, ...(ep.hostname === undefined ? [] : [ep.hostname]), ...(att.aliases ?? []), ep.id.slice(0, 12)]) {
+      names.add(n.toLowerCase());
+      names.add(`${n}.${this.network}`.toLowerCase());
+    }
+    const target = `${ep.name}.${this.network}`.toLowerCase();
+    const ptrs = new Map<string, string>();
+    for (const ip of [att.ipv4, att.ipv6]) {
+      const key = ip === undefined ? undefined : addressKey(ip);
+      if (key !== undefined) ptrs.set(key, target);
+    }
+    const c: Contribution = { v4: one(att.ipv4), v6: one(att.ipv6), names: [...names], ptrs };
+    this.#of.set(ep.id, c);
+    for (const key of c.names) {
+      group(this.#byName, key).set(ep.id, c);
+      this.#refreshName(key);
+    }
+    for (const [key, t] of ptrs) {
+      group(this.#byPtr, key).set(ep.id, t);
+      this.#refreshPtr(key);
+    }
+  }
+
+  remove(id: string): void {
+    const c = this.#of.get(id);
+    if (c === undefined) return;
+    this.#of.delete(id);
+    for (const key of c.names) {
+      this.#byName.get(key)?.delete(id);
+      this.#refreshName(key);
+    }
+    for (const key of c.ptrs.keys()) {
+      this.#byPtr.get(key)?.delete(id);
+      this.#refreshPtr(key);
+    }
+  }
+
+  #refreshName(key: string): void {
+    const members = this.#byName.get(key);
+    if (members === undefined || members.size === 0) {
+      this.#byName.delete(key);
+      this.#entries.delete(key);
+      return;
+    }
+    const entry = new EntryBuilder();
+    for (const c of members.values()) {
+      for (const a of c.v4) if (!entry.v4.some((x) => x.ip === a.ip)) entry.v4.push(a);
+      for (const a of c.v6) if (!entry.v6.some((x) => x.ip === a.ip)) entry.v6.push(a);
+    }
+    this.#entries.set(key, entry);
+  }
+
+  #refreshPtr(key: string): void {
+    const members = this.#byPtr.get(key);
+    if (members === undefined || members.size === 0) {
+      this.#byPtr.delete(key);
+      this.#ptr.delete(key);
+      return;
+    }
+    this.#ptr.set(key, [...new Set(members.values())]);
+  }
+}
+
+function group<V>(groups: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let g = groups.get(key);
+  if (g === undefined) groups.set(key, (g = new Map()));
+  return g;
 }
 
 /** Merges the entries a name has on several networks (a sandbox on two networks sees both). */

@@ -79,3 +79,29 @@ test('batch: several changes are one reindex and one change event, and a throw i
   t.is(events.length, 2);
   t.is(r.lookup(r.scope(['app']), 'services', 'api'), undefined);
 });
+
+test('endpoint changes are applied one at a time: a shared alias keeps its other holder, a moved endpoint leaves its old network, PTR and scope follow', (t) => {
+  const r = new Registry();
+  r.setNetwork({ name: 'a', subnet: '10.1.0.0/24' });
+  r.setNetwork({ name: 'b', subnet: '10.2.0.0/24' });
+  const ep = (id: string, name: string, networks: Record<string, { ipv4: string; aliases?: string[] }>) => ({ id: id.repeat(12), name, networks });
+  r.setEndpoint(ep('1', 'one', { a: { ipv4: '10.1.0.2', aliases: ['db'] } }));
+  r.setEndpoint(ep('2', 'two', { a: { ipv4: '10.1.0.3', aliases: ['DB'] } }));
+  const ips = (name: string, scope = r.allScope): string[] | undefined => r.lookup(scope, 'endpoints', name)?.v4.map((x) => x.ip);
+  t.deepEqual(ips('db'), ['10.1.0.2', '10.1.0.3'], 'an alias two endpoints share answers with both');
+  t.deepEqual(ips('db.a'), ['10.1.0.2', '10.1.0.3']);
+  r.removeEndpoint('1'.repeat(12));
+  t.deepEqual(ips('db'), ['10.1.0.3'], 'removing one holder leaves the other');
+  t.is(ips('one'), undefined);
+  t.is(r.reverse(r.allScope, addressKey('10.1.0.2')!), undefined, 'its PTR went with it');
+  t.is(r.scopeOf('10.1.0.2'), undefined);
+  r.setEndpoint(ep('2', 'two', { b: { ipv4: '10.2.0.3' } }));
+  t.is(ips('db'), undefined, 'an endpoint that moved network takes its aliases off the old one');
+  t.is(ips('two', r.scope(['a'])), undefined);
+  t.deepEqual(ips('two', r.scope(['b'])), ['10.2.0.3']);
+  t.deepEqual(r.reverse(r.allScope, addressKey('10.2.0.3')!), ['two.b']);
+  t.deepEqual(r.scopeOf('10.2.0.3')?.networks, ['b']);
+  t.is(r.scopeOf('10.1.0.3'), undefined, 'the old address has no scope left');
+  r.setNetwork({ name: 'c', subnet: '10.3.0.0/24' });
+  t.deepEqual(ips('two'), ['10.2.0.3'], 'a new network rebuilds nothing away');
+});

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { buildNetworkIndex, mergeEntries, type NameEntry, type NetworkIndex } from './name-index.js';
+import { buildServiceIndex, EndpointNames, mergeEntries, type NameEntry, type ServiceIndex } from './name-index.js';
 import type { EndpointSpec, NetworkSpec, RecordsState, ServiceSpec, TaskSpec } from './types.js';
 import { parseRecords } from './validate.js';
 
@@ -32,7 +32,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #networks = new Map<string, NetworkSpec>();
   #endpoints = new Map<string, EndpointSpec>();
   #services = new Map<string, ServiceSpec>();
-  #indexes = new Map<string, NetworkIndex>();
+  /** Per network with names: its endpoint tables (kept one endpoint at a time) and its service tables. */
+  #names = new Map<string, EndpointNames>();
+  #serviceIndexes = new Map<string, ServiceIndex>();
   #scopeByAddress = new Map<string, Scope>();
   /** Every distinct scope by key, so `scope()` is one lookup rather than a scan of the endpoints. */
   #scopeByKey = new Map<string, Scope>();
@@ -63,7 +65,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
       fn();
     } finally {
       this.#pending = undefined;
-      if (pending.size > 0) this.#reindex(pending);
+      if (pending.size > 0) this.#changed(pending);
     }
   }
 
@@ -73,7 +75,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
     this.#networks = new Map(state.networks.map((n) => [n.name, n]));
     this.#endpoints = new Map(state.endpoints.map((e) => [e.id, e]));
     this.#services = new Map(state.services.map((s) => [serviceKey(s.network, s.name), s]));
-    this.#reindex(new Set([...before, ...this.#networks.keys()]));
+    this.#names = new Map();
+    this.#serviceIndexes = new Map();
+    this.#reindex(new Set([...before, ...this.#networks.keys()]), true);
   }
 
   /** The whole state, as a records document (what stores persist). */
@@ -87,7 +91,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   setNetwork(net: NetworkSpec): void {
     this.#networks.set(net.name, net);
-    this.#reindex(new Set([net.name]));
+    this.#reindex(new Set([net.name]), true);
   }
 
   /** Removes a network; endpoints and services still on it must be removed first. */
@@ -96,21 +100,21 @@ export class Registry extends EventEmitter<RegistryEvents> {
     users.push(...[...this.#services.values()].filter((s) => s.network === name).map((s) => `service ${s.name}`));
     if (users.length > 0) throw new Error(`registry: network ${name} is in use by ${users.join(', ')}`);
     if (!this.#networks.delete(name)) throw new Error(`registry: no network ${name}`);
-    this.#reindex(new Set([name]));
+    this.#reindex(new Set([name]), true);
   }
 
   setEndpoint(ep: EndpointSpec): void {
     for (const net of Object.keys(ep.networks)) this.#requireNetwork(net, `endpoint ${ep.name}`);
     const old = this.#endpoints.get(ep.id);
     this.#endpoints.set(ep.id, ep);
-    this.#reindex(new Set([...Object.keys(old?.networks ?? {}), ...Object.keys(ep.networks)]));
+    this.#placeEndpoint(old, ep);
   }
 
   removeEndpoint(id: string): void {
     const old = this.#endpoints.get(id);
     if (old === undefined) throw new Error(`registry: no endpoint ${id}`);
     this.#endpoints.delete(id);
-    this.#reindex(new Set(Object.keys(old.networks)));
+    this.#placeEndpoint(old, undefined);
   }
 
   setService(svc: ServiceSpec): void {
@@ -165,7 +169,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     let found: NameEntry | undefined;
     let several: NameEntry[] | undefined;
     for (const net of scope.networks) {
-      const entry = this.#indexes.get(net)?.[kind].get(name);
+      const entry = kind === 'endpoints' ? this.#names.get(net)?.entries.get(name) : this.#serviceIndexes.get(net)?.services.get(name);
       if (entry === undefined) continue;
       if (found === undefined) found = entry;
       else (several ??= [found]).push(entry);
@@ -176,8 +180,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
   /** PTR targets of an address (an addressKey) in `scope`. */
   reverse(scope: Scope, key: string): readonly string[] | undefined {
     for (const net of scope.networks) {
-      const names = this.#indexes.get(net)?.ptr.get(key);
-      if (names !== undefined) return names;
+      const endpoints = this.#names.get(net)?.ptr.get(key);
+      const services = this.#serviceIndexes.get(net)?.ptr.get(key);
+      if (endpoints !== undefined || services !== undefined) return services === undefined ? endpoints : endpoints === undefined ? services : [...endpoints, ...services];
     }
     return undefined;
   }
@@ -186,42 +191,71 @@ export class Registry extends EventEmitter<RegistryEvents> {
     if (!this.#networks.has(name)) throw new Error(`registry: ${who}: network ${name} does not exist`);
   }
 
-  #reindex(changed: Set<string>): void {
-    if (this.#pending !== undefined) {
-      for (const name of changed) this.#pending.add(name);
-      return;
+  /**
+   * An endpoint changed (`old` → `ep`; undefined when it came or went): its names move on the
+   * networks it left and joined, and its addresses get their scope. Nothing else is looked at.
+   */
+  #placeEndpoint(old: EndpointSpec | undefined, ep: EndpointSpec | undefined): void {
+    const touched = new Set([...Object.keys(old?.networks ?? {}), ...Object.keys(ep?.networks ?? {})]);
+    for (const net of touched) {
+      const names = this.#names.get(net);
+      if (names === undefined) continue;
+      if (ep === undefined) names.remove(old!.id);
+      else names.set(ep);
     }
+    for (const att of Object.values(old?.networks ?? {})) for (const ip of [att.ipv4, att.ipv6]) if (ip !== undefined) this.#scopeByAddress.delete(ip);
+    if (ep !== undefined) this.#scopeAddresses(ep);
+    this.#changed(touched);
+  }
+
+  /** Rebuilds the tables of `changed` networks: services always, endpoints too when `networks` (a network itself changed). */
+  #reindex(changed: Set<string>, networks = false): void {
     for (const name of changed) {
       const net = this.#networks.get(name);
       if (net === undefined || net.dns === false) {
-        this.#indexes.delete(name);
+        this.#names.delete(name);
+        this.#serviceIndexes.delete(name);
         continue;
       }
-      const eps = [...this.#endpoints.values()].filter((e) => name in e.networks);
-      const svcs = [...this.#services.values()].filter((s) => s.network === name);
-      this.#indexes.set(name, buildNetworkIndex(net, eps, svcs));
+      if (networks || !this.#names.has(name)) {
+        const names = new EndpointNames(name);
+        for (const e of this.#endpoints.values()) if (name in e.networks) names.set(e);
+        this.#names.set(name, names);
+      }
+      this.#serviceIndexes.set(name, buildServiceIndex(net, [...this.#services.values()].filter((s) => s.network === name)));
     }
-    this.#rebuildScopes();
+    if (networks) this.#rebuildScopes();
+    this.#changed(changed);
+  }
+
+  /** One generation and one `change` event per change, or per batch at its end. */
+  #changed(networks: Set<string>): void {
+    if (this.#pending !== undefined) {
+      for (const name of networks) this.#pending.add(name);
+      return;
+    }
     this.#generation++;
-    this.emit('change', { generation: this.#generation, networks: [...changed] });
+    this.emit('change', { generation: this.#generation, networks: [...networks] });
   }
 
   /** One Scope object per distinct network set, so that caches can key on scope identity. */
   #rebuildScopes(): void {
     const dnsNets = [...this.#networks.values()].filter((n) => n.dns !== false).map((n) => n.name);
     this.#allScope = new Scope(dnsNets.sort());
-    const byKey = new Map<string, Scope>([[this.#allScope.key, this.#allScope]]);
+    this.#scopeByKey = new Map<string, Scope>([[this.#allScope.key, this.#allScope]]);
     this.#scopeByAddress = new Map();
-    for (const ep of this.#endpoints.values()) {
-      const nets = Object.keys(ep.networks).filter((n) => this.#indexes.has(n)).sort();
-      const key = nets.join(',');
-      let scope = byKey.get(key);
-      if (scope === undefined) byKey.set(key, (scope = new Scope(nets)));
-      for (const att of Object.values(ep.networks)) {
-        if (att.ipv4 !== undefined) this.#scopeByAddress.set(att.ipv4, scope);
-        if (att.ipv6 !== undefined) this.#scopeByAddress.set(att.ipv6, scope);
-      }
+    for (const ep of this.#endpoints.values()) this.#scopeAddresses(ep);
+  }
+
+  /** The scope of an endpoint's addresses: the networks with names it is on. */
+  #scopeAddresses(ep: EndpointSpec): void {
+    const nets = Object.keys(ep.networks).filter((n) => this.#names.has(n)).sort();
+    const key = nets.join(',');
+    let scope = this.#scopeByKey.get(key);
+    if (scope === undefined) this.#scopeByKey.set(key, (scope = new Scope(nets)));
+    for (const att of Object.values(ep.networks)) {
+      if (att.ipv4 !== undefined) this.#scopeByAddress.set(att.ipv4, scope);
+      if (att.ipv6 !== undefined) this.#scopeByAddress.set(att.ipv6, scope);
     }
-    this.#scopeByKey = byKey;
   }
 }

@@ -1,6 +1,6 @@
 import { allocateAddress, freeAddresses, planSubnet, type AddressSpace, type HostSubnet, type PlannedSpace, type SubnetRequest } from '../net/ipam/ipam.js';
 import { create, type Condition, type KeyValue, type Operation, type Store } from '../store/store.js';
-import { addressKey, addressesOf, idOf, SUBNET_GUARD, subnetKey, subnetOfKey, SUBNETS } from './keys.js';
+import { addressKey, addressesOf, idOf, SUBNET_GUARD, subnetKey, subnetOfKey, SUBNETS, VNIS } from './keys.js';
 import type { AddressClaim, SubnetClaim } from './objects.js';
 
 /**
@@ -190,3 +190,14 @@ export const releaseSubnet = (store: Store, space: PlannedSpace): Promise<boolea
 
 export const releaseAddress = (store: Store, { networkId, ip, holder }: { networkId: string; ip: string; holder: string }): Promise<boolean> =>
   releaseClaim<AddressClaim>(store, addressKey(networkId, ip), (c) => c.holder === holder, (c) => c.holder);
+
+/** VXLAN ids start above the 802.1Q VLAN ids, as Docker's do, and end at 2^24 - 1. */
+const FIRST_VNI = 4096;
+const LAST_VNI = 2 ** 24 - 1;
+
+/** The lowest VNI no overlay network holds, as the store has them now (its claim is the caller's CAS create of `vniKey`). */
+export async function freeVni(store: Store): Promise<number> {
+  const held = new Set((await store.list(VNIS)).kvs.map((kv) => Number(idOf(kv.key))));
+  for (let vni = FIRST_VNI; vni <= LAST_VNI; vni++) if (!held.has(vni)) return vni;
+  throw fail('every VXLAN id is taken');
+}

@@ -10,6 +10,7 @@
  * | ipam/subnets/<base>_<bits>        | SubnetClaim      |       | same txn as the network   |
  * | ipam/subnet-guard                 | SubnetClaim      |       | every subnet claim's txn  |
  * | ipam/addresses/<network id>/<ip>  | AddressClaim     |       | the allocating node, CAS  |
+ * | ipam/vnis/<vni>                   | VniClaim         |       | same txn as the network   |
  * | sandboxes/<node>/<sandbox id>     | SandboxObject    |       | its node                  |
  * | endpoints/<network id>/<endpoint> | EndpointObject   | node  | its node                  |
  * | services/<service id>             | ServiceObject    |       | the API node, CAS on name |
@@ -32,6 +33,7 @@ export const SERVICES = 'services/';
 export const TASKS = 'tasks/';
 export const SUBNETS = 'ipam/subnets/';
 export const ADDRESSES = 'ipam/addresses/';
+export const VNIS = 'ipam/vnis/';
 
 export const nodeKey = (node: string): string => `${NODES}${node}`;
 export const networkKey = (id: string): string => `${NETWORKS}${id}`;
@@ -46,6 +48,7 @@ export const subnetKey = (cidr: string): string => `${SUBNETS}${cidr.replace('/'
 /** The subnet a `subnetKey` names. */
 export const subnetOfKey = (key: string): string => key.slice(SUBNETS.length).replace('_', '/');
 export const SUBNET_GUARD = 'ipam/subnet-guard';
+export const vniKey = (vni: number): string => `${VNIS}${vni}`;
 export const addressKey = (networkId: string, ip: string): string => `${ADDRESSES}${networkId}/${ip}`;
 export const addressesOf = (networkId: string): string => `${ADDRESSES}${networkId}/`;
 export const sandboxKey = (node: string, id: string): string => `${SANDBOXES}${node}/${id}`;

@@ -27,7 +27,7 @@ export interface NetworkObject {
   /** 64 hex, Docker-style. */
   id: string;
   name: string;
-  driver: 'bridge' | 'macvlan';
+  driver: 'bridge' | 'macvlan' | 'overlay';
   /** `local`: one node's (bridge, macvlan), which `node` names; `swarm`: the cluster's (overlay). */
   scope: 'local' | 'swarm';
   node?: string;
@@ -37,8 +37,15 @@ export interface NetworkObject {
   /** Names resolve on it (false for the default `bridge`, like docker0). */
   dns: boolean;
   ipam: IpamConfig | null;
-  /** The bridge device (tsnet0, tsbr-<10 hex>): configuration, the same wherever it is made. */
+  /**
+   * The bridge device (tsnet0, tsbr-<10 hex>), or an overlay's VXLAN device as made in the host
+   * namespace (vx-<VNI, 6 hex>-<5 hex>): configuration, the same wherever it is made.
+   */
   device?: string;
+  /** overlay: its VXLAN network identifier, claimed in the store (4096 up, as Docker's). */
+  vni?: number;
+  /** overlay: sandboxes may join it by hand; without it only a service's replicas do. */
+  attachable?: boolean;
   mtu: number;
   labels: Record<string, string>;
   options: Record<string, string>;
@@ -49,6 +56,11 @@ export const visibleOn = (n: NetworkObject, node: string): boolean => n.scope ==
 
 /** Who holds a subnet taken from the default pools (or given): no two networks get one. */
 export interface SubnetClaim {
+  network: string;
+}
+
+/** Who holds a VXLAN network identifier: one overlay network in the cluster. */
+export interface VniClaim {
   network: string;
 }
 

@@ -1,6 +1,7 @@
 import type { AttachRequest, NetworkCreate, SandboxCreate } from '../daemon/requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from '../daemon/state.js';
 import { badRequest } from '../daemon/errors.js';
+import { macOf } from '../net/drivers/overlay.js';
 import { boolean, defined, integer, list, object, record, string, stringMap, strings, type Json } from './fields.js';
 
 /** A network in the Docker Engine API's shape (`GET /networks/{id}`). */
@@ -14,7 +15,7 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
     containers[sb.id] = {
       Name: sb.name,
       EndpointID: a.endpointId,
-      MacAddress: '',
+      MacAddress: net.driver === 'overlay' && a.ipv4 !== undefined ? macOf(a.ipv4) : '',
       IPv4Address: a.ipv4 === undefined ? '' : `${a.ipv4}/${prefix}`,
       IPv6Address: a.ipv6 === undefined ? '' : `${a.ipv6}/${prefix6}`,
     };
@@ -33,12 +34,13 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
     EnableIPv6: net.ipam?.subnet6 !== undefined,
     IPAM: { Driver: 'default', Options: {}, Config: config },
     Internal: net.internal,
-    Attachable: false,
+    Attachable: net.attachable === true,
     Ingress: false,
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
     Containers: containers,
-    Options: { ...net.options, ...(net.device === undefined ? {} : { 'com.docker.network.bridge.name': net.device }) },
+    // Docker's overlay lists its VNI this way; a bridge its device.
+    Options: { ...net.options, ...(net.vni !== undefined ? { 'com.docker.network.driver.overlay.vxlanid_list': String(net.vni) } : net.device === undefined ? {} : { 'com.docker.network.bridge.name': net.device }) },
     Labels: net.labels,
   };
 }
@@ -71,7 +73,8 @@ export function parseNetworkCreate(body: Json): NetworkCreate {
   set('gateway6', v6?.gateway);
   set('internal', boolean(body.Internal, 'Internal') === true ? true : undefined);
   set('scope', string(body.Scope, 'Scope'));
-  for (const k of ['EnableIPv6', 'Attachable', 'Ingress', 'CheckDuplicate', 'ConfigOnly'] as const) boolean(body[k], k);
+  set('attachable', boolean(body.Attachable, 'Attachable') === true ? true : undefined);
+  for (const k of ['EnableIPv6', 'Ingress', 'CheckDuplicate', 'ConfigOnly'] as const) boolean(body[k], k);
   set('labels', stringMap(body.Labels, 'Labels'));
   set('options', stringMap(body.Options, 'Options'));
   return req;

@@ -12,6 +12,7 @@ import { show } from '../registry/validate.js';
 import { readJsonBody } from './body.js';
 import { dockerNetwork, parseConnect, parseDisconnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
 import { integer } from './fields.js';
+import { overlayNeighbours, overlayPeers } from './overlay-shapes.js';
 import { parseServiceCreate, parseTaskAdd, parseTaskChange, serviceView } from './service-shapes.js';
 
 /** The Engine API version whose /networks shapes tsnet follows. */
@@ -41,11 +42,14 @@ const routes: [string, RegExp, Handler][] = [
   ['GET', /^\/_ping$/, () => [200, 'OK']],
   ['HEAD', /^\/_ping$/, () => [200, '']],
   ['GET', /^\/version$/, () => [200, { Version: '0.1.0', ApiVersion: API_VERSION, MinAPIVersion: '1.24', Os: 'linux', Arch: process.arch, Components: [{ Name: 'tsnet', Version: '0.1.0' }] }]],
-  ['GET', /^\/nodes$/, (c) => [200, c.nodes.all().map(nodeView)]],
+  ['GET', /^\/nodes$/, (c) => {
+    const peers = neighbours(c);
+    return [200, c.nodes.all().map((n) => nodeView(n, peers))];
+  }],
   ['GET', /^\/nodes\/([^/]+)$/, (c, [id]) => {
     const n = c.nodes.get(id!);
     if (n === undefined) throw notFound(`node ${id!} not found`);
-    return [200, nodeView(n)];
+    return [200, nodeView(n, neighbours(c))];
   }],
   ['DELETE', /^\/nodes\/([^/]+)$/, async (c, [id]) => {
     const n = c.nodes.get(id!);
@@ -58,7 +62,10 @@ const routes: [string, RegExp, Handler][] = [
   ['GET', /^\/networks$/, ({ manager: m }) => [200, m.state.networks.map((n) => dockerNetwork(n, m.state))]],
   ['POST', /^\/networks\/create$/, async ({ manager: m }, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],
   ['POST', /^\/networks\/prune$/, async ({ manager: m }) => [200, { NetworksDeleted: await m.pruneNetworks() }]],
-  ['GET', /^\/networks\/([^/]+)$/, async ({ manager: m }, [id]) => [200, { ...dockerNetwork(m.network(id!), m.state), Rules: await m.rules(id!) }]],
+  ['GET', /^\/networks\/([^/]+)$/, async ({ manager: m, nodes }, [id]) => {
+    const net = m.network(id!);
+    return [200, { ...dockerNetwork(net, m.state), Rules: await m.rules(id!), ...(net.driver === 'overlay' ? { Peers: overlayPeers(m.endpointsOn(net.id), nodes) } : {}) }];
+  }],
   ['DELETE', /^\/networks\/([^/]+)$/, async ({ manager: m }, [id]) => (await m.removeNetwork(id!), [204, null])],
   ['POST', /^\/networks\/([^/]+)\/connect$/, async ({ manager: m }, [id], body) => {
     const { sandbox, attach } = parseConnect(body);
@@ -96,15 +103,21 @@ const routes: [string, RegExp, Handler][] = [
   ['DELETE', /^\/sandboxes\/([^/]+)$/, async ({ manager: m }, [id]) => (await m.removeSandbox(id!), [204, null])],
 ];
 
-/** A node in the shape of Docker's GET /nodes (a swarm node), as far as tsnet has its fields. */
-const nodeView = (n: NodeStatus) => ({
+/**
+ * A node in the shape of Docker's GET /nodes (a swarm node), as far as tsnet has its fields, and
+ * tsnet's own `OverlayPeers`: the nodes it carries overlay traffic with.
+ */
+const nodeView = (n: NodeStatus, peers: ReadonlyMap<string, ReadonlySet<string>>) => ({
   ID: n.name,
   CreatedAt: n.node.startedAt,
   UpdatedAt: n.since.toISOString(),
   Spec: { Name: n.name, Role: 'worker', Availability: 'active' },
   Description: { Hostname: n.name },
   Status: { State: n.state, Addr: n.node.address },
+  OverlayPeers: [...(peers.get(n.name) ?? [])].sort(),
 });
+
+const neighbours = ({ manager: m }: Control): Map<string, Set<string>> => overlayNeighbours(m.state.networks.filter((n) => n.driver === 'overlay'), (id) => m.endpointsOn(id));
 
 /** A namespace to adopt (`netns` or `pid`) must be one: refused with 400 before anything is made. */
 function checkAdoptable(req: SandboxCreate): SandboxCreate {

@@ -1,5 +1,5 @@
-import { ADDRESSES, addressesOf, addressKey, ENDPOINTS, NETWORKS, networkKey, networkNameKey, sandboxesOf, serviceKey, serviceNameKey, subnetKey, TASKS, tasksOf } from '../cluster/keys.js';
-import type { AddressClaim, EndpointObject, NetworkObject, ServiceObject, TaskObject } from '../cluster/objects.js';
+import { ADDRESSES, addressesOf, addressKey, ENDPOINTS, NETWORKS, networkKey, networkNameKey, sandboxesOf, serviceKey, serviceNameKey, subnetKey, TASKS, tasksOf, vniKey } from '../cluster/keys.js';
+import type { AddressClaim, EndpointObject, NetworkObject, ServiceObject, TaskObject, VniClaim } from '../cluster/objects.js';
 import type { Condition, Operation, Store } from '../store/store.js';
 import { conflict } from './errors.js';
 import type { DaemonState } from './state.js';
@@ -15,10 +15,14 @@ const nameKeyOf = (n: NetworkObject): string => networkNameKey(n.name, n.scope =
 export const networkPuts = (n: NetworkObject): Operation[] => [
   { op: 'put', key: networkKey(n.id), value: n },
   { op: 'put', key: nameKeyOf(n), value: n.id },
+  ...(n.vni === undefined ? [] : [{ op: 'put', key: vniKey(n.vni), value: { network: n.id } satisfies VniClaim } satisfies Operation]),
 ];
 
-/** The network's name must be free where it lives: its node for a local one, the cluster for a swarm one. */
-export const networkNameFree = (n: NetworkObject): Condition => ({ key: nameKeyOf(n), modRevision: 0 });
+/**
+ * What a new network must find free: its name where it lives (its node for a local one, the
+ * cluster for a swarm one), and an overlay's VNI.
+ */
+export const networkClaims = (n: NetworkObject): Condition[] => [{ key: nameKeyOf(n), modRevision: 0 }, ...(n.vni === undefined ? [] : [{ key: vniKey(n.vni), modRevision: 0 }])];
 
 /** Throws the 409 a lost name race deserves, when that is why a network's transaction failed. */
 export async function explainNetworkConflict(store: Store, n: NetworkObject): Promise<void> {
@@ -33,6 +37,7 @@ export async function networkDeletes(store: Store, n: NetworkObject): Promise<Op
     { op: 'delete', key: networkKey(n.id) },
     { op: 'delete', key: nameKeyOf(n) },
     ...subnets.map((s): Operation => ({ op: 'delete', key: subnetKey(s) })),
+    ...(n.vni === undefined ? [] : [{ op: 'delete', key: vniKey(n.vni) } satisfies Operation]),
     ...claims,
   ];
 }

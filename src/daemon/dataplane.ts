@@ -1,27 +1,28 @@
 import { systemTool } from '../net/tools.js';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { bridgeDriver } from '../net/drivers/bridge.js';
+import { toolOutput } from '../net/exec/tool-runner.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
 import type { AttachInfo, NetworkDriver, NetworkInfo } from '../net/drivers/driver.js';
 import { macvlanDriver } from '../net/drivers/macvlan.js';
+import { overlayDriver, overlayNetns } from '../net/drivers/overlay.js';
 import { nftApply } from '../net/nft/apply.js';
 import { renderDelete, renderRuleset, type PublishRule } from '../net/nft/ruleset.js';
 import { OwnedNamespaces } from '../netns/netns.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
-const run = promisify(execFile);
 export const netnsPath = (name: string): string => `/run/netns/${name}`;
 export const filesDir = (netns: string): string => `/etc/netns/${netns}`;
 
 const prefixOf = (cidr: string): number => Number(cidr.split('/')[1]);
 
-export function networkInfo(net: NetworkRecord, owner: string): NetworkInfo {
+export function networkInfo(net: NetworkRecord, owner: string, netnsPrefix: string): NetworkInfo {
   const info: NetworkInfo = { name: net.name, mtu: net.mtu, owner };
   if (net.device !== undefined) info.device = net.device;
+  if (net.driver === 'overlay') info.netns = overlayNetns(netnsPrefix, net.id);
+  if (net.vni !== undefined) info.vni = net.vni;
   if (net.options.parent !== undefined) info.parent = net.options.parent;
   if (net.options.shim !== undefined) info.shim = net.options.shim;
   if (net.ipam !== null) info.subnet = net.ipam.subnet;
@@ -34,7 +35,6 @@ export function networkInfo(net: NetworkRecord, owner: string): NetworkInfo {
   return info;
 }
 
-const driverOf = (net: NetworkRecord): NetworkDriver => (net.driver === 'macvlan' ? macvlanDriver : bridgeDriver);
 
 /** `--opt icc=false` (or Docker's com.docker.network.bridge.enable_icc=false). */
 export const iccOff = (net: NetworkRecord): boolean =>
@@ -58,32 +58,38 @@ export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: 
  * marks the links and namespaces one daemon made, so that reconciling never touches another's;
  * `stateDir` holds its namespace intents.
  */
-export const dataplane = (owner: string, stateDir: string, namespaces = new OwnedNamespaces(owner, join(stateDir, 'netns'))) => {
+export const dataplane = (owner: string, stateDir: string, netnsPrefix: string, namespaces = new OwnedNamespaces(owner, join(stateDir, 'netns'))) => {
   /** Table → the ruleset last applied to it: a reconcile pass that renders the same one applies nothing. */
   const applied = new Map<string, string>();
+  const overlay = overlayDriver(namespaces);
+  const driverOf = (net: NetworkRecord): NetworkDriver => (net.driver === 'macvlan' ? macvlanDriver : net.driver === 'overlay' ? overlay : bridgeDriver);
+  const infoOf = (net: NetworkRecord): NetworkInfo => networkInfo(net, owner, netnsPrefix);
   return {
     async createNetwork(net: NetworkRecord): Promise<void> {
-      if (net.driver !== 'bridge') return macvlanDriver.createNetwork(networkInfo(net, owner));
-      await bridgeDriver.createNetwork(networkInfo(net, owner));
+      if (net.driver !== 'bridge') return driverOf(net).createNetwork(infoOf(net));
+      await bridgeDriver.createNetwork(infoOf(net));
       // Lets the host's own 127.0.0.1 reach published ports on this bridge (Docker does the same).
       writeFileSync(`/proc/sys/net/ipv4/conf/${net.device!}/route_localnet`, '1');
     },
-    deleteNetwork: (net: NetworkRecord) => driverOf(net).deleteNetwork(networkInfo(net, owner)),
-    attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) =>
-      driverOf(net).attach(networkInfo(net, owner), attachInfo(net, sb, defaultRoute, owner)),
-    detach: (net: NetworkRecord, sb: SandboxRecord) => driverOf(net).detach(networkInfo(net, owner), attachInfo(net, sb, false, owner)),
+    deleteNetwork: (net: NetworkRecord) => driverOf(net).deleteNetwork(infoOf(net)),
+    attach: (net: NetworkRecord, sb: SandboxRecord, defaultRoute: boolean) => driverOf(net).attach(infoOf(net), attachInfo(net, sb, defaultRoute, owner)),
+    detach: (net: NetworkRecord, sb: SandboxRecord) => driverOf(net).detach(infoOf(net), attachInfo(net, sb, false, owner)),
 
     /**
      * Removes what this daemon made but its state no longer names (left by a crash between a
      * kernel change and the store write): links with its alias, and namespaces with its prefix
      * that carry its mark. A namespace with the prefix that is not marked is someone else's.
      */
-    async removeStale(state: DaemonState, netnsPrefix: string): Promise<string[]> {
+    async removeStale(state: DaemonState): Promise<string[]> {
       const keepLinks = new Set([
         ...state.networks.flatMap((n) => [n.device, n.options.parent].filter((d): d is string => d !== undefined)),
         ...state.sandboxes.flatMap((s) => Object.values(s.attachments).map((a) => a.hostIf)),
       ]);
-      const keepNetns = new Set(state.sandboxes.flatMap((s) => (s.netns === undefined ? [] : [s.netns])));
+      const keepNetns = new Set([
+        ...state.sandboxes.flatMap((s) => (s.netns === undefined ? [] : [s.netns])),
+        // An overlay's namespace stays while one of this node's sandboxes is on it.
+        ...state.networks.filter((n) => n.driver === 'overlay' && state.sandboxes.some((s) => n.name in s.attachments)).map((n) => overlayNetns(netnsPrefix, n.id)),
+      ]);
       const removed: string[] = [];
       for (const link of await ipJson<{ ifname: string; ifalias?: string }[]>(['link', 'show'])) {
         if (link.ifalias !== owner || keepLinks.has(link.ifname)) continue;
@@ -106,7 +112,7 @@ export const dataplane = (owner: string, stateDir: string, namespaces = new Owne
       const bridges = networks.filter((n) => n.driver === 'bridge' && n.ipam !== null && n.device !== undefined);
       if (bridges.length === 0) {
         applied.delete(table);
-        const { stdout } = await run(systemTool('nft'), ['list', 'tables']);
+        const stdout = await toolOutput(systemTool('nft'), ['list', 'tables']);
         if (stdout.includes(`table inet ${table}\n`)) await nftApply(renderDelete(table));
         return;
       }
@@ -130,7 +136,7 @@ export const dataplane = (owner: string, stateDir: string, namespaces = new Owne
     async listRules(table: string, network: string): Promise<string[]> {
       const rules: string[] = [];
       for (const family of ['inet', 'bridge']) {
-        const { stdout } = await run(systemTool('nft'), ['list', 'table', family, table]).catch(() => ({ stdout: '' }));
+        const stdout = await toolOutput(systemTool('nft'), ['list', 'table', family, table]).catch(() => '');
         let chain = '';
         for (const line of stdout.split('\n')) {
           const c = /^\s*chain (\S+)/.exec(line);

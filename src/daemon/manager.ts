@@ -9,7 +9,7 @@ import { forEachBounded } from './bounded.js';
 import type { DaemonCore } from './core.js';
 import { dataplane, filesDir, type Dataplane } from './dataplane.js';
 import { ApiError, badRequest, conflict, forbidden, notFound } from './errors.js';
-import { addressSpace, attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox } from './plan.js';
+import { addressSpace, attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox, vxlanDevice } from './plan.js';
 import { publishRules, sandboxFiles } from './projection.js';
 import { Replicas } from './replicas.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
@@ -17,15 +17,20 @@ import { SandboxResolvers } from './sandbox-resolvers.js';
 import { balance, ServiceManager } from './service-manager.js';
 import { serviceRecord, type ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
-import { claimAddress, claimSubnet } from '../cluster/ipam-claims.js';
-import { addressKey, taskKey } from '../cluster/keys.js';
+import { claimAddress, claimSubnet, freeVni } from '../cluster/ipam-claims.js';
+import { addressKey, taskKey, vniKey } from '../cluster/keys.js';
 import type { AddressClaim } from '../cluster/objects.js';
 import type { ClusterView, ViewChange } from '../reconcile/cluster-view.js';
 import { create, StoreUnavailableError, writeInChunks, type Condition, type Operation, type Store } from '../store/store.js';
-import { explainNetworkConflict, networkDeletes, networkNameFree, networkPuts, nodeLeftovers } from './cluster-writes.js';
+import { explainNetworkConflict, networkClaims, networkDeletes, networkPuts, nodeLeftovers } from './cluster-writes.js';
 import type { SavedState } from './saved-state.js';
-import type { TaskObject } from '../cluster/objects.js';
+import type { EndpointObject, TaskObject } from '../cluster/objects.js';
 import type { PlacedTask } from '../cluster/placement.js';
+
+/** As Docker: an overlay made without --attachable is for a service's replicas alone. */
+function mayJoinByHand(net: NetworkRecord): void {
+  if (net.driver === 'overlay' && net.attachable !== true) throw forbidden(`network ${net.name} is not manually attachable (create it with --attachable)`);
+}
 
 /** Sandboxes rewired at once after a restart: 200 of them came back in 7.2 s one at a time, 3.7 s with 8, 4.2 s with 16 (2 cores). */
 const RESTORE_PARALLEL = 8;
@@ -39,6 +44,8 @@ export interface ManagerOptions {
   store: Store;
   /** The store as this node sees it; a change is answered once the view (and the registry) has it. */
   view: ClusterView;
+  /** Brings the reconcilers that follow the view (overlay peers) to what it holds now: awaited before a change is answered, and at the end of a restore. */
+  settled?: () => Promise<void>;
   /** The daemon's state directory (namespace intents, the owner mark). */
   stateDir: string;
   dns: DnsServer;
@@ -87,7 +94,7 @@ export class Manager implements DaemonCore {
 
   constructor(options: ManagerOptions) {
     this.#o = options;
-    this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir);
+    this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir, options.netnsPrefix ?? 'tsnet-');
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }), options.readyNodes ?? (() => [this.node]));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
     this.#resolvers = new SandboxResolvers(options.dns, () => this.state);
@@ -152,6 +159,11 @@ export class Manager implements DaemonCore {
     });
   }
 
+  /** Every endpoint on network `id` in the cluster, whichever node runs it. */
+  endpointsOn(id: string): EndpointObject[] {
+    return this.#o.view.endpointsOn(id);
+  }
+
   placedTasks(service: string): PlacedTask[] {
     return this.#o.view.tasksOf(service).flatMap(({ value: t, createRevision }) => (t.slot === undefined ? [] : [{ id: t.id, slot: t.slot, node: t.node, createRevision }]));
   }
@@ -184,7 +196,7 @@ export class Manager implements DaemonCore {
           this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
         }
       });
-      const stale = await this.#dp.removeStale(this.state, this.#o.netnsPrefix ?? 'tsnet-');
+      const stale = await this.#dp.removeStale(this.state);
       if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
       await this.#commit();
     });
@@ -268,7 +280,7 @@ export class Manager implements DaemonCore {
   async #claimNetwork(draft: NetworkRecord, req: NetworkCreate, host: HostFacts | undefined, dns: boolean): Promise<NetworkRecord> {
     // The default bridge is every node's own, at the same subnet: it claims no pool block.
     if (!dns || draft.ipam === null) {
-      if (!(await this.write([networkNameFree(draft)], networkPuts(draft)))) await explainNetworkConflict(this.#o.store, draft);
+      if (!(await this.write(networkClaims(draft), networkPuts(draft)))) await explainNetworkConflict(this.#o.store, draft);
       return draft;
     }
     let net = draft;
@@ -281,18 +293,23 @@ export class Manager implements DaemonCore {
         host: host?.subnets ?? [],
         existing,
         commit: async (plan) => {
-          net = {
-            ...draft,
-            ipam: {
-              subnet: plan.space.subnet,
-              gateway: plan.space.gateway,
-              ...(plan.space.ipRange === undefined ? {} : { ipRange: plan.space.ipRange }),
-              ...(plan.space6 === undefined ? {} : { subnet6: plan.space6.subnet, gateway6: plan.space6.gateway }),
-            },
-          };
-          if (await this.write([...plan.conditions, networkNameFree(net)], [...plan.operations, ...networkPuts(net)])) return true;
-          await explainNetworkConflict(this.#o.store, net);
-          return false;
+          // An overlay's VNI is claimed in the same transaction; one taken meanwhile is replaced by the next free.
+          for (;;) {
+            const vni = draft.driver === 'overlay' ? await freeVni(this.#o.store) : undefined;
+            net = {
+              ...draft,
+              ipam: {
+                subnet: plan.space.subnet,
+                gateway: plan.space.gateway,
+                ...(plan.space.ipRange === undefined ? {} : { ipRange: plan.space.ipRange }),
+                ...(plan.space6 === undefined ? {} : { subnet6: plan.space6.subnet, gateway6: plan.space6.gateway }),
+              },
+              ...(vni === undefined ? {} : { vni, device: vxlanDevice(vni, draft.id) }),
+            };
+            if (await this.write([...plan.conditions, ...networkClaims(net)], [...plan.operations, ...networkPuts(net)])) return true;
+            await explainNetworkConflict(this.#o.store, net);
+            if (vni === undefined || (await this.#o.store.get(vniKey(vni))) === undefined) return false;
+          }
         },
       });
     } catch (err) {
@@ -332,7 +349,8 @@ export class Manager implements DaemonCore {
   createSandbox(req: SandboxCreate, replicaOf?: string): Promise<SandboxRecord> {
     return this.serial(async () => {
       const sb = planSandbox(this.state, req, this.#o.netnsPrefix ?? 'tsnet-');
-      if (replicaOf !== undefined) sb.replicaOf = replicaOf;
+      if (replicaOf === undefined) for (const name of Object.keys(sb.attachments)) mayJoinByHand(this.network(name));
+      else sb.replicaOf = replicaOf;
       try {
         await this.#claimAddresses(sb, Object.keys(sb.attachments), req.networks ?? []);
         sb.ports = await this.#reserve(sb.ports ?? []);
@@ -474,6 +492,7 @@ export class Manager implements DaemonCore {
       const sb = this.sandbox(sbRef);
       if (sb.mode !== 'networks') throw badRequest(`sandbox ${sb.name} uses ${sb.mode} networking and cannot join networks`);
       if (net.name in sb.attachments) throw conflict(`sandbox ${sb.name} is already connected to network ${net.name}`);
+      if (sb.replicaOf === undefined) mayJoinByHand(net);
       attachRecord(this.state, sb, net, { network: net.name, ...req });
       try {
         await this.#claimAddresses(sb, [net.name], [{ network: net.name, ...req }]);
@@ -563,5 +582,6 @@ export class Manager implements DaemonCore {
    */
   async #commit(touched?: readonly SandboxRecord[]): Promise<void> {
     await this.#o.view.caughtUp(await this.#o.saved.save(this.#sandboxes, this.state.networks, touched?.map((sb) => sb.id)));
+    await this.#o.settled?.();
   }
 }

@@ -78,6 +78,8 @@ function planDevice(state: DaemonState, req: NetworkCreate, driver: NetworkRecor
       checkParent(options.parent!, tsnetLinks(state), host);
       return options.shim === undefined ? undefined : `tsmv-${id.slice(0, 10)}`;
     }
+    // Its VXLAN device is named once its VNI is claimed (vxlanDevice).
+    if (driver === 'overlay') return undefined;
     const named = options['com.docker.network.bridge.name'];
     if (named !== undefined) checkBridgeName(named, tsnetLinks(state), host);
     return named ?? `tsbr-${id.slice(0, 10)}`;
@@ -85,6 +87,12 @@ function planDevice(state: DaemonState, req: NetworkCreate, driver: NetworkRecor
     throw badRequest((err as Error).message);
   }
 }
+
+/** VXLAN's encapsulation: inner Ethernet 14, outer IPv4 20, UDP 8, VXLAN 8. */
+const VXLAN_OVERHEAD = 50;
+
+/** An overlay's VXLAN device in the host namespace before it moves: 15 characters, like Docker's `vx-%06x-<id5>`. */
+export const vxlanDevice = (vni: number, id: string): string => `vx-${vni.toString(16).padStart(6, '0')}-${id.slice(0, 5)}`;
 
 /**
  * A network record for `req`: name, driver, MTU, interface names and IPAM checked against the
@@ -94,15 +102,21 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
   if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid network name ${show(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.networks.some((n) => n.name === req.name)) throw conflict(`network with name ${req.name} already exists`);
   if (req.name === 'host' || req.name === 'none') throw forbidden(`${req.name} is a pre-defined network mode and cannot be created`);
-  const scope = req.scope ?? 'local';
-  if (scope !== 'local' && scope !== 'swarm') throw badRequest(`scope ${show(scope)} is not local or swarm`);
   const driver = req.driver ?? 'bridge';
-  if (driver !== 'bridge' && driver !== 'macvlan') throw badRequest(`driver ${show(driver)} is not supported (bridge, macvlan)`);
+  if (driver !== 'bridge' && driver !== 'macvlan' && driver !== 'overlay') throw badRequest(`driver ${show(driver)} is not supported (bridge, macvlan, overlay)`);
+  const scope = req.scope ?? (driver === 'overlay' ? 'swarm' : 'local');
+  if (scope !== 'local' && scope !== 'swarm') throw badRequest(`scope ${show(scope)} is not local or swarm`);
+  if (driver === 'overlay' && scope !== 'swarm') throw badRequest('an overlay network spans the cluster: its scope is swarm');
   if (driver === 'macvlan' && req.options?.parent === undefined) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
-  if (driver === 'bridge' && req.options?.parent !== undefined) throw badRequest('-o parent is a macvlan option');
+  if (driver !== 'macvlan' && req.options?.parent !== undefined) throw badRequest('-o parent is a macvlan option');
+  if (driver !== 'overlay' && req.attachable === true) throw badRequest('--attachable is an overlay option');
+  const encrypted = req.options?.encrypted;
+  if (encrypted !== undefined && (driver !== 'overlay' || (encrypted !== 'true' && encrypted !== 'false'))) throw badRequest(`-o encrypted=${show(encrypted)}: an overlay option, true or false`);
   const mtuText = req.options?.['com.docker.network.driver.mtu'] ?? '1500';
-  const mtu = /^\d{1,5}$/.test(mtuText) ? Number(mtuText) : NaN;
-  if (!(mtu >= 576 && mtu <= 65535)) throw badRequest(`com.docker.network.driver.mtu: ${show(mtuText)} is not a decimal integer from 576 to 65535`);
+  const linkMtu = /^\d{1,5}$/.test(mtuText) ? Number(mtuText) : NaN;
+  if (!(linkMtu >= 576 && linkMtu <= 65535)) throw badRequest(`com.docker.network.driver.mtu: ${show(mtuText)} is not a decimal integer from 576 to 65535`);
+  // As Docker's overlay: the option (or 1500) is the underlay's, less VXLAN's 50 bytes.
+  const mtu = driver === 'overlay' ? linkMtu - VXLAN_OVERHEAD : linkMtu;
   const parent = driver === 'macvlan' ? req.options!.parent! : undefined;
   // A macvlan network shares its parent's segment, so the parent's own subnet is expected.
   const hostSubnets = (host?.subnets ?? []).filter((h) => parent === undefined || (h.dev !== parent && h.dev !== vlanOf(parent)?.base));
@@ -121,6 +135,7 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
     dns,
     ipam,
     ...(device === undefined ? {} : { device }),
+    ...(driver === 'overlay' ? { attachable: req.attachable === true } : {}),
     mtu,
     labels: req.labels ?? {},
     options: req.options ?? {},

@@ -1,9 +1,7 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
+import { toolOutput } from '../net/exec/tool-runner.js';
 import { systemTool } from '../net/tools.js';
-
-const run = promisify(execFile);
 
 /** Restart delays: the first is long enough for a health check to see the replica gone. */
 const FIRST_BACKOFF_MS = 2000;
@@ -15,7 +13,7 @@ const ADOPTED_POLL_MS = 500;
 
 /** The pids of every process in a named namespace. */
 export const netnsPids = async (netns: string): Promise<number[]> =>
-  (await run(systemTool('ip'), ['netns', 'pids', netns])).stdout.split('\n').filter(Boolean).map(Number);
+  (await toolOutput(systemTool('ip'), ['netns', 'pids', netns])).split('\n').filter(Boolean).map(Number);
 
 /** Kills every process in a named namespace (a replica's command and whatever it forked). */
 export const killAllIn = async (netns: string): Promise<void> => (await netnsPids(netns).catch(() => [])).forEach(kill);

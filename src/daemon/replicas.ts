@@ -1,6 +1,8 @@
-import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { Socket } from 'node:net';
+import { namedNetns } from '../netns/netns.js';
+import { familyOf, socketInNetns } from '../netns/socket-in-netns.js';
 import type { Logger } from 'pino';
+import { runTool } from '../net/exec/tool-runner.js';
 import { systemTool } from '../net/tools.js';
 import { conflict } from './errors.js';
 import type { DaemonCore } from './core.js';
@@ -10,29 +12,33 @@ import { place } from '../cluster/placement.js';
 
 const replicaName = (svc: string, slot: number): string => `${svc}.${slot}`;
 
-/** Whether `ip:port` accepts a TCP connection within a second (from the host, which routes to every bridge). */
-function tcpAlive(ip: string, port: number): Promise<boolean> {
+/**
+ * Whether `ip:port` accepts a TCP connection within a second, asked from inside the task's own
+ * namespace (as Docker runs a health check inside the container): an overlay's tasks are out
+ * of the host's reach, a bridge's are not, and both answer from within.
+ */
+function tcpAlive(netns: string, ip: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const c = connect({ host: ip, port, timeout: 1000 });
+    let c: Socket;
+    try {
+      c = new Socket({ fd: socketInNetns(namedNetns(netns), 'tcp', familyOf(ip)) });
+    } catch {
+      return resolve(false);
+    }
+    const timer = setTimeout(() => done(false), 1000);
     const done = (ok: boolean): void => {
+      clearTimeout(timer);
       c.destroy();
       resolve(ok);
     };
     c.once('connect', () => done(true));
-    c.once('timeout', () => done(false));
     c.once('error', () => done(false));
+    c.connect({ host: ip, port });
   });
 }
 
-function commandSucceeds(netns: string, command: string): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const c = spawn(systemTool('ip'), ['netns', 'exec', netns, 'sh', '-c', command], { stdio: 'ignore' });
-    const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
-    c.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0);
-    });
-  });
+async function commandSucceeds(netns: string, command: string): Promise<boolean> {
+  return (await runTool(systemTool('ip'), ['netns', 'exec', netns, 'sh', '-c', command], { timeoutMs: 5000 })).code === 0;
 }
 
 /** One service's health checks: the next round is due only once the last one has finished. */
@@ -215,7 +221,8 @@ export class Replicas {
     const svc = this.m.services.service(svcName);
     for (const t of svc.tasks) {
       if (t.sandbox === undefined || t.draining || t.node !== this.m.node) continue;
-      const ok = svc.replicas!.healthTcp !== undefined ? await tcpAlive(t.ipv4, svc.replicas!.healthTcp) : await commandSucceeds(this.m.sandbox(t.sandbox).netns!, svc.replicas!.healthCmd!);
+      const netns = this.m.sandbox(t.sandbox).netns!;
+      const ok = svc.replicas!.healthTcp !== undefined ? await tcpAlive(netns, t.ipv4, svc.replicas!.healthTcp) : await commandSucceeds(netns, svc.replicas!.healthCmd!);
       if (ok !== t.healthy) {
         this.logger.info({ service: svcName, task: t.id, healthy: ok }, 'task health changed');
         await this.m.services.updateTask(svcName, t.id, { healthy: ok });

@@ -11,6 +11,8 @@ export interface NetworkCreate {
   internal?: boolean;
   /** `local` (default): this node's alone; `swarm`: made on every node, its addresses the cluster's. */
   scope?: string;
+  /** overlay: sandboxes may join it by hand (Docker's --attachable); without it only a service's replicas. */
+  attachable?: boolean;
   labels?: Record<string, string>;
   options?: Record<string, string>;
 }

@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { toolOutput } from '../net/exec/tool-runner.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
 import { systemTool } from '../net/tools.js';
 import { check, CLONE_NEWNET, setns } from './libc.js';
-
-const run = promisify(execFile);
 
 /**
  * Runs `fn` with the calling thread inside the network namespace at `path` (a bind mount such
@@ -51,7 +48,7 @@ export class OwnedNamespaces {
   async create(name: string): Promise<void> {
     mkdirSync(this.intents, { recursive: true, mode: 0o700 });
     writeFileSync(join(this.intents, name), '');
-    await run(systemTool('ip'), ['netns', 'add', name]);
+    await toolOutput(systemTool('ip'), ['netns', 'add', name]);
     await ipBatch([['link', 'set', 'dev', 'lo', 'alias', this.owner]], name);
   }
 
@@ -61,19 +58,19 @@ export class OwnedNamespaces {
     writeFileSync(join(this.intents, name), '');
     mkdirSync('/run/netns', { recursive: true });
     writeFileSync(namedNetns(name), '');
-    await run(systemTool('mount'), ['--bind', path, namedNetns(name)]);
+    await toolOutput(systemTool('mount'), ['--bind', path, namedNetns(name)]);
   }
 
   /** Unmounts an adopted namespace: the runtime's namespace lives on. */
   async release(name: string): Promise<void> {
-    await run(systemTool('umount'), [namedNetns(name)]).catch(() => {});
+    await toolOutput(systemTool('umount'), [namedNetns(name)]).catch(() => {});
     rmSync(namedNetns(name), { force: true });
     rmSync(join(this.intents, name), { force: true });
   }
 
   /** Deletes a namespace this daemon made, or unmounts one it adopted (`ip netns del` does either). */
   async remove(name: string): Promise<void> {
-    await run(systemTool('ip'), ['netns', 'del', name]);
+    await toolOutput(systemTool('ip'), ['netns', 'del', name]);
     rmSync(join(this.intents, name), { force: true });
   }
 

@@ -152,6 +152,20 @@ export class EndpointNames {
     return this.#ptr;
   }
 
+  /** The tables of every endpoint of `eps` on this network, each name merged once. */
+  static of(network: string, eps: Iterable<EndpointSpec>): EndpointNames {
+    const names = new EndpointNames(network);
+    names.#deferred = new Set();
+    for (const ep of eps) names.set(ep);
+    const keys = names.#deferred;
+    names.#deferred = undefined;
+    for (const key of keys) key.startsWith('ptr:') ? names.#refreshPtr(key.slice(4)) : names.#refreshName(key.slice(5));
+    return names;
+  }
+
+  /** Keys to refresh at the end of a bulk build (`of`), instead of after each endpoint. */
+  #deferred: Set<string> | undefined;
+
   /** Adds or replaces an endpoint; one not on this network is removed. */
   set(ep: EndpointSpec): void {
     this.remove(ep.id);
@@ -194,7 +208,9 @@ export class EndpointNames {
     }
   }
 
+  /** Merges a name's holders again: linear in how many hold it (5000 endpoints may share one alias). */
   #refreshName(key: string): void {
+    if (this.#deferred !== undefined) return void this.#deferred.add(`name:${key}`);
     const members = this.#byName.get(key);
     if (members === undefined || members.size === 0) {
       this.#byName.delete(key);
@@ -202,14 +218,16 @@ export class EndpointNames {
       return;
     }
     const entry = new EntryBuilder();
+    const seen = new Set<string>();
     for (const c of members.values()) {
-      for (const a of c.v4) if (!entry.v4.some((x) => x.ip === a.ip)) entry.v4.push(a);
-      for (const a of c.v6) if (!entry.v6.some((x) => x.ip === a.ip)) entry.v6.push(a);
+      for (const a of c.v4) if (!seen.has(a.ip)) seen.add(a.ip), entry.v4.push(a);
+      for (const a of c.v6) if (!seen.has(a.ip)) seen.add(a.ip), entry.v6.push(a);
     }
     this.#entries.set(key, entry);
   }
 
   #refreshPtr(key: string): void {
+    if (this.#deferred !== undefined) return void this.#deferred.add(`ptr:${key}`);
     const members = this.#byPtr.get(key);
     if (members === undefined || members.size === 0) {
       this.#byPtr.delete(key);

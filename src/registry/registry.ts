@@ -218,9 +218,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
         continue;
       }
       if (networks || !this.#names.has(name)) {
-        const names = new EndpointNames(name);
-        for (const e of this.#endpoints.values()) if (name in e.networks) names.set(e);
-        this.#names.set(name, names);
+        this.#names.set(name, EndpointNames.of(name, [...this.#endpoints.values()].filter((e) => name in e.networks)));
       }
       this.#serviceIndexes.set(name, buildServiceIndex(net, [...this.#services.values()].filter((s) => s.network === name)));
     }

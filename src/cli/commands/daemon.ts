@@ -14,6 +14,7 @@ import { openStores, SavedState } from '../../daemon/saved-state.js';
 import { joinCluster } from '../../cluster/nodes.js';
 import { NodeList } from '../../cluster/node-list.js';
 import { ClusterView } from '../../reconcile/cluster-view.js';
+import { OverlayPeers } from '../../reconcile/overlay-peers.js';
 import { RegistryFeed } from '../../reconcile/registry-feed.js';
 import { EtcdStore, parseStoreUrl } from '../../store/etcd-store.js';
 import type { Store } from '../../store/store.js';
@@ -120,7 +121,9 @@ export function daemonCommand(program: Command): void {
       new RegistryFeed(view, registry, logger.child({ part: 'registry-feed' }));
       await view.start();
       const nodes = await NodeList.open(stores.cluster);
+      const peers = new OverlayPeers(view, nodes, { node: stores.node, netnsPrefix: opts.netnsPrefix, logger: logger.child({ part: 'overlay-peers' }) });
       const manager = new Manager({
+        settled: () => peers.converge(),
         saved,
         sandboxes: loaded.sandboxes,
         store: stores.cluster,

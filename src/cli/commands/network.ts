@@ -15,10 +15,11 @@ export function networkCommand(program: Command): void {
     .option('--gateway <ip>', 'gateway of the subnet of its family; repeatable', many)
     .option('--ip-range <cidr>', 'allocate container addresses from this part of the subnet')
     .option('--internal', 'no outside access')
-    .option('--scope <scope>', 'local (this node only) or swarm (every node of the cluster)')
-    .option('-o, --opt <key=value>', 'driver options (com.docker.network.driver.mtu, com.docker.network.bridge.name); repeatable', many)
+    .option('--scope <scope>', 'local (this node only) or swarm (every node of the cluster; an overlay always is)')
+    .option('--attachable', 'overlay: sandboxes may join it by hand, not only service replicas')
+    .option('-o, --opt <key=value>', 'driver options (com.docker.network.driver.mtu, com.docker.network.bridge.name, encrypted); repeatable', many)
     .option('--label <key=value>', 'labels; repeatable', many)
-    .action(async (name: string, o: { driver: string; subnet?: string[]; gateway?: string[]; ipRange?: string; internal?: boolean; scope?: string; opt?: string[]; label?: string[] }) => {
+    .action(async (name: string, o: { driver: string; subnet?: string[]; gateway?: string[]; ipRange?: string; internal?: boolean; scope?: string; attachable?: boolean; opt?: string[]; label?: string[] }) => {
       const v4 = (l?: string[]) => l?.find((x) => !x.includes(':'));
       const v6 = (l?: string[]) => l?.find((x) => x.includes(':'));
       const config = [
@@ -30,6 +31,7 @@ export function networkCommand(program: Command): void {
         Driver: o.driver,
         Internal: o.internal === true,
         ...(o.scope === undefined ? {} : { Scope: o.scope }),
+        ...(o.attachable === true ? { Attachable: true } : {}),
         IPAM: { Driver: 'default', Config: config },
         Options: keyValues(o.opt, '--opt'),
         Labels: keyValues(o.label, '--label'),

@@ -5,6 +5,7 @@ import { printJson, printTable } from './output.js';
 interface NodeView {
   ID: string;
   Status: { State: string; Addr: string };
+  OverlayPeers: string[];
 }
 
 export function nodeCommand(program: Command): void {
@@ -12,7 +13,7 @@ export function nodeCommand(program: Command): void {
   const node = program.command('node').description('the nodes of the cluster this daemon is in');
   node
     .command('ls')
-    .description('list the nodes: NAME, ADDRESS, STATUS (ready, down)')
+    .description('list the nodes: NAME, ADDRESS, STATUS (ready, down), OVERLAY PEERS (the nodes it shares an overlay with)')
     .option('--format <format>', '"json" for JSON')
     .action(async (o: { format?: string }) => {
       let store = '';
@@ -20,7 +21,7 @@ export function nodeCommand(program: Command): void {
       // A store that is down leaves the daemon with the list as it last saw it: said on stderr, so stdout stays the list.
       if (store.includes('health=down')) process.stderr.write(`the store (${store.split(';')[0]}) is down: this is the list as last seen\n`);
       if (o.format === 'json') return printJson(list);
-      printTable(['NAME', 'ADDRESS', 'STATUS'], list.map((n) => [n.ID, n.Status.Addr, n.Status.State]));
+      printTable(['NAME', 'ADDRESS', 'STATUS', 'OVERLAY PEERS'], list.map((n) => [n.ID, n.Status.Addr, n.Status.State, n.OverlayPeers.join(',') || '-']));
     });
   node
     .command('rm')

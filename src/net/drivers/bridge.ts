@@ -43,6 +43,7 @@ export const bridgeDriver: NetworkDriver = {
 /** Addresses, link state and default route inside the sandbox: `replace` makes it safe to repeat. */
 export async function configureInside(info: AttachInfo): Promise<void> {
   const cmds: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
+  if (info.mac !== undefined) cmds.push(['link', 'set', 'dev', info.ifname, 'address', info.mac]);
   if (info.ipv4 !== undefined) cmds.push(['addr', 'replace', cidr(info.ipv4), 'dev', info.ifname]);
   if (info.ipv6 !== undefined) cmds.push(['addr', 'replace', cidr(info.ipv6), 'dev', info.ifname, 'nodad']);
   cmds.push(['link', 'set', 'dev', info.ifname, 'up']);

@@ -12,6 +12,8 @@ export interface AttachInfo {
   /** Whether this attachment carries the sandbox's default route. */
   defaultRoute: boolean;
   mtu: number;
+  /** The sandbox interface's MAC, when the driver derives it (overlay: from the IPv4 address). */
+  mac?: string;
   /** Written as the host link's alias, so a restart can find what this daemon made. */
   owner: string;
 }
@@ -29,6 +31,10 @@ export interface NetworkInfo {
   gateway?: { address: string; prefix: number };
   gateway6?: { address: string; prefix: number };
   mtu: number;
+  /** overlay: the network's namespace on this node (its bridge and VXLAN device live there). */
+  netns?: string;
+  /** overlay: the VXLAN network identifier. */
+  vni?: number;
   /** Written as the device's alias (see AttachInfo.owner). */
   owner: string;
 }

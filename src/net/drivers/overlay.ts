@@ -1,0 +1,104 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { namedNetns, inNetns, type OwnedNamespaces } from '../../netns/netns.js';
+import { ipBatch, ipJson, linkExists } from '../link/ip.js';
+import { configureInside } from './bridge.js';
+import type { NetworkDriver, NetworkInfo } from './driver.js';
+
+/** The UDP port of VXLAN (IANA), as Docker uses it. */
+export const VXLAN_PORT = 4789;
+
+/**
+ * An overlay network's namespace on this node: under the daemon's prefix, with a `+` no sandbox
+ * name has (theirs are the prefix and the name), so the two never meet.
+ */
+export const overlayNetns = (netnsPrefix: string, networkId: string): string => `${netnsPrefix}ov+${networkId.slice(0, 12)}`;
+
+/** `02:42:` and the IPv4 address's four bytes, as Docker's overlay derives a MAC from the IP. */
+export const macOf = (ipv4: string): string => `02:42:${ipv4.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':')}`;
+
+interface Link {
+  ifname: string;
+  master?: string;
+}
+
+const inside = (net: NetworkInfo): string => {
+  if (net.netns === undefined || net.device === undefined || net.vni === undefined) throw new Error(`overlay ${net.name}: no namespace, VXLAN device or VNI`);
+  return net.netns;
+};
+
+/**
+ * Overlay networks (seed 004, moby's overlay driver): on each node that has a sandbox on the
+ * network, a namespace of the network's own holding `br0` (the gateway) and `vxlan0`, and one
+ * veth per sandbox with its host end on `br0`. `vxlan0` is made in the host's namespace and then
+ * moved, so its UDP socket (4789) stays on the underlay. Learning is off and nothing floods: the
+ * peers' FDB and neighbour entries are programmed from the store (src/reconcile/overlay-peers.ts).
+ * The namespace is made on the first attach and removed with the last detach, as Docker does.
+ */
+export const overlayDriver = (namespaces: OwnedNamespaces): NetworkDriver => {
+  const ports = async (ns: string): Promise<string[]> => (await ipJson<Link[]>(['link', 'show'], ns)).filter((l) => l.master === 'br0' && l.ifname !== 'vxlan0').map((l) => l.ifname);
+
+  /** The network's namespace with br0 and vxlan0, made or completed (a crash may have left it half made). */
+  async function ensure(net: NetworkInfo): Promise<string> {
+    const ns = inside(net);
+    if (!existsSync(namedNetns(ns))) await namespaces.create(ns);
+    const links = new Set((await ipJson<Link[]>(['link', 'show'], ns)).map((l) => l.ifname));
+    if (!links.has('br0')) {
+      await ipBatch([['link', 'add', 'name', 'br0', 'mtu', String(net.mtu), 'type', 'bridge']], ns);
+      // Bridged frames in here need no netfilter hooks: nothing filters in this namespace.
+      inNetns(namedNetns(ns), () => {
+        if (existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) writeFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', '0');
+      });
+    }
+    if (!links.has('vxlan0')) {
+      // One made before a crash and never moved blocks its VNI on the host's 4789 socket.
+      if (await linkExists(net.device!)) await ipBatch([['link', 'del', 'dev', net.device!]]);
+      await ipBatch([
+        ['link', 'add', 'name', net.device!, 'mtu', String(net.mtu), 'type', 'vxlan', 'id', String(net.vni), 'dstport', String(VXLAN_PORT), 'nolearning', 'proxy'],
+        ['link', 'set', 'dev', net.device!, 'alias', net.owner],
+        ['link', 'set', 'dev', net.device!, 'netns', ns],
+      ]);
+      await ipBatch([['link', 'set', 'dev', net.device!, 'name', 'vxlan0']], ns);
+    }
+    const cmds: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
+    if (net.gateway !== undefined) cmds.push(['addr', 'replace', `${net.gateway.address}/${net.gateway.prefix}`, 'dev', 'br0']);
+    cmds.push(['link', 'set', 'dev', 'vxlan0', 'master', 'br0', 'up'], ['link', 'set', 'dev', 'br0', 'up']);
+    await ipBatch(cmds, ns);
+    return ns;
+  }
+
+  return {
+    name: 'overlay',
+
+    // Made on the first attach: a node without a sandbox on the network has nothing of it.
+    async createNetwork() {},
+
+    async deleteNetwork(net) {
+      const ns = inside(net);
+      if (existsSync(namedNetns(ns)) && (await namespaces.isOurs(ns))) await namespaces.remove(ns);
+    },
+
+    async attach(net, info) {
+      const ns = await ensure(net);
+      if (!(await ports(ns)).includes(info.hostIf)) {
+        await ipBatch(
+          [
+            ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'netns', info.netns],
+            ['link', 'set', 'dev', info.hostIf, 'master', 'br0'],
+            ['link', 'set', 'dev', info.hostIf, 'alias', info.owner],
+            ['link', 'set', 'dev', info.hostIf, 'up'],
+          ],
+          ns,
+        );
+      }
+      await configureInside({ ...info, ...(info.ipv4 === undefined ? {} : { mac: macOf(info.ipv4.address) }) });
+    },
+
+    async detach(net, info) {
+      const ns = inside(net);
+      if (!existsSync(namedNetns(ns))) return;
+      const left = await ports(ns);
+      if (left.includes(info.hostIf)) await ipBatch([['link', 'del', 'dev', info.hostIf]], ns);
+      if (left.every((p) => p === info.hostIf)) await namespaces.remove(ns);
+    },
+  };
+};

@@ -1,0 +1,151 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { startClusterHosts, type ClusterHost } from './helpers/cluster-hosts.js';
+
+/**
+ * Overlay networks across three "hosts" (namespaces on one LAN, a daemon in each, one etcd):
+ * VXLAN between the nodes that have a sandbox on the network, its peers programmed from the
+ * store, nothing learned or flooded.
+ */
+
+const LEASE_TTL = 3;
+const run = promisify(execFile);
+
+interface NetworkJson {
+  Id: string;
+  Driver: string;
+  Scope: string;
+  Attachable: boolean;
+  Options: Record<string, string>;
+  Containers: Record<string, { Name: string; IPv4Address: string; MacAddress: string }>;
+}
+
+const inspect = async (h: ClusterHost, name: string): Promise<NetworkJson> => (JSON.parse(await h.tsnet('network', 'inspect', name)) as NetworkJson[])[0]!;
+const ipOf = async (h: ClusterHost, sb: string, net: string): Promise<string> => (JSON.parse(await h.tsnet('sandbox', 'inspect', sb)) as { Networks: Record<string, { IPv4Address: string }> }[])[0]!.Networks[net]!.IPv4Address;
+const overlayNs = (h: ClusterHost, net: NetworkJson): string => `${h.netnsPrefix}ov+${net.Id.slice(0, 12)}`;
+/** `ping` from sandbox `sb` of host `h`; resolves with ping's output, rejects when no reply came. */
+const ping = async (h: ClusterHost, sb: string, ip: string, ...args: string[]): Promise<string> => (await run('ip', ['netns', 'exec', `${h.netnsPrefix}${sb}`, 'ping', '-c', '2', '-W', '2', ...args, ip], { timeout: 15_000 })).stdout;
+const fdb = async (ns: string): Promise<{ mac: string; dst?: string }[]> => JSON.parse((await run('bridge', ['-n', ns, '-j', 'fdb', 'show', 'dev', 'vxlan0'])).stdout) as { mac: string; dst?: string }[];
+const remoteMacs = async (ns: string): Promise<string[]> => (await fdb(ns)).filter((e) => e.dst !== undefined).map((e) => e.mac).sort();
+
+async function within(ms: number, what: string, check: () => Promise<boolean>): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await check().catch(() => false)) return Date.now() - start;
+    if (Date.now() - start > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test.serial('sandboxes on an overlay on two hosts resolve and reach each other at MTU 1450; another overlay stays invisible and unreachable; the namespace goes with the last sandbox', async (t) => {
+  const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, b, n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'ov1');
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'ov2');
+  const ov1 = await inspect(a, 'ov1');
+  t.is(ov1.Driver, 'overlay');
+  t.is(ov1.Scope, 'swarm');
+  t.true(ov1.Attachable);
+  const vni = Number(ov1.Options['com.docker.network.driver.overlay.vxlanid_list']);
+  t.true(vni >= 4096, `VNI ${vni} is above the VLAN ids`);
+  t.not((await inspect(a, 'ov2')).Options['com.docker.network.driver.overlay.vxlanid_list'], String(vni), 'one VNI per network');
+  await within(5000, 'ov1 on n3', async () => (await inspect(n3, 'ov1')).Id === ov1.Id);
+  t.false(existsSync(`/run/netns/${overlayNs(a, ov1)}`), 'a node without a sandbox on it has nothing of the network');
+
+  await a.tsnet('sandbox', 'create', '--name', 'web', '--network', 'ov1');
+  await n3.tsnet('sandbox', 'create', '--name', 'client', '--network', 'ov1');
+  await b.tsnet('sandbox', 'create', '--name', 'other', '--network', 'ov2');
+  const [webIp, clientIp, otherIp] = [await ipOf(a, 'web', 'ov1'), await ipOf(n3, 'client', 'ov1'), await ipOf(b, 'other', 'ov2')];
+  t.deepEqual(await n3.dig('client', 'web'), [webIp], 'a sandbox on n3 resolves one on n1 by name');
+  t.deepEqual(await a.dig('web', 'client'), [clientIp]);
+  t.regex(await ping(n3, 'client', webIp, '-M', 'do', '-s', '1422'), /2 received/, 'a full 1450-byte packet crosses unfragmented');
+  const tooBig = await ping(n3, 'client', webIp, '-M', 'do', '-s', '1423', '-c', '1').then(
+    () => 'passed',
+    (err: { stdout: string; stderr: string }) => err.stdout + err.stderr,
+  );
+  t.regex(tooBig, /mtu ?= ?1450|message too long/, 'one byte more does not fit');
+  t.deepEqual(await n3.dig('client', 'other'), [], 'names on another overlay are invisible');
+  await t.throwsAsync(ping(n3, 'client', otherIp, '-c', '1', '-W', '1'), undefined, 'and its sandboxes unreachable');
+
+  // The peers are programmed from the store: each side knows the other's MAC at the other's node, nothing else.
+  const mac = (ip: string): string => `02:42:${ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0')).join(':')}`;
+  t.deepEqual(await remoteMacs(overlayNs(a, ov1)), [mac(clientIp)]);
+  t.deepEqual((await fdb(overlayNs(a, ov1))).find((e) => e.mac === mac(clientIp) && e.dst !== undefined)?.dst, n3.address, 'towards the node it runs on');
+  t.deepEqual(await remoteMacs(overlayNs(n3, ov1)), [mac(webIp)]);
+  const link = (await run('ip', ['-n', overlayNs(a, ov1), '-d', '-j', 'link', 'show', 'dev', 'vxlan0'])).stdout;
+  t.regex(link, /"learning":false/, 'vxlan0 learns nothing');
+  t.regex(link, new RegExp(`"id":${vni}\\b`));
+  t.regex(link, /"port":4789/);
+
+  // Operations: inspect lists the nodes the network is built on, node ls who carries VXLAN with whom.
+  const peers = (JSON.parse(await b.tsnet('network', 'inspect', 'ov1')) as { Peers: { Name: string; IP: string; Sandboxes: string[] }[] }[])[0]!.Peers;
+  t.deepEqual(peers, [{ Name: 'n1', IP: a.address, State: 'ready', Sandboxes: ['web'] }, { Name: 'n3', IP: n3.address, State: 'ready', Sandboxes: ['client'] }]);
+  const nodes = JSON.parse(await b.tsnet('node', 'ls', '--format', 'json')) as { ID: string; OverlayPeers: string[] }[];
+  t.deepEqual(nodes.map((n) => [n.ID, n.OverlayPeers]), [['n1', ['n3']], ['n2', []], ['n3', ['n1']]]);
+  t.regex(await a.tsnet('node', 'ls'), /n1\s+\S+\s+ready\s+n3/);
+
+  // A restarted daemon keeps the network's namespace and its peers (read back from the kernel), and the path works on.
+  await n3.stop();
+  await n3.start();
+  t.deepEqual(await remoteMacs(overlayNs(n3, ov1)), [mac(webIp)]);
+  t.regex(await ping(n3, 'client', webIp), /2 received/);
+
+  await a.tsnet('sandbox', 'rm', 'web');
+  t.false(existsSync(`/run/netns/${overlayNs(a, ov1)}`), 'the last sandbox took the network’s namespace with it');
+  await within(5000, 'n3 forgets the removed sandbox', async () => (await remoteMacs(overlayNs(n3, ov1))).length === 0);
+});
+
+test.serial('an overlay without --attachable takes no sandbox by hand; an overlay is always swarm-scoped; a node that dies takes its FDB entries from the others within the TTL + 2 s', async (t) => {
+  const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, , n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
+  t.regex((await a.fails('network', 'create', '-d', 'overlay', '--scope', 'local', 'nope')).stderr, /scope is swarm/);
+  t.regex((await a.fails('network', 'create', '-d', 'bridge', '--attachable', 'nope')).stderr, /overlay option/);
+  await a.tsnet('network', 'create', '-d', 'overlay', '--subnet', c.subnet(), 'svconly');
+  t.regex((await a.fails('sandbox', 'create', '--name', 'x', '--network', 'svconly')).stderr, /not manually attachable/);
+
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'ov');
+  const ov = await inspect(a, 'ov');
+  await within(5000, 'ov on n3', async () => (await inspect(n3, 'ov')).Id === ov.Id);
+  await a.tsnet('sandbox', 'create', '--name', 'stay', '--network', 'ov');
+  await n3.tsnet('sandbox', 'create', '--name', 'dies', '--network', 'ov');
+  await within(5000, 'n1 has the peer on n3', async () => (await remoteMacs(overlayNs(a, ov))).length === 1);
+  await n3.kill9();
+  const gone = await within((LEASE_TTL + 2) * 1000, 'the dead node’s FDB entry leaves n1', async () => (await remoteMacs(overlayNs(a, ov))).length === 0);
+  t.log(`FDB entry gone ${gone} ms after kill -9 (TTL ${LEASE_TTL} s)`);
+  t.deepEqual(await a.dig('stay', 'dies'), []);
+});
+
+const fixture = (f: string): string => new URL(`./fixtures/${f}`, import.meta.url).pathname;
+
+/** COUNT connections from sandbox `sb` of `h` to `target`:80, counted by the backend that answered. */
+async function spread(h: ClusterHost, sb: string, target: string, count: number): Promise<{ ok: number; failed: number; by: Record<string, number> }> {
+  const { stdout } = await run('ip', ['netns', 'exec', `${h.netnsPrefix}${sb}`, process.execPath, fixture('connect-loop.mjs'), target, '80', String(count), '8'], { timeout: 120_000 });
+  return JSON.parse(stdout) as { ok: number; failed: number; by: Record<string, number> };
+}
+
+test.serial('a VIP service on an overlay with a replica on each host: 3000 connections from a sandbox on any host spread over all three within ±10 %; tasks.S answers every node’s task', async (t) => {
+  t.timeout(180_000);
+  const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, b, n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'app');
+  await within(5000, 'app on every node', async () => (await Promise.all(c.hosts.map((h) => inspect(h, 'app').then(() => true)))).every(Boolean));
+  await a.tsnet('service', 'create', '--name', 'web', '--network', 'app', '--port', 'http:tcp:80', '--replicas', '3', '--health-tcp', '80', '--health-interval', '200', '--', process.execPath, fixture('self-echo.mjs'), '80');
+  await a.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await b.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  await within(30_000, 'three healthy tasks, one per node', async () => (await a.dig('client', 'tasks.web')).length === 3);
+  const tasks = await a.dig('client', 'tasks.web');
+  const nodes = (JSON.parse(await n3.tsnet('service', 'inspect', 'web')) as { Tasks: { Node: string }[] }[])[0]!.Tasks.map((x) => x.Node).sort();
+  t.deepEqual(nodes, ['n1', 'n2', 'n3']);
+  t.deepEqual(await b.dig('client', 'tasks.web'), tasks, 'every node answers every node’s tasks');
+  for (const [h, who] of [[a, 'n1'], [b, 'n2']] as const) {
+    const r = await spread(h, 'client', 'web', 3000);
+    t.is(r.failed, 0, `${who}: no connection failed`);
+    t.deepEqual(Object.keys(r.by).sort(), tasks, `${who}: every task answered`);
+    for (const ip of tasks) t.true(Math.abs((r.by[ip] ?? 0) - 1000) <= 100, `${who}: ${ip} got ${r.by[ip]} of 3000`);
+  }
+});

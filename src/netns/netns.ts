@@ -4,6 +4,7 @@ import { toolOutput } from '../net/exec/tool-runner.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
 import { systemTool } from '../net/tools.js';
 import { check, CLONE_NEWNET, setns } from './libc.js';
+import { namedNetns } from './paths.js';
 
 /**
  * Runs `fn` with the calling thread inside the network namespace at `path` (a bind mount such
@@ -28,7 +29,7 @@ export function inNetns<T>(path: string, fn: () => T): T {
 }
 
 /** The path of a namespace made with `ip netns add NAME`. */
-export const namedNetns = (name: string): string => `/run/netns/${name}`;
+export { namedNetns };
 
 /**
  * The namespaces one daemon made, told apart from any other namespace whatever its name: each

@@ -1,4 +1,4 @@
-import { systemTool } from '../tools.js';
+import { inNamespace } from '../link/ip.js';
 import { runTool } from '../exec/tool-runner.js';
 
 /**
@@ -6,8 +6,7 @@ import { runTool } from '../exec/tool-runner.js';
  * kernel transaction, applied whole or not at all.
  */
 export async function nftApply(ruleset: string, netns?: string): Promise<void> {
-  const [cmd, ...args] = netns === undefined ? [systemTool('nft'), '-f', '-'] : [systemTool('ip'), 'netns', 'exec', netns, systemTool('nft'), '-f', '-'];
-  const r = await runTool(cmd!, args, { input: ruleset });
+  const r = await runTool(...inNamespace(netns, 'nft', ['-f', '-']), { input: ruleset });
   if (r.error !== undefined) throw new Error(`nft: ${r.error}`);
   if (r.code !== 0) throw new Error(`nft -f: ${r.stderr.trim() || `exit ${r.code}`}`);
 }

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { Cidr } from '../src/net/ipam/cidr.js';
 import { answersPing, BIN } from './helpers/daemon.js';
 import { startClusterHosts, type ClusterHost } from './helpers/cluster-hosts.js';
+import { within } from './helpers/poll.js';
 
 /**
  * Three daemons, each in its own "host" namespace, on one etcd cluster: what one node changes
@@ -28,15 +29,6 @@ interface ServiceJson {
 const networks = async (h: ClusterHost): Promise<NetworkJson[]> => JSON.parse(await h.tsnet('network', 'ls', '--format', 'json')) as NetworkJson[];
 const inspectService = async (h: ClusterHost, name: string): Promise<ServiceJson> => (JSON.parse(await h.tsnet('service', 'inspect', name)) as ServiceJson[])[0]!;
 
-/** Polls `check` every 100 ms until it holds or `ms` pass; resolves with how long it took. */
-async function within(ms: number, what: string, check: () => Promise<boolean>): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await check().catch(() => false)) return Date.now() - start;
-    if (Date.now() - start > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function startAll(hosts: readonly ClusterHost[]): Promise<void> {
   await Promise.all(hosts.map((h) => h.start()));

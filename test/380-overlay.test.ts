@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { startClusterHosts, type ClusterHost } from './helpers/cluster-hosts.js';
+import { within } from './helpers/poll.js';
 
 /**
  * Overlay networks across three "hosts" (namespaces on one LAN, a daemon in each, one etcd):
@@ -30,14 +31,6 @@ const ping = async (h: ClusterHost, sb: string, ip: string, ...args: string[]): 
 const fdb = async (ns: string): Promise<{ mac: string; dst?: string }[]> => JSON.parse((await run('bridge', ['-n', ns, '-j', 'fdb', 'show', 'dev', 'vxlan0'])).stdout) as { mac: string; dst?: string }[];
 const remoteMacs = async (ns: string): Promise<string[]> => (await fdb(ns)).filter((e) => e.dst !== undefined).map((e) => e.mac).sort();
 
-async function within(ms: number, what: string, check: () => Promise<boolean>): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await check().catch(() => false)) return Date.now() - start;
-    if (Date.now() - start > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test.serial('sandboxes on an overlay on two hosts resolve and reach each other at MTU 1450; another overlay stays invisible and unreachable; the namespace goes with the last sandbox', async (t) => {
   const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
@@ -148,4 +141,30 @@ test.serial('a VIP service on an overlay with a replica on each host: 3000 conne
     t.deepEqual(Object.keys(r.by).sort(), tasks, `${who}: every task answered`);
     for (const ip of tasks) t.true(Math.abs((r.by[ip] ?? 0) - 1000) <= 100, `${who}: ${ip} got ${r.by[ip]} of 3000`);
   }
+});
+
+test.serial('an overlay sandbox gets out through its node’s docker_gwbridge (default route, masquerade), which names nothing and joins no two sandboxes, is not for hands, and goes with the last overlay', async (t) => {
+  const c = await startClusterHosts(t, { hosts: 2, leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, b] = c.hosts as [ClusterHost, ClusterHost];
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'ov');
+  await a.tsnet('sandbox', 'create', '--name', 's1', '--network', 'ov');
+  await a.tsnet('sandbox', 'create', '--name', 's2', '--network', 'ov');
+  const gw1 = await ipOf(a, 's1', 'docker_gwbridge');
+  const ov1 = await ipOf(a, 's1', 'ov');
+  const gwNet = (JSON.parse(await a.tsnet('network', 'inspect', 'docker_gwbridge')) as { IPAM: { Config: { Gateway: string }[] }; Options: Record<string, string> }[])[0]!;
+  const route = (await run('ip', ['-n', `${a.netnsPrefix}s1`, 'route', 'show', 'default'])).stdout;
+  t.regex(route, new RegExp(`default via ${gwNet.IPAM.Config[0]!.Gateway.replaceAll('.', '\\.')} dev eth1`), 'the default route goes through the gateway bridge');
+  const outside = new URL(c.etcd.endpoints[0]!).hostname;
+  t.regex(await ping(a, 's1', outside), /2 received/, 'a host on the LAN is reached through the node');
+  t.regex(await ping(a, 's2', ov1), /2 received/, 'the overlay still joins them');
+  await t.throwsAsync(ping(a, 's2', gw1, '-c', '1', '-W', '1'), undefined, 'the gateway bridge does not');
+  t.deepEqual(await a.dig('s2', 's1'), [ov1], 'names answer with the overlay address only');
+  t.false((JSON.parse(await b.tsnet('network', 'ls', '--format', 'json')) as { Name: string }[]).some((n) => n.Name === 'docker_gwbridge'), 'a node with no overlay sandbox has none');
+  t.regex((await a.fails('sandbox', 'create', '--name', 'x', '--network', 'docker_gwbridge')).stderr, /not by hand/);
+  t.regex((await a.fails('network', 'disconnect', 'docker_gwbridge', 's1')).stderr, /last overlay/);
+  t.regex((await a.fails('network', 'create', 'docker_gwbridge')).stderr, /made by tsnet/);
+  await a.tsnet('network', 'disconnect', 'ov', 's2');
+  const left = JSON.parse(await a.tsnet('sandbox', 'inspect', 's2')) as { Networks: Record<string, unknown> }[];
+  t.deepEqual(Object.keys(left[0]!.Networks), [], 'the gateway bridge left with the last overlay');
 });

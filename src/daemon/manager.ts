@@ -6,6 +6,7 @@ import type { PortMapping } from '../net/ports/spec.js';
 import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
 import type { DnsServer } from '../server/server.js';
 import { forEachBounded } from './bounded.js';
+import { defaultRouteNetwork, GATEWAY_BRIDGE, gatewayBridgeRequest, needsGatewayBridge } from './gateway-bridge.js';
 import type { DaemonCore } from './core.js';
 import { dataplane, filesDir, type Dataplane } from './dataplane.js';
 import { ApiError, badRequest, conflict, forbidden, notFound } from './errors.js';
@@ -27,8 +28,9 @@ import type { SavedState } from './saved-state.js';
 import type { EndpointObject, TaskObject } from '../cluster/objects.js';
 import type { PlacedTask } from '../cluster/placement.js';
 
-/** As Docker: an overlay made without --attachable is for a service's replicas alone. */
+/** As Docker: an overlay made without --attachable is for a service's replicas alone; the gateway bridge is tsnet's to attach. */
 function mayJoinByHand(net: NetworkRecord): void {
+  if (net.name === GATEWAY_BRIDGE) throw forbidden(`${GATEWAY_BRIDGE} is joined by tsnet for a sandbox on an overlay, not by hand`);
   if (net.driver === 'overlay' && net.attachable !== true) throw forbidden(`network ${net.name} is not manually attachable (create it with --attachable)`);
 }
 
@@ -150,6 +152,12 @@ export class Manager implements DaemonCore {
     return true;
   }
 
+  /** This node's gateway bridge, made the first time a sandbox needs it. */
+  async #gatewayBridge(): Promise<NetworkRecord> {
+    const have = this.state.networks.find((n) => n.name === GATEWAY_BRIDGE && n.scope === 'local');
+    return have ?? this.#addNetwork(gatewayBridgeRequest, { dns: false, claim: true }, await hostFacts(this.#o.owner ?? 'tsnet'));
+  }
+
   /** Deletes what node `name` (down for good) left in the store: see `nodeLeftovers`. */
   removeNode(name: string): Promise<void> {
     if (name === this.node) throw conflict(`node ${name} is this daemon's own`);
@@ -173,7 +181,7 @@ export class Manager implements DaemonCore {
     await this.serial(async () => {
       if (!this.state.networks.some((n) => n.name === 'bridge' && n.scope === 'local')) {
         const { device = 'tsnet0', subnet = '172.17.0.0/16' } = this.#o.defaultBridge ?? {};
-        await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, false);
+        await this.#addNetwork({ name: 'bridge', subnet, options: { 'com.docker.network.bridge.name': device } }, { dns: false, claim: false });
       }
       await this.#reconcileNetworks();
       for (const sb of this.#sandboxes) {
@@ -253,16 +261,23 @@ export class Manager implements DaemonCore {
 
   /** A network from the API: checked against the host's interfaces and subnets too. */
   createNetwork(req: NetworkCreate): Promise<NetworkRecord> {
-    return this.serial(async () => this.#addNetwork(req, true, await hostFacts(this.#o.owner ?? 'tsnet')));
+    return this.serial(async () => {
+      if (req.name === GATEWAY_BRIDGE) throw forbidden(`${GATEWAY_BRIDGE} is made by tsnet for overlay sandboxes when it needs one`);
+      return this.#addNetwork(req, { dns: true, claim: true }, await hostFacts(this.#o.owner ?? 'tsnet'));
+    });
   }
 
   /**
    * Plans a network, claims its subnet and name in the store (one transaction: two nodes never
    * get one subnet), then makes it here. When the kernel refuses, the records go again.
    */
-  async #addNetwork(req: NetworkCreate, dns: boolean, host?: HostFacts): Promise<NetworkRecord> {
+  /**
+   * `dns`: names resolve on it. `claim`: its subnet is claimed in the store against every other
+   * network's (all but the default bridge, which every node has at the same subnet).
+   */
+  async #addNetwork(req: NetworkCreate, { dns, claim }: { dns: boolean; claim: boolean }, host?: HostFacts): Promise<NetworkRecord> {
     const draft = planNetwork(this.state, req, dns, this.node, host);
-    const net = await this.#claimNetwork(draft, req, host, dns);
+    const net = await this.#claimNetwork(draft, req, host, claim);
     try {
       await this.#dp.createNetwork(net);
       this.#realized.set(net.id, net);
@@ -277,9 +292,8 @@ export class Manager implements DaemonCore {
     return net;
   }
 
-  async #claimNetwork(draft: NetworkRecord, req: NetworkCreate, host: HostFacts | undefined, dns: boolean): Promise<NetworkRecord> {
-    // The default bridge is every node's own, at the same subnet: it claims no pool block.
-    if (!dns || draft.ipam === null) {
+  async #claimNetwork(draft: NetworkRecord, req: NetworkCreate, host: HostFacts | undefined, claim: boolean): Promise<NetworkRecord> {
+    if (!claim || draft.ipam === null) {
       if (!(await this.write(networkClaims(draft), networkPuts(draft)))) await explainNetworkConflict(this.#o.store, draft);
       return draft;
     }
@@ -351,6 +365,7 @@ export class Manager implements DaemonCore {
       const sb = planSandbox(this.state, req, this.#o.netnsPrefix ?? 'tsnet-');
       if (replicaOf === undefined) for (const name of Object.keys(sb.attachments)) mayJoinByHand(this.network(name));
       else sb.replicaOf = replicaOf;
+      if (needsGatewayBridge(this.state, sb)) attachRecord(this.state, sb, await this.#gatewayBridge(), { network: GATEWAY_BRIDGE });
       try {
         await this.#claimAddresses(sb, Object.keys(sb.attachments), req.networks ?? []);
         sb.ports = await this.#reserve(sb.ports ?? []);
@@ -494,15 +509,18 @@ export class Manager implements DaemonCore {
       if (net.name in sb.attachments) throw conflict(`sandbox ${sb.name} is already connected to network ${net.name}`);
       if (sb.replicaOf === undefined) mayJoinByHand(net);
       attachRecord(this.state, sb, net, { network: net.name, ...req });
+      const gateway = needsGatewayBridge(this.state, sb) && !(GATEWAY_BRIDGE in sb.attachments) ? await this.#gatewayBridge() : undefined;
+      if (gateway !== undefined) attachRecord(this.state, sb, gateway, { network: GATEWAY_BRIDGE });
+      const added = [net, ...(gateway === undefined ? [] : [gateway])];
       try {
         await this.#claimAddresses(sb, [net.name], [{ network: net.name, ...req }]);
         await this.#firewall();
-        await this.#dp.attach(net, sb, Object.keys(sb.attachments).length === 1);
+        for (const n of added) await this.#dp.attach(n, sb, defaultRouteNetwork(sb) === n.name);
         await balance([sb], this.state.services ?? [], this.vipBackend);
       } catch (err) {
-        await this.#dp.detach(net, sb).catch(() => {});
+        for (const n of added) await this.#dp.detach(n, sb).catch(() => {});
         await this.#releaseAddresses(sb, [net.name]).catch(() => {});
-        delete sb.attachments[net.name];
+        for (const n of added) delete sb.attachments[n.name];
         await this.#firewall().catch(() => {});
         throw err;
       }
@@ -516,10 +534,16 @@ export class Manager implements DaemonCore {
       const net = this.network(netRef);
       const sb = this.sandbox(sbRef);
       if (!(net.name in sb.attachments)) throw notFound(`sandbox ${sb.name} is not connected to network ${net.name}`);
+      if (net.name === GATEWAY_BRIDGE) throw forbidden(`${GATEWAY_BRIDGE} goes with the sandbox's last overlay network`);
       await this.#dp.detach(net, sb);
       await this.#dropTasks(sb, [net.name]);
       await this.#releaseAddresses(sb, [net.name]);
       delete sb.attachments[net.name];
+      // Its last overlay gone (or a bridge with a way out joined meanwhile): the gateway bridge goes too.
+      if (GATEWAY_BRIDGE in sb.attachments && !needsGatewayBridge(this.state, sb)) {
+        await this.#dp.detach(this.network(GATEWAY_BRIDGE), sb);
+        delete sb.attachments[GATEWAY_BRIDGE];
+      }
       await this.#firewall();
       await balance([sb], this.state.services ?? [], this.vipBackend);
       this.#files(sb);
@@ -537,7 +561,7 @@ export class Manager implements DaemonCore {
       return;
     }
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
-    for (const [i, net] of nets.entries()) if (!skip.has(net.name)) await this.#dp.attach(net, sb, i === 0);
+    for (const net of nets) if (!skip.has(net.name)) await this.#dp.attach(net, sb, defaultRouteNetwork(sb) === net.name);
     this.#files(sb);
     await balance([sb], this.state.services ?? [], this.vipBackend);
     await this.#resolvers.open(sb);

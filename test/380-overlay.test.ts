@@ -135,6 +135,7 @@ test.serial('a VIP service on an overlay with a replica on each host: 3000 conne
   const nodes = (JSON.parse(await n3.tsnet('service', 'inspect', 'web')) as { Tasks: { Node: string }[] }[])[0]!.Tasks.map((x) => x.Node).sort();
   t.deepEqual(nodes, ['n1', 'n2', 'n3']);
   t.deepEqual(await b.dig('client', 'tasks.web'), tasks, 'every node answers every node’s tasks');
+  t.regex((await a.fails('service', 'create', '--name', 'pub', '--network', 'app', '--publish', '8080:80')).stderr, /routing mesh/, 'no host port that would lead nowhere');
   for (const [h, who] of [[a, 'n1'], [b, 'n2']] as const) {
     const r = await spread(h, 'client', 'web', 3000);
     t.is(r.failed, 0, `${who}: no connection failed`);

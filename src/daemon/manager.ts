@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
 import { hostFacts, type HostFacts } from '../net/link/host.js';
@@ -8,7 +9,7 @@ import type { DnsServer } from '../server/server.js';
 import { forEachBounded } from './bounded.js';
 import { defaultRouteNetwork, GATEWAY_BRIDGE, gatewayBridgeRequest, needsGatewayBridge } from './gateway-bridge.js';
 import type { DaemonCore } from './core.js';
-import { dataplane, filesDir, type Dataplane } from './dataplane.js';
+import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
 import { ApiError, badRequest, conflict, forbidden, notFound } from './errors.js';
 import { addressSpace, attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox, vxlanDevice } from './plan.js';
 import { publishRules, sandboxFiles } from './projection.js';
@@ -197,6 +198,10 @@ export class Manager implements DaemonCore {
         });
       }
       await this.#firewall();
+      // Names answer first: a listener needs only its namespace, which a restart finds in place;
+      // the links are checked after (one whose namespace is gone gets its listener with its rewiring).
+      const standing = this.#sandboxes.filter((sb) => sb.mode !== 'none' && ownNamespace(sb.mode) && existsSync(netnsPath(sb.netns!)));
+      await forEachBounded(standing, RESTORE_PARALLEL, (sb) => this.#resolvers.open(sb).catch(() => {}));
       await forEachBounded(this.#sandboxes, RESTORE_PARALLEL, async (sb) => {
         try {
           await this.#wire(sb, this.#broken);

@@ -68,6 +68,8 @@ export class ServiceManager {
         };
       }
       if (req.publish !== undefined && req.publish.length > 0) {
+        // A host port here reaches a bridge's tasks; an overlay's are on other hosts and in namespaces the host cannot route to.
+        if (net.driver === 'overlay') throw badRequest(`--publish on overlay network ${net.name} needs the routing mesh (an ingress network), which tsnet does not build yet`);
         let wanted;
         try {
           wanted = req.publish.map(parsePublish);

@@ -135,7 +135,6 @@ test.serial('a VIP service on an overlay with a replica on each host: 3000 conne
   const nodes = (JSON.parse(await n3.tsnet('service', 'inspect', 'web')) as { Tasks: { Node: string }[] }[])[0]!.Tasks.map((x) => x.Node).sort();
   t.deepEqual(nodes, ['n1', 'n2', 'n3']);
   t.deepEqual(await b.dig('client', 'tasks.web'), tasks, 'every node answers every node’s tasks');
-  t.regex((await a.fails('service', 'create', '--name', 'pub', '--network', 'app', '--publish', '8080:80')).stderr, /routing mesh/, 'no host port that would lead nowhere');
   for (const [h, who] of [[a, 'n1'], [b, 'n2']] as const) {
     const r = await spread(h, 'client', 'web', 3000);
     t.is(r.failed, 0, `${who}: no connection failed`);
@@ -168,4 +167,60 @@ test.serial('an overlay sandbox gets out through its node’s docker_gwbridge (d
   await a.tsnet('network', 'disconnect', 'ov', 's2');
   const left = JSON.parse(await a.tsnet('sandbox', 'inspect', 's2')) as { Networks: Record<string, unknown> }[];
   t.deepEqual(Object.keys(left[0]!.Networks), [], 'the gateway bridge left with the last overlay');
+});
+
+test.serial('the routing mesh: a port a service on an overlay publishes answers on every node, one with no task too, balanced over the tasks wherever they run', async (t) => {
+  t.timeout(180_000);
+  const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, , n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'app');
+  await within(5000, 'app on every node', async () => (await Promise.all(c.hosts.map((h) => inspect(h, 'app').then(() => true)))).every(Boolean));
+  await a.tsnet('service', 'create', '--name', 'web', '--network', 'app', '--port', 'http:tcp:80', '--replicas', '2', '--publish', '8080:80', '--health-tcp', '80', '--health-interval', '200', '--', process.execPath, fixture('self-echo.mjs'), '80');
+  const tasksOf = async (): Promise<{ Node: string; Healthy: boolean }[]> => (JSON.parse(await n3.tsnet('service', 'inspect', 'web')) as { Tasks: { Node: string; Healthy: boolean }[] }[])[0]!.Tasks;
+  await within(30_000, 'two healthy tasks', async () => (await tasksOf()).filter((x) => x.Healthy).length === 2);
+  const withTask = new Set((await tasksOf()).map((x) => x.Node));
+  t.is(withTask.size, 2);
+  t.true(c.hosts.some((h) => !withTask.has(h.name)), 'one node runs no task');
+  for (const h of c.hosts) {
+    // From outside: the LAN's own namespace, as a client on the underlay would connect.
+    const seen = await within(15_000, `${h.name}:8080 answers`, async () => {
+      const { stdout } = await run('ip', ['netns', 'exec', c.lan, process.execPath, fixture('connect-loop.mjs'), h.address, '8080', '60', '4'], { timeout: 60_000 });
+      const r = JSON.parse(stdout) as { ok: number; failed: number; by: Record<string, number> };
+      return r.ok === 60 && r.failed === 0 && Object.keys(r.by).length === 2;
+    });
+    t.log(`${h.name} (${withTask.has(h.name) ? 'has a task' : 'no task'}): both tasks answered through its port 8080 (${seen} ms)`);
+  }
+  t.regex((await a.fails('sandbox', 'create', '--name', 'ingress-sbox')).stderr, /routing mesh/);
+  await a.tsnet('service', 'rm', 'web');
+  await within(10_000, 'the ingress sandboxes go with the last published service', async () => {
+    const lists = await Promise.all(c.hosts.map((h) => h.tsnet('sandbox', 'ls')));
+    return lists.every((l) => !l.includes('ingress-sbox'));
+  });
+});
+
+test.serial('--publish mode=host on an overlay service opens the port only on the node that runs a task, and keeps the client’s address; the mesh shows the ingress sandbox’s', async (t) => {
+  t.timeout(180_000);
+  const c = await startClusterHosts(t, { hosts: 2, leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, b] = c.hosts as [ClusterHost, ClusterHost];
+  await a.tsnet('network', 'create', '-d', 'overlay', '--subnet', c.subnet(), 'app');
+  await within(5000, 'app on n2', async () => (await inspect(b, 'app').then(() => true)));
+  const peer = fixture('peer-echo.mjs');
+  await a.tsnet('service', 'create', '--name', 'direct', '--network', 'app', '--replicas', '1', '--publish', 'mode=host,published=8081,target=80', '--health-tcp', '80', '--health-interval', '200', '--', process.execPath, peer, '80');
+  await a.tsnet('service', 'create', '--name', 'meshed', '--network', 'app', '--replicas', '1', '--publish', 'mode=ingress,published=8082,target=80', '--health-tcp', '80', '--health-interval', '200', '--', process.execPath, peer, '80');
+  const nodeOf = async (svc: string): Promise<string | undefined> => (JSON.parse(await a.tsnet('service', 'inspect', svc)) as { Tasks: { Node: string; Healthy: boolean }[] }[])[0]!.Tasks.find((x) => x.Healthy)?.Node;
+  await within(30_000, 'both tasks healthy', async () => (await nodeOf('direct')) !== undefined && (await nodeOf('meshed')) !== undefined);
+  const [withTask, without] = (await nodeOf('direct')) === a.name ? [a, b] : [b, a];
+  const client = new URL(c.etcd.endpoints[0]!).hostname;
+  const ask = async (h: ClusterHost, port: number): Promise<string> => (await run('ip', ['netns', 'exec', c.lan, process.execPath, fixture('ask.mjs'), 'tcp', h.address, String(port)], { timeout: 10_000 })).stdout.trim();
+  const direct = await within(10_000, 'mode=host answers where its task runs', async () => (await ask(withTask, 8081)).length > 0);
+  t.log(`mode=host answered in ${direct} ms`);
+  t.is(await ask(withTask, 8081), client, 'the task sees the client’s own address');
+  await t.throwsAsync(ask(without, 8081), undefined, 'the node without a task opens nothing');
+  for (const h of c.hosts) {
+    await within(10_000, `mesh on ${h.name}`, async () => (await ask(h, 8082)).length > 0);
+    t.not(await ask(h, 8082), client, `${h.name}: through the mesh the task sees an ingress sandbox’s address`);
+  }
+  t.regex((await a.fails('service', 'create', '--name', 'bad', '--network', 'app', '--publish', 'mode=sideways,published=1,target=2')).stderr, /mode "sideways"/);
 });

@@ -32,5 +32,7 @@ export interface DaemonCore {
   /** A service's tasks as placement weighs them (slot, node, age). */
   placedTasks(service: string): PlacedTask[];
   reserveHostPorts(ports: readonly PortMapping[]): Promise<PortMapping[]>;
+  /** The routing mesh's `ingress` overlay, made if it is not there yet; call it inside `serial`. */
+  ingressNetwork(): Promise<NetworkRecord>;
   releaseHostPorts(ports: readonly PortMapping[]): void;
 }

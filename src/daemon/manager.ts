@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
 import { hostFacts, type HostFacts } from '../net/link/host.js';
@@ -7,6 +7,10 @@ import type { PortMapping } from '../net/ports/spec.js';
 import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
 import type { DnsServer } from '../server/server.js';
 import { forEachBounded } from './bounded.js';
+import { hostIngressPorts, hostModePorts, INGRESS_NETWORK, INGRESS_ROLE, INGRESS_SANDBOX, INGRESS_TABLE, ingressPorts, ingressRequest, meshServices } from './ingress.js';
+import { nftApply } from '../net/nft/apply.js';
+import { renderIngressTable } from '../net/nft/ruleset.js';
+import { inNetns } from '../netns/netns.js';
 import { defaultRouteNetwork, GATEWAY_BRIDGE, gatewayBridgeRequest, needsGatewayBridge } from './gateway-bridge.js';
 import type { DaemonCore } from './core.js';
 import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
@@ -237,6 +241,7 @@ export class Manager implements DaemonCore {
     await this.#reconcileNetworks();
     await this.#firewall();
     await balance(this.#sandboxes, this.state.services ?? [], this.vipBackend);
+    await this.#ingressRules();
     const services = new Set((this.state.services ?? []).map((s) => s.id));
     const orphans = this.#o.saved.tasks().filter((t) => !services.has(t.service));
     if (orphans.length > 0) await this.writeTasks([], orphans.map((t) => taskKey(t.service, t.id)));
@@ -367,6 +372,7 @@ export class Manager implements DaemonCore {
   /** A sandbox; `replicaOf` marks one the replica manager makes for a service. */
   createSandbox(req: SandboxCreate, replicaOf?: string): Promise<SandboxRecord> {
     return this.serial(async () => {
+      if (req.name === INGRESS_SANDBOX && replicaOf !== INGRESS_ROLE) throw forbidden(`${INGRESS_SANDBOX} is the routing mesh's sandbox, made by tsnet`);
       const sb = planSandbox(this.state, req, this.#o.netnsPrefix ?? 'tsnet-');
       if (replicaOf === undefined) for (const name of Object.keys(sb.attachments)) mayJoinByHand(this.network(name));
       else sb.replicaOf = replicaOf;
@@ -569,6 +575,7 @@ export class Manager implements DaemonCore {
     for (const net of nets) if (!skip.has(net.name)) await this.#dp.attach(net, sb, defaultRouteNetwork(sb) === net.name);
     this.#files(sb);
     await balance([sb], this.state.services ?? [], this.vipBackend);
+    if (sb.replicaOf === INGRESS_ROLE) await this.#ingressRules();
     await this.#resolvers.open(sb);
   }
 
@@ -596,7 +603,49 @@ export class Manager implements DaemonCore {
   /** The firewall for the networks made here and the ports published by this node's sandboxes and the services. */
   #firewall(services: readonly ServiceRecord[] = this.state.services ?? []): Promise<void> {
     const networks = [...this.#realized.values()];
-    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, this.#sandboxes, publishRules(networks, this.#sandboxes, services));
+    const gateway = networks.find((n) => n.name === GATEWAY_BRIDGE)?.device;
+    const overlayPorts = [
+      ...hostIngressPorts(meshServices(services, this.state.networks), this.#ingressSandbox(), gateway, GATEWAY_BRIDGE),
+      ...hostModePorts(services, this.state.networks, this.#sandboxes, this.node, gateway, GATEWAY_BRIDGE),
+    ];
+    return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, this.#sandboxes, [...publishRules(networks, this.#sandboxes, services), ...overlayPorts]);
+  }
+
+  #ingressSandbox(): SandboxRecord | undefined {
+    return this.#sandboxes.find((s) => s.replicaOf === INGRESS_ROLE);
+  }
+
+  /** The mesh's DNAT in this node's ingress sandbox, over every node's serving tasks; applied when it changed. */
+  async #ingressRules(): Promise<void> {
+    const sbox = this.#ingressSandbox();
+    const ingress = this.state.networks.find((n) => n.name === INGRESS_NETWORK);
+    const att = ingress === undefined ? undefined : sbox?.attachments[ingress.name];
+    if (sbox === undefined || ingress === undefined || att === undefined) return;
+    const endpoints = this.#o.view.endpointsOn(ingress.id);
+    const ports = ingressPorts(meshServices(this.state.services ?? [], this.state.networks), (sandbox, node) => endpoints.find((e) => e.sandbox.name === sandbox && e.node === node)?.ipv4);
+    const ruleset = renderIngressTable(INGRESS_TABLE, att.ifname, ports);
+    if (this.#ingressApplied === ruleset) return;
+    inNetns(netnsPath(sbox.netns!), () => writeFileSync('/proc/sys/net/ipv4/ip_forward', '1'));
+    await nftApply(ruleset, sbox.netns!);
+    this.#ingressApplied = ruleset;
+  }
+
+  #ingressApplied: string | undefined;
+
+  /** The routing mesh's `ingress` overlay (see ingress.ts), made the first time a service publishes through it. */
+  async ingressNetwork(): Promise<NetworkRecord> {
+    for (let i = 0; ; i++) {
+      const have = this.state.networks.find((n) => n.name === INGRESS_NETWORK);
+      if (have !== undefined) return have;
+      if (i === 50) throw conflict(`network ${INGRESS_NETWORK} is held by a name this node cannot see`);
+      try {
+        return await this.#addNetwork(ingressRequest, { dns: false, claim: true });
+      } catch (err) {
+        // Another node made it first: it reaches this node's view shortly.
+        if (!(err instanceof ApiError) || !/already exists/.test(err.message)) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   #files(sb: SandboxRecord): void {

@@ -18,7 +18,8 @@ export function publishRules(networks: readonly NetworkRecord[], sandboxes: read
   // A service's published port is balanced over its serving tasks (a routing mesh on one host).
   const ofServices = services.flatMap((svc) => {
     const net = networks.find((n) => n.name === svc.network);
-    if (net?.device === undefined || net.internal) return [];
+    // An overlay's published ports go through the routing mesh (ingress.ts), not a bridge of this host.
+    if (net?.device === undefined || net.internal || net.driver === 'overlay') return [];
     const live = svc.tasks.filter(serving);
     const slots = live.flatMap((t) => new Array<string>(t.weight).fill(t.ipv4));
     return (svc.publish ?? []).map((p) => ({ ...p, targets: slots.map((ip) => ({ ip, port: p.port })), bridge: net.device!, owner: svc.name }));

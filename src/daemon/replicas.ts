@@ -9,6 +9,7 @@ import type { DaemonCore } from './core.js';
 import type { ServiceManager } from './service-manager.js';
 import { killAllIn, ReplicaProcess } from './replica-process.js';
 import { place } from '../cluster/placement.js';
+import { INGRESS_NETWORK, INGRESS_ROLE, INGRESS_SANDBOX, meshServices } from './ingress.js';
 
 const replicaName = (svc: string, slot: number): string => `${svc}.${slot}`;
 
@@ -115,6 +116,7 @@ export class Replicas {
 
   async #convergeAll(drainMs: number): Promise<void> {
     await this.#removeOrphans();
+    await this.#ingressSandbox();
     for (const svc of this.m.services.services) {
       if (svc.replicas === undefined) continue;
       try {
@@ -129,11 +131,19 @@ export class Replicas {
   /** Replica sandboxes of services that are gone. */
   async #removeOrphans(): Promise<void> {
     const names = new Set(this.m.services.services.map((s) => s.name));
-    for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf !== undefined && !names.has(s.replicaOf))) {
+    for (const sb of this.m.state.sandboxes.filter((s) => s.replicaOf !== undefined && s.replicaOf !== INGRESS_ROLE && !names.has(s.replicaOf))) {
       this.#unwatch(sb.replicaOf!);
       await this.#stop(sb.name);
       await this.m.removeSandbox(sb.name).catch((err: Error) => this.logger.error({ sandbox: sb.name, err: err.message }, 'a replica of a removed service could not be removed'));
     }
+  }
+
+  /** This node's ingress sandbox: there while a service publishes through the mesh, gone after. */
+  async #ingressSandbox(): Promise<void> {
+    const want = meshServices(this.m.state.services ?? [], this.m.state.networks).length > 0 && this.m.state.networks.some((n) => n.name === INGRESS_NETWORK);
+    const have = this.m.state.sandboxes.find((s) => s.name === INGRESS_SANDBOX);
+    if (want && have === undefined) await this.m.createSandbox({ name: INGRESS_SANDBOX, networks: [{ network: INGRESS_NETWORK }] }, INGRESS_ROLE);
+    if (!want && have?.replicaOf === INGRESS_ROLE) await this.m.removeSandbox(have.name);
   }
 
   #unwatch(svcName: string): void {
@@ -158,7 +168,9 @@ export class Replicas {
     for (const slot of plan.claims.get(me) ?? []) {
       const name = replicaName(svc.name, slot);
       const existing = this.m.state.sandboxes.find((s) => s.name === name);
-      if (existing === undefined) await this.m.createSandbox({ name, networks: [{ network: svc.network }] }, svc.name);
+      // A task of a service published through the mesh is on the ingress network too, where the ingress sandboxes reach it.
+      const mesh = meshServices([svc], this.m.state.networks).length > 0;
+      if (existing === undefined) await this.m.createSandbox({ name, networks: [{ network: svc.network }, ...(mesh ? [{ network: INGRESS_NETWORK }] : [])] }, svc.name);
       else if (existing.replicaOf !== svc.name) throw conflict(`sandbox ${name} is not a replica of service ${svc.name}: remove it to scale`);
       try {
         await this.m.services.addTask(svc.name, { sandbox: name, healthy: spec.healthCmd === undefined && spec.healthTcp === undefined }, slot);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { allocateAddress } from '../net/ipam/ipam.js';
 import type { VipBackend } from '../net/lb/backend.js';
-import { parsePublish } from '../net/ports/spec.js';
+import { parseServicePublish } from '../net/ports/spec.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import type { DaemonCore } from './core.js';
 import { usedAddresses } from './plan.js';
@@ -68,14 +68,15 @@ export class ServiceManager {
         };
       }
       if (req.publish !== undefined && req.publish.length > 0) {
-        // A host port here reaches a bridge's tasks; an overlay's are on other hosts and in namespaces the host cannot route to.
-        if (net.driver === 'overlay') throw badRequest(`--publish on overlay network ${net.name} needs the routing mesh (an ingress network), which tsnet does not build yet`);
         let wanted;
         try {
-          wanted = req.publish.map(parsePublish);
+          wanted = req.publish.map(parseServicePublish);
         } catch (err) {
           throw badRequest((err as Error).message);
         }
+        // An overlay's tasks are reached through the routing mesh (every node's ingress sandbox) unless mode=host.
+        if (net.driver === 'overlay' && wanted.some((p) => p.mode !== 'host')) await this.m.ingressNetwork();
+        if (net.driver !== 'overlay' && wanted.some((p) => p.mode === 'host')) throw badRequest('--publish mode=host is for services on an overlay network (a bridge service publishes on its host already)');
         svc.publish = await this.m.reserveHostPorts(wanted);
       }
       try {

@@ -34,7 +34,7 @@ export function serviceCommand(program: Command): void {
     .requiredOption('--network <net>', 'the network it lives on')
     .option('--endpoint-mode <mode>', 'vip or dnsrr', 'vip')
     .option('--port <name:proto:port>', 'a named port (SRV _name._proto.service); repeatable', many)
-    .option('--publish <hostPort:target>', 'a host port balanced over the serving tasks; repeatable', many)
+    .option('--publish <spec>', 'HOSTPORT:TARGET[/udp], or mode=ingress|host,published=P,target=T[,protocol=udp]: a host port balanced over the serving tasks (on an overlay: every node through the routing mesh, or only nodes with a task in mode=host); repeatable', many)
     .option('--replicas <n>', 'replicas tsnet runs itself, each a sandbox running the command after --', (v) => Number(v))
     .option('--health-cmd <cmd>', 'run in each replica; exit 0 is healthy (unhealthy replicas leave DNS and the VIP)')
     .option('--health-tcp <port>', 'or: healthy while the replica accepts TCP on this port', (v) => Number(v))

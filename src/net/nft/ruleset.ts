@@ -108,3 +108,28 @@ export const renderDelete = (name: string): string => {
   const t = table(name);
   return render([nft`table inet ${t} {}`, nft`delete table inet ${t}`, nft`table bridge ${t} {}`, nft`delete table bridge ${t}`]);
 };
+
+/**
+ * The routing mesh's table inside a node's ingress sandbox: a published port that arrives (from
+ * the host, through the gateway bridge) is DNATed to a serving task's ingress address and target
+ * port on any node, and leaves through `ingressIf` with the sandbox's own ingress address as its
+ * source, so the task's reply comes back here whichever node it runs on (as Docker's
+ * ingress-sbox does; the task sees this address, not the client's).
+ */
+export function renderIngressTable(name: string, ingressIf: string, ports: readonly PublishRule[]): string {
+  const t = table(name);
+  return render([
+    nft`table inet ${t} {}`,
+    nft`flush table inet ${t}`,
+    nft`table inet ${t} {`,
+    nft`  chain prerouting {`,
+    nft`    type nat hook prerouting priority dstnat; policy accept;`,
+    ...dnatRules(ports),
+    nft`  }`,
+    nft`  chain postrouting {`,
+    nft`    type nat hook postrouting priority srcnat; policy accept;`,
+    nft`    oifname ${ifname(ingressIf)} ct status dnat masquerade`,
+    nft`  }`,
+    nft`}`,
+  ]);
+}

@@ -8,6 +8,8 @@ export interface PortMapping {
   hostPort: number;
   port: number;
   protocol: 'tcp' | 'udp';
+  /** A service's port on an overlay: `host` publishes it only where a task runs, to that node's tasks (the mesh otherwise). */
+  mode?: 'host';
 }
 
 const portNumber = (text: string, what: string, spec: string): number => {
@@ -27,6 +29,35 @@ export function parsePublish(spec: string): PortMapping {
   const hostIp = parts.length === 3 ? parts[0]! : '0.0.0.0';
   if (!isIPv4(hostIp)) throw new Error(`-p ${spec}: host address ${JSON.stringify(hostIp)} is not an IPv4 address`);
   return { hostIp, hostPort: hostPortText === '' ? 0 : portNumber(hostPortText, 'host port', spec), port, protocol: proto };
+}
+
+/**
+ * A service's `--publish`: Docker's short `[HOSTPORT:]PORT[/proto]`, or its long form
+ * `mode=host|ingress,published=P,target=T[,protocol=tcp|udp]`.
+ */
+export function parseServicePublish(spec: string): PortMapping {
+  if (!spec.includes('=')) return parsePublish(spec);
+  const fields = new Map<string, string>();
+  for (const part of spec.split(',')) {
+    const [k = '', v, ...rest] = part.split('=');
+    if (v === undefined || rest.length > 0 || fields.has(k)) throw new Error(`--publish ${spec}: ${JSON.stringify(part)} is not one KEY=VALUE`);
+    fields.set(k, v);
+  }
+  for (const k of fields.keys()) if (!['mode', 'published', 'target', 'protocol'].includes(k)) throw new Error(`--publish ${spec}: unknown field ${JSON.stringify(k)} (mode, published, target, protocol)`);
+  const mode = fields.get('mode') ?? 'ingress';
+  if (mode !== 'host' && mode !== 'ingress') throw new Error(`--publish ${spec}: mode ${JSON.stringify(mode)} is not host or ingress`);
+  const protocol = fields.get('protocol') ?? 'tcp';
+  if (protocol !== 'tcp' && protocol !== 'udp') throw new Error(`--publish ${spec}: protocol must be tcp or udp`);
+  const target = fields.get('target');
+  if (target === undefined) throw new Error(`--publish ${spec}: target is required`);
+  const published = fields.get('published');
+  return {
+    hostIp: '0.0.0.0',
+    hostPort: published === undefined ? 0 : portNumber(published, 'published port', spec),
+    port: portNumber(target, 'target port', spec),
+    protocol,
+    ...(mode === 'host' ? { mode: 'host' as const } : {}),
+  };
 }
 
 /** Docker's `--expose PORT[/proto]`, published to a free host port by `-P`. */

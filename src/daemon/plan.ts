@@ -112,6 +112,8 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
   if (driver !== 'overlay' && req.attachable === true) throw badRequest('--attachable is an overlay option');
   const encrypted = req.options?.encrypted;
   if (encrypted !== undefined && (driver !== 'overlay' || (encrypted !== 'true' && encrypted !== 'false'))) throw badRequest(`-o encrypted=${show(encrypted)}: an overlay option, true or false`);
+  // Refused rather than taken and not honoured: traffic marked encrypted must never cross in clear.
+  if (encrypted === 'true') throw badRequest('-o encrypted=true: encrypted overlays (WireGuard between the nodes) are not built yet');
   const mtuText = req.options?.['com.docker.network.driver.mtu'] ?? '1500';
   const linkMtu = /^\d{1,5}$/.test(mtuText) ? Number(mtuText) : NaN;
   if (!(linkMtu >= 576 && linkMtu <= 65535)) throw badRequest(`com.docker.network.driver.mtu: ${show(mtuText)} is not a decimal integer from 576 to 65535`);

@@ -48,48 +48,49 @@ function dnatRules(ports: readonly PublishRule[]): Token[] {
  * (between networks, and from outside), internal networks get no egress. Its accepts cannot
  * override a drop in another table, and tsnet changes no chain it does not own.
  */
+/** An inet table declared, flushed and filled in one file, so that no packet sees it half built. */
+const inetTable = (t: Token, body: readonly Token[]): Token[] => [nft`table inet ${t} {}`, nft`flush table inet ${t}`, nft`table inet ${t} {`, ...body, nft`}`];
+
+/** Published ports' DNAT for traffic that arrives from outside. */
+const preroutingDnat = (ports: readonly PublishRule[]): Token[] => [nft`  chain prerouting {`, nft`    type nat hook prerouting priority dstnat; policy accept;`, ...dnatRules(ports), nft`  }`];
+
 export function renderRuleset(name: string, networks: readonly BridgeRules[], ports: readonly PublishRule[] = []): string {
   const t = table(name);
   const nets = networks.map((n) => ({ ...n, dev: ifname(n.bridge), net: comment(n.network), subnet: cidr(n.subnet) }));
   // Order matters: replies, then traffic within one bridge, then new connections into a bridge
   // from anywhere else are dropped; what is left (egress) falls to the accept policy.
   return render([
-    nft`table inet ${t} {}`,
-    nft`flush table inet ${t}`,
-    nft`table inet ${t} {`,
-    // Published ports: DNAT for traffic from outside (prerouting) and from the host (output).
-    nft`  chain prerouting {`,
-    nft`    type nat hook prerouting priority dstnat; policy accept;`,
-    ...dnatRules(ports),
-    nft`  }`,
-    nft`  chain output {`,
-    nft`    type nat hook output priority -100; policy accept;`,
-    ...dnatRules(ports),
-    nft`  }`,
-    nft`  chain postrouting {`,
-    nft`    type nat hook postrouting priority srcnat; policy accept;`,
-    ...nets.filter((n) => !n.internal).map((n) => nft`    ip saddr ${n.subnet} oifname != ${n.dev} masquerade comment ${n.net}`),
-    // Hairpin (a sandbox reaching its own network through a published port) and the host's
-    // 127.0.0.1 need their source rewritten; outside clients keep theirs.
-    ...nets.map((n) => nft`    oifname ${n.dev} ct status dnat ip saddr { ${n.subnet}, 127.0.0.0/8 } masquerade comment ${n.net}`),
-    nft`  }`,
-    // route_localnet=1 on the bridges (for published ports on 127.0.0.1) would let a sandbox
-    // reach what the host bound to 127.0.0.1 (CVE-2020-8558); kube-proxy's guard: only DNATed
-    // traffic to 127.0.0.0/8 may come in on anything but lo.
-    nft`  chain input {`,
-    nft`    type filter hook input priority filter; policy accept;`,
-    nft`    iifname != "lo" ip daddr 127.0.0.0/8 ct status & dnat == 0 drop`,
-    nft`  }`,
-    nft`  chain forward {`,
-    nft`    type filter hook forward priority filter; policy accept;`,
-    nft`    ct state established,related accept`,
-    ...nets.map((n) => nft`    iifname ${n.dev} oifname ${n.dev} accept comment ${n.net}`),
-    // Published ports are the way in from outside and from other networks (not into internal ones).
-    ...nets.filter((n) => !n.internal).map((n) => nft`    oifname ${n.dev} ct status dnat accept comment ${n.net}`),
-    ...nets.map((n) => nft`    oifname ${n.dev} ct state new drop comment ${n.net}`),
-    ...nets.filter((n) => n.internal).map((n) => nft`    iifname ${n.dev} drop comment ${n.net}`),
-    nft`  }`,
-    nft`}`,
+    ...inetTable(t, [
+      // Published ports: DNAT for traffic from outside (prerouting) and from the host (output).
+      ...preroutingDnat(ports),
+      nft`  chain output {`,
+      nft`    type nat hook output priority -100; policy accept;`,
+      ...dnatRules(ports),
+      nft`  }`,
+      nft`  chain postrouting {`,
+      nft`    type nat hook postrouting priority srcnat; policy accept;`,
+      ...nets.filter((n) => !n.internal).map((n) => nft`    ip saddr ${n.subnet} oifname != ${n.dev} masquerade comment ${n.net}`),
+      // Hairpin (a sandbox reaching its own network through a published port) and the host's
+      // 127.0.0.1 need their source rewritten; outside clients keep theirs.
+      ...nets.map((n) => nft`    oifname ${n.dev} ct status dnat ip saddr { ${n.subnet}, 127.0.0.0/8 } masquerade comment ${n.net}`),
+      nft`  }`,
+      // route_localnet=1 on the bridges (for published ports on 127.0.0.1) would let a sandbox
+      // reach what the host bound to 127.0.0.1 (CVE-2020-8558); kube-proxy's guard: only DNATed
+      // traffic to 127.0.0.0/8 may come in on anything but lo.
+      nft`  chain input {`,
+      nft`    type filter hook input priority filter; policy accept;`,
+      nft`    iifname != "lo" ip daddr 127.0.0.0/8 ct status & dnat == 0 drop`,
+      nft`  }`,
+      nft`  chain forward {`,
+      nft`    type filter hook forward priority filter; policy accept;`,
+      nft`    ct state established,related accept`,
+      ...nets.map((n) => nft`    iifname ${n.dev} oifname ${n.dev} accept comment ${n.net}`),
+      // Published ports are the way in from outside and from other networks (not into internal ones).
+      ...nets.filter((n) => !n.internal).map((n) => nft`    oifname ${n.dev} ct status dnat accept comment ${n.net}`),
+      ...nets.map((n) => nft`    oifname ${n.dev} ct state new drop comment ${n.net}`),
+      ...nets.filter((n) => n.internal).map((n) => nft`    iifname ${n.dev} drop comment ${n.net}`),
+      nft`  }`,
+    ]),
     // Frames between two ports of one bridge never reach the inet forward hook unless
     // br_netfilter says so; the bridge family sees them always.
     nft`table bridge ${t} {}`,
@@ -117,19 +118,13 @@ export const renderDelete = (name: string): string => {
  * ingress-sbox does; the task sees this address, not the client's).
  */
 export function renderIngressTable(name: string, ingressIf: string, ports: readonly PublishRule[]): string {
-  const t = table(name);
-  return render([
-    nft`table inet ${t} {}`,
-    nft`flush table inet ${t}`,
-    nft`table inet ${t} {`,
-    nft`  chain prerouting {`,
-    nft`    type nat hook prerouting priority dstnat; policy accept;`,
-    ...dnatRules(ports),
-    nft`  }`,
-    nft`  chain postrouting {`,
-    nft`    type nat hook postrouting priority srcnat; policy accept;`,
-    nft`    oifname ${ifname(ingressIf)} ct status dnat masquerade`,
-    nft`  }`,
-    nft`}`,
-  ]);
+  return render(
+    inetTable(table(name), [
+      ...preroutingDnat(ports),
+      nft`  chain postrouting {`,
+      nft`    type nat hook postrouting priority srcnat; policy accept;`,
+      nft`    oifname ${ifname(ingressIf)} ct status dnat masquerade`,
+      nft`  }`,
+    ]),
+  );
 }

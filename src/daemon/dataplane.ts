@@ -11,9 +11,11 @@ import { overlayDriver, overlayNetns } from '../net/drivers/overlay.js';
 import { nftApply } from '../net/nft/apply.js';
 import { renderDelete, renderRuleset, type PublishRule } from '../net/nft/ruleset.js';
 import { OwnedNamespaces } from '../netns/netns.js';
+import { namedNetns } from '../netns/paths.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 
-export const netnsPath = (name: string): string => `/run/netns/${name}`;
+/** Where a named namespace is mounted (the one definition is netns/paths.ts). */
+export const netnsPath = namedNetns;
 export const filesDir = (netns: string): string => `/etc/netns/${netns}`;
 
 const prefixOf = (cidr: string): number => Number(cidr.split('/')[1]);
@@ -34,7 +36,6 @@ export function networkInfo(net: NetworkRecord, owner: string, netnsPrefix: stri
   }
   return info;
 }
-
 
 /** `--opt icc=false` (or Docker's com.docker.network.bridge.enable_icc=false). */
 export const iccOff = (net: NetworkRecord): boolean =>

@@ -1,7 +1,8 @@
 import type { PublishRule } from '../net/nft/ruleset.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import type { NetworkCreate } from './requests.js';
-import { serving, type ServiceRecord } from './services.js';
+import { GATEWAY_BRIDGE } from './gateway-bridge.js';
+import { weightedSlots, type ServiceRecord } from './services.js';
 import type { NetworkRecord, SandboxRecord } from './state.js';
 
 /**
@@ -32,17 +33,14 @@ export const meshServices = (services: readonly ServiceRecord[], networks: reado
  */
 export function ingressPorts(services: readonly ServiceRecord[], ingressAddress: (sandbox: string, node: string) => string | undefined): PublishRule[] {
   return services.flatMap((svc) => {
-    const targets = svc.tasks.filter(serving).flatMap((t) => {
-      const ip = t.sandbox === undefined ? undefined : ingressAddress(t.sandbox, t.node);
-      return ip === undefined ? [] : new Array<string>(t.weight).fill(ip);
-    });
+    const targets = weightedSlots(svc.tasks, (t) => (t.sandbox === undefined ? undefined : ingressAddress(t.sandbox, t.node)));
     return meshPorts(svc).map((p) => ({ hostIp: '0.0.0.0', hostPort: p.hostPort, protocol: p.protocol, targets: targets.map((ip) => ({ ip, port: p.port })), bridge: '', owner: svc.name }));
   });
 }
 
 /** The host's side: each published port to this node's ingress sandbox, on its gateway bridge. */
-export function hostIngressPorts(services: readonly ServiceRecord[], sbox: SandboxRecord | undefined, gatewayDevice: string | undefined, gatewayNetwork: string): PublishRule[] {
-  const ip = sbox?.attachments[gatewayNetwork]?.ipv4;
+export function hostIngressPorts(services: readonly ServiceRecord[], sbox: SandboxRecord | undefined, gatewayDevice: string | undefined): PublishRule[] {
+  const ip = sbox?.attachments[GATEWAY_BRIDGE]?.ipv4;
   return services.flatMap((svc) =>
     meshPorts(svc).map((p) => ({ ...p, targets: ip === undefined || gatewayDevice === undefined ? [] : [{ ip, port: p.hostPort }], bridge: gatewayDevice ?? '', owner: svc.name })),
   );
@@ -53,15 +51,12 @@ export function hostIngressPorts(services: readonly ServiceRecord[], sbox: Sandb
  * task, to its own tasks' gateway bridge addresses (no SNAT on the way: the task sees the
  * client's address, as with Docker's host mode). A node without one opens nothing.
  */
-export function hostModePorts(services: readonly ServiceRecord[], networks: readonly NetworkRecord[], own: readonly SandboxRecord[], node: string, gatewayDevice: string | undefined, gatewayNetwork: string): PublishRule[] {
+export function hostModePorts(services: readonly ServiceRecord[], networks: readonly NetworkRecord[], own: readonly SandboxRecord[], node: string, gatewayDevice: string | undefined): PublishRule[] {
   if (gatewayDevice === undefined) return [];
   return services
     .filter((s) => onOverlay(s, networks))
     .flatMap((svc) => {
-      const targets = svc.tasks.filter((t) => serving(t) && t.node === node).flatMap((t) => {
-        const ip = own.find((sb) => sb.name === t.sandbox)?.attachments[gatewayNetwork]?.ipv4;
-        return ip === undefined ? [] : new Array<string>(t.weight).fill(ip);
-      });
+      const targets = weightedSlots(svc.tasks, (t) => (t.node === node ? own.find((sb) => sb.name === t.sandbox)?.attachments[GATEWAY_BRIDGE]?.ipv4 : undefined));
       if (targets.length === 0) return [];
       return (svc.publish ?? []).filter((p) => p.mode === 'host').map((p) => ({ ...p, targets: targets.map((ip) => ({ ip, port: p.port })), bridge: gatewayDevice, owner: svc.name }));
     });

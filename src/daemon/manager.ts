@@ -605,8 +605,8 @@ export class Manager implements DaemonCore {
     const networks = [...this.#realized.values()];
     const gateway = networks.find((n) => n.name === GATEWAY_BRIDGE)?.device;
     const overlayPorts = [
-      ...hostIngressPorts(meshServices(services, this.state.networks), this.#ingressSandbox(), gateway, GATEWAY_BRIDGE),
-      ...hostModePorts(services, this.state.networks, this.#sandboxes, this.node, gateway, GATEWAY_BRIDGE),
+      ...hostIngressPorts(meshServices(services, this.state.networks), this.#ingressSandbox(), gateway),
+      ...hostModePorts(services, this.state.networks, this.#sandboxes, this.node, gateway),
     ];
     return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, this.#sandboxes, [...publishRules(networks, this.#sandboxes, services), ...overlayPorts]);
   }
@@ -624,13 +624,14 @@ export class Manager implements DaemonCore {
     const endpoints = this.#o.view.endpointsOn(ingress.id);
     const ports = ingressPorts(meshServices(this.state.services ?? [], this.state.networks), (sandbox, node) => endpoints.find((e) => e.sandbox.name === sandbox && e.node === node)?.ipv4);
     const ruleset = renderIngressTable(INGRESS_TABLE, att.ifname, ports);
-    if (this.#ingressApplied === ruleset) return;
+    // Keyed by the sandbox: one made again (after the last mesh service went) starts with no table.
+    if (this.#ingressApplied?.sandbox === sbox.id && this.#ingressApplied.ruleset === ruleset) return;
     inNetns(netnsPath(sbox.netns!), () => writeFileSync('/proc/sys/net/ipv4/ip_forward', '1'));
     await nftApply(ruleset, sbox.netns!);
-    this.#ingressApplied = ruleset;
+    this.#ingressApplied = { sandbox: sbox.id, ruleset };
   }
 
-  #ingressApplied: string | undefined;
+  #ingressApplied: { sandbox: string; ruleset: string } | undefined;
 
   /** The routing mesh's `ingress` overlay (see ingress.ts), made the first time a service publishes through it. */
   async ingressNetwork(): Promise<NetworkRecord> {

@@ -1,7 +1,7 @@
 import type { SandboxFiles } from '../netns/sandbox-files.js';
 import type { PublishRule } from '../net/nft/ruleset.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
-import { serving, type ServiceRecord } from './services.js';
+import { weightedSlots, type ServiceRecord } from './services.js';
 
 /**
  * The DNAT rules for every published port: to the sandbox's address on its first bridge network
@@ -20,8 +20,7 @@ export function publishRules(networks: readonly NetworkRecord[], sandboxes: read
     const net = networks.find((n) => n.name === svc.network);
     // An overlay's published ports go through the routing mesh (ingress.ts), not a bridge of this host.
     if (net?.device === undefined || net.internal || net.driver === 'overlay') return [];
-    const live = svc.tasks.filter(serving);
-    const slots = live.flatMap((t) => new Array<string>(t.weight).fill(t.ipv4));
+    const slots = weightedSlots(svc.tasks);
     return (svc.publish ?? []).map((p) => ({ ...p, targets: slots.map((ip) => ({ ip, port: p.port })), bridge: net.device!, owner: svc.name }));
   });
   return [...ofSandboxes, ...ofServices];

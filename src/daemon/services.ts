@@ -15,6 +15,13 @@ export const serviceRecord = (svc: ServiceObject, tasks: readonly TaskObject[]):
 /** Whether a task takes new connections and appears in answers. */
 export const serving = (t: TaskRecord): boolean => t.healthy && !t.draining && t.weight > 0;
 
+/** The serving tasks' addresses, each as many times as its weight: the slots a random DNAT picks from. `addressOf` may skip a task. */
+export const weightedSlots = (tasks: readonly TaskRecord[], addressOf: (t: TaskRecord) => string | undefined = (t) => t.ipv4): string[] =>
+  tasks.filter(serving).flatMap((t) => {
+    const ip = addressOf(t);
+    return ip === undefined ? [] : new Array<string>(t.weight).fill(ip);
+  });
+
 export interface ServiceCreate {
   name: string;
   network: string;

@@ -26,6 +26,8 @@ export class ClusterView {
   readonly #networks = new Map<string, NetworkObject>();
   /** Sandbox id → endpoint key → endpoint. */
   readonly #endpoints = new Map<string, Map<string, EndpointObject>>();
+  /** The same endpoints by network id (their keys' middle part), so a network's are one lookup. */
+  readonly #byNetwork = new Map<string, Map<string, EndpointObject>>();
   readonly #services = new Map<string, ServiceObject>();
   /** Service id → task key → task (with its revisions: placement keeps the older of two). */
   readonly #tasks = new Map<string, Map<string, KeyValue<TaskObject>>>();
@@ -77,7 +79,7 @@ export class ClusterView {
 
   /** Every endpoint on network `id`, whichever node runs it. */
   endpointsOn(id: string): EndpointObject[] {
-    return [...this.#endpoints.values()].flatMap((eps) => [...eps.values()].filter((e) => e.network === id));
+    return [...(this.#byNetwork.get(id)?.values() ?? [])];
   }
 
   services(): ServiceObject[] {
@@ -99,7 +101,7 @@ export class ClusterView {
   /** Lists the store and watches for what follows. */
   async start(): Promise<void> {
     const { kvs, revision } = await this.store.list('');
-    for (const m of [this.#networks, this.#endpoints, this.#services, this.#tasks]) m.clear();
+    for (const m of [this.#networks, this.#endpoints, this.#byNetwork, this.#services, this.#tasks]) m.clear();
     const change = emptyChange(revision, true);
     for (const kv of kvs) this.#remember({ type: 'put', kv }, change);
     this.#emit(change);
@@ -156,6 +158,7 @@ export class ClusterView {
       const sandbox = ((value ?? e.prev?.value) as EndpointObject | undefined)?.sandbox.id ?? this.#sandboxOfEndpoint(key);
       if (sandbox === undefined) return;
       setInGroup(this.#endpoints, sandbox, key, value as EndpointObject | undefined);
+      setInGroup(this.#byNetwork, key.slice(ENDPOINTS.length, key.lastIndexOf('/')), key, value as EndpointObject | undefined);
       change.sandboxes.add(sandbox);
     } else if (key.startsWith(SERVICES)) {
       const id = idOf(key);

@@ -49,11 +49,6 @@ export class OverlayPeers {
     while (this.#pass !== undefined) await this.#pass;
   }
 
-  /** What is programmed in network `id`'s namespace, as the last pass left it. */
-  peers(id: string): Peer[] {
-    return [...(this.#programmed.get(id)?.values() ?? [])];
-  }
-
   async #run(): Promise<void> {
     try {
       while (this.#dirty) {

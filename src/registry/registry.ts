@@ -23,6 +23,13 @@ export interface RegistryEvents {
 
 const serviceKey = (network: string, name: string): string => `${network}/${name}`;
 
+/** `items` under each of the keys `keysOf` gives it. */
+function groupBy<T>(items: Iterable<T>, keysOf: (item: T) => readonly string[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) for (const k of keysOf(item)) (out.get(k) ?? out.set(k, []).get(k)!).push(item);
+  return out;
+}
+
 /**
  * The model: networks, endpoints and services, with lookup indexes per network, a scope per
  * endpoint address and a `change` event after every mutation. It does no I/O; stores persist
@@ -210,6 +217,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   /** Rebuilds the tables of `changed` networks: services always, endpoints too when `networks` (a network itself changed). */
   #reindex(changed: Set<string>, networks = false): void {
+    // Members grouped by network in one pass each, not one scan of everything per network (a reload names them all).
+    let endpointsOn: Map<string, EndpointSpec[]> | undefined;
+    const servicesOn = groupBy(this.#services.values(), (s) => [s.network]);
     for (const name of changed) {
       const net = this.#networks.get(name);
       if (net === undefined || net.dns === false) {
@@ -218,9 +228,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
         continue;
       }
       if (networks || !this.#names.has(name)) {
-        this.#names.set(name, EndpointNames.of(name, [...this.#endpoints.values()].filter((e) => name in e.networks)));
+        endpointsOn ??= groupBy(this.#endpoints.values(), (e) => Object.keys(e.networks));
+        this.#names.set(name, EndpointNames.of(name, endpointsOn.get(name) ?? []));
       }
-      this.#serviceIndexes.set(name, buildServiceIndex(net, [...this.#services.values()].filter((s) => s.network === name)));
+      this.#serviceIndexes.set(name, buildServiceIndex(net, servicesOn.get(name) ?? []));
     }
     if (networks) this.#rebuildScopes();
     this.#changed(changed);

@@ -35,13 +35,19 @@ const inside = (net: NetworkInfo): string => {
  * The namespace is made on the first attach and removed with the last detach, as Docker does.
  */
 export const overlayDriver = (namespaces: OwnedNamespaces): NetworkDriver => {
-  const ports = async (ns: string): Promise<string[]> => (await ipJson<Link[]>(['link', 'show'], ns)).filter((l) => l.master === 'br0' && l.ifname !== 'vxlan0').map((l) => l.ifname);
+  /** The sandboxes' veth ends on br0, from one listing of the namespace's links. */
+  const portsOf = (links: readonly Link[]): string[] => links.filter((l) => l.master === 'br0' && l.ifname !== 'vxlan0').map((l) => l.ifname);
+  const ports = async (ns: string): Promise<string[]> => portsOf(await ipJson<Link[]>(['link', 'show'], ns));
 
-  /** The network's namespace with br0 and vxlan0, made or completed (a crash may have left it half made). */
-  async function ensure(net: NetworkInfo): Promise<string> {
+  /**
+   * The network's namespace with br0 and vxlan0, made or completed (a crash may have left it half
+   * made), and the veth ports on br0 as they were (making br0 and vxlan0 adds none).
+   */
+  async function ensure(net: NetworkInfo): Promise<{ ns: string; ports: string[] }> {
     const ns = inside(net);
     if (!existsSync(namedNetns(ns))) await namespaces.create(ns);
-    const links = new Set((await ipJson<Link[]>(['link', 'show'], ns)).map((l) => l.ifname));
+    const listed = await ipJson<Link[]>(['link', 'show'], ns);
+    const links = new Set(listed.map((l) => l.ifname));
     if (!links.has('br0')) {
       await ipBatch([['link', 'add', 'name', 'br0', 'mtu', String(net.mtu), 'type', 'bridge']], ns);
       // Bridged frames in here need no netfilter hooks: nothing filters in this namespace.
@@ -63,7 +69,7 @@ export const overlayDriver = (namespaces: OwnedNamespaces): NetworkDriver => {
     if (net.gateway !== undefined) cmds.push(['addr', 'replace', `${net.gateway.address}/${net.gateway.prefix}`, 'dev', 'br0']);
     cmds.push(['link', 'set', 'dev', 'vxlan0', 'master', 'br0', 'up'], ['link', 'set', 'dev', 'br0', 'up']);
     await ipBatch(cmds, ns);
-    return ns;
+    return { ns, ports: portsOf(listed) };
   }
 
   return {
@@ -78,8 +84,8 @@ export const overlayDriver = (namespaces: OwnedNamespaces): NetworkDriver => {
     },
 
     async attach(net, info) {
-      const ns = await ensure(net);
-      if (!(await ports(ns)).includes(info.hostIf)) {
+      const { ns, ports: present } = await ensure(net);
+      if (!present.includes(info.hostIf)) {
         await ipBatch(
           [
             ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'netns', info.netns],

@@ -123,7 +123,8 @@ export const dataplane = (owner: string, stateDir: string, netnsPrefix: string, 
         subnet: n.ipam!.subnet,
         internal: n.internal,
         icc: !iccOff(n),
-        ports: sandboxes.flatMap((s) => (s.attachments[n.name] === undefined ? [] : [s.attachments[n.name]!.hostIf])),
+        // Only icc=false names its ports (see BridgeRules); listing them for every bridge on every change grew with the sandboxes.
+        ports: iccOff(n) ? sandboxes.flatMap((s) => (s.attachments[n.name] === undefined ? [] : [s.attachments[n.name]!.hostIf])) : [],
       }));
       const ruleset = renderRuleset(table, rules, ports);
       if (applied.get(table) === ruleset) return;
@@ -148,12 +149,16 @@ export const dataplane = (owner: string, stateDir: string, netnsPrefix: string, 
       return rules;
     },
 
-    /** A namespace of tsnet's own (`ip netns add`), or a runtime's adopted by bind-mounting it under /run/netns. */
-    async createNetns(name: string, adopt?: string): Promise<void> {
-      if (existsSync(netnsPath(name))) return;
-      if (adopt === undefined) return namespaces.create(name);
-      if (!existsSync(adopt)) throw new Error(`namespace ${adopt} does not exist`);
-      await namespaces.adopt(name, adopt);
+    /** A namespace of tsnet's own, or a runtime's adopted by bind-mounting it under /run/netns; true when tsnet made a new one. */
+    async createNetns(name: string, adopt?: string): Promise<boolean> {
+      if (existsSync(netnsPath(name))) return false;
+      if (adopt !== undefined) {
+        if (!existsSync(adopt)) throw new Error(`namespace ${adopt} does not exist`);
+        await namespaces.adopt(name, adopt);
+        return false;
+      }
+      await namespaces.create(name);
+      return true;
     },
 
     loopbackUp: (netns: string) => ipBatch([['link', 'set', 'dev', 'lo', 'up']], netns),

@@ -20,7 +20,7 @@ import { publishRules, sandboxFiles } from './projection.js';
 import { Replicas } from './replicas.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
 import { SandboxResolvers } from './sandbox-resolvers.js';
-import { balance, ServiceManager } from './service-manager.js';
+import { balance, ServiceManager, vipTableIs } from './service-manager.js';
 import { serviceRecord, type ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
 import { claimAddress, claimSubnet, freeVni } from '../cluster/ipam-claims.js';
@@ -380,7 +380,9 @@ export class Manager implements DaemonCore {
       try {
         await this.#claimAddresses(sb, Object.keys(sb.attachments), req.networks ?? []);
         sb.ports = await this.#reserve(sb.ports ?? []);
-        if (ownNamespace(sb.mode)) await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`));
+        if (ownNamespace(sb.mode) && (await this.#dp.createNetns(sb.netns!, req.netns ?? (req.pid === undefined ? undefined : `/proc/${req.pid}/ns/net`)))) {
+          vipTableIs(this.vipBackend, sb.id, 'empty');
+        }
         this.#sandboxes = [...this.#sandboxes, sb];
         // Rules first (they match interface names, which need not exist yet): no moment without them.
         await this.#firewall();
@@ -388,6 +390,7 @@ export class Manager implements DaemonCore {
       } catch (err) {
         await this.#teardown(sb).catch(() => {});
         this.#sandboxes = this.#sandboxes.filter((s) => s !== sb);
+        vipTableIs(this.vipBackend, sb.id, 'unknown');
         this.releaseHostPorts(sb.ports ?? []);
         await this.#releaseAddresses(sb, Object.keys(sb.attachments)).catch(() => {});
         throw err;
@@ -405,6 +408,7 @@ export class Manager implements DaemonCore {
       // A failed teardown keeps the record and its host ports: nobody else may take them while it stands.
       await this.#teardown(sb);
       this.#sandboxes = this.#sandboxes.filter((s) => s !== sb);
+      vipTableIs(this.vipBackend, sb.id, 'unknown');
       this.releaseHostPorts(sb.ports ?? []);
       try {
         await this.#dropTasks(sb, Object.keys(sb.attachments));

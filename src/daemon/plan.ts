@@ -204,9 +204,14 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
 
 /** Every address taken on a network: sandboxes' addresses, VIPs and tasks' addresses. */
 export function usedAddresses(state: DaemonState, network: string): Set<string> {
-  const used = state.sandboxes.flatMap((s) => [s.attachments[network]?.ipv4, s.attachments[network]?.ipv6]);
-  for (const svc of state.services ?? []) if (svc.network === network) used.push(svc.vip, ...svc.tasks.map((t) => t.ipv4));
-  return new Set(used.filter((a): a is string => a !== undefined));
+  const used = new Set<string>();
+  const add = (a: string | undefined): void => void (a === undefined || used.add(a));
+  for (const s of state.sandboxes) {
+    const att = s.attachments[network];
+    if (att !== undefined) add(att.ipv4), add(att.ipv6);
+  }
+  for (const svc of state.services ?? []) if (svc.network === network) add(svc.vip), svc.tasks.forEach((t) => add(t.ipv4));
+  return used;
 }
 
 /** Where a network's IPv4 endpoint addresses come from: its subnet, or the part of it `--ip-range` gives. */

@@ -8,12 +8,14 @@ import { weightedSlots, type ServiceRecord } from './services.js';
  * that is not internal (internal networks take no published ports).
  */
 export function publishRules(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], services: readonly ServiceRecord[] = []): PublishRule[] {
+  const byName = new Map(networks.map((n) => [n.name, n]));
   const ofSandboxes = sandboxes.flatMap((sb) => {
+    if (sb.ports === undefined || sb.ports.length === 0) return [];
     const target = Object.entries(sb.attachments)
-      .map(([name, a]) => ({ net: networks.find((n) => n.name === name), a }))
+      .map(([name, a]) => ({ net: byName.get(name), a }))
       .find(({ net, a }) => net !== undefined && !net.internal && net.device !== undefined && a.ipv4 !== undefined);
     if (target === undefined) return [];
-    return (sb.ports ?? []).map((p) => ({ ...p, targets: [{ ip: target.a.ipv4!, port: p.port }], bridge: target.net!.device!, owner: sb.name }));
+    return sb.ports.map((p) => ({ ...p, targets: [{ ip: target.a.ipv4!, port: p.port }], bridge: target.net!.device!, owner: sb.name }));
   });
   // A service's published port is balanced over its serving tasks (a routing mesh on one host).
   const ofServices = services.flatMap((svc) => {

@@ -33,6 +33,8 @@ export const close = libc.func('int close(int fd)');
 export const setsockopt = libc.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)');
 export const ioctl = libc.func('int ioctl(int fd, unsigned long request, uint8_t *arg)');
 export const flock = libc.func('int flock(int fd, int operation)');
+/** The index of link `name` in the calling thread's namespace, 0 when there is none. */
+export const ifNameToIndex = libc.func('unsigned int if_nametoindex(const char *ifname)') as (name: string) => number;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const EWOULDBLOCK = 11;

@@ -1,10 +1,10 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toolOutput } from '../net/exec/tool-runner.js';
-import { ipBatch, ipJson } from '../net/link/ip.js';
+import { ipJson } from '../net/link/ip.js';
 import { systemTool } from '../net/tools.js';
 import { check, CLONE_NEWNET, setns } from './libc.js';
-import { namedNetns } from './paths.js';
+import { namedNetns, NETNS_DIR } from './paths.js';
 
 /**
  * Runs `fn` with the calling thread inside the network namespace at `path` (a bind mount such
@@ -28,6 +28,35 @@ export function inNetns<T>(path: string, fn: () => T): T {
   }
 }
 
+/** Mount points, from /proc/self/mountinfo (field 5; octal escapes as the kernel writes them). */
+const mountPoints = (): { path: string; shared: boolean }[] =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const fields = line.split(' ');
+      const path = fields[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+      return { path, shared: fields.slice(6, fields.indexOf('-')).some((f) => f.startsWith('shared:')) };
+    });
+
+const isMounted = (path: string): boolean => mountPoints().some((m) => m.path === path);
+
+let netnsDirShared = false;
+
+/**
+ * /run/netns made a shared mount of its own, as `ip netns add` makes it: a namespace mounted
+ * there later reaches every mount namespace copied from this one (`ip netns exec` makes one per
+ * replica), and its unmount does too, so a deleted namespace is not kept alive by such a copy.
+ */
+async function sharedNetnsDir(): Promise<void> {
+  if (netnsDirShared) return;
+  mkdirSync(NETNS_DIR, { recursive: true, mode: 0o755 });
+  const dir = mountPoints().filter((m) => m.path === NETNS_DIR);
+  if (dir.length === 0) await toolOutput(systemTool('mount'), ['--rbind', NETNS_DIR, NETNS_DIR]);
+  if (!dir.some((m) => m.shared)) await toolOutput(systemTool('mount'), ['--make-rshared', NETNS_DIR]);
+  netnsDirShared = true;
+}
+
 /** The path of a namespace made with `ip netns add NAME`. */
 export { namedNetns };
 
@@ -46,11 +75,20 @@ export class OwnedNamespaces {
     readonly intents: string,
   ) {}
 
+  /**
+   * A new namespace mounted at /run/netns/NAME and marked, in one process: `unshare --net=PATH`
+   * makes and mounts it, then runs the marking `ip` inside it (`ip netns add` and a second `ip`
+   * to mark it cost two). The mount is left behind if the mark fails: the intent names it.
+   */
   async create(name: string): Promise<void> {
     mkdirSync(this.intents, { recursive: true, mode: 0o700 });
     writeFileSync(join(this.intents, name), '');
-    await toolOutput(systemTool('ip'), ['netns', 'add', name]);
-    await ipBatch([['link', 'set', 'dev', 'lo', 'alias', this.owner]], name);
+    await sharedNetnsDir();
+    writeFileSync(namedNetns(name), '', { flag: 'wx' });
+    await toolOutput(systemTool('unshare'), [`--net=${namedNetns(name)}`, '--', systemTool('ip'), 'link', 'set', 'dev', 'lo', 'alias', this.owner]).catch((err: Error) => {
+      if (!isMounted(namedNetns(name))) rmSync(namedNetns(name), { force: true });
+      throw err;
+    });
   }
 
   /** Mounts the namespace at `path` (a runtime's) as `name`. */

@@ -1,2 +1,4 @@
-/** Where a named namespace (`ip netns add NAME`) is mounted. */
-export const namedNetns = (name: string): string => `/run/netns/${name}`;
+/** Where named namespaces (`ip netns add NAME`) are mounted. */
+export const NETNS_DIR = '/run/netns';
+
+export const namedNetns = (name: string): string => `${NETNS_DIR}/${name}`;

@@ -10,7 +10,7 @@ export const bridgeDriver: NetworkDriver = {
   async createNetwork(net) {
     const dev = net.device!;
     const cmds: string[][] = [];
-    if (!(await linkExists(dev))) cmds.push(['link', 'add', 'name', dev, 'mtu', String(net.mtu), 'type', 'bridge']);
+    if (!linkExists(dev)) cmds.push(['link', 'add', 'name', dev, 'mtu', String(net.mtu), 'type', 'bridge']);
     if (net.gateway !== undefined) cmds.push(['addr', 'replace', cidr(net.gateway), 'dev', dev]);
     if (net.gateway6 !== undefined) cmds.push(['addr', 'replace', cidr(net.gateway6), 'dev', dev, 'nodad']);
     cmds.push(['link', 'set', 'dev', dev, 'alias', net.owner], ['link', 'set', 'dev', dev, 'up']);
@@ -19,31 +19,42 @@ export const bridgeDriver: NetworkDriver = {
 
   async deleteNetwork(net) {
     // Only a bridge this daemon made (its alias): a state that names a foreign interface never deletes it.
-    const [link] = (await linkExists(net.device!)) ? await ipJson<{ ifalias?: string }[]>(['link', 'show', 'dev', net.device!]) : [];
+    const [link] = linkExists(net.device!) ? await ipJson<{ ifalias?: string }[]>(['link', 'show', 'dev', net.device!]) : [];
     if (link?.ifalias === net.owner) await ipBatch([['link', 'del', 'dev', net.device!]]);
   },
 
   async attach(net, info) {
-    if (!(await linkExists(info.hostIf))) {
-      await ipBatch([
-        ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'netns', info.netns],
-        ['link', 'set', 'dev', info.hostIf, 'master', net.device!],
-        ['link', 'set', 'dev', info.hostIf, 'alias', info.owner],
-        ['link', 'set', 'dev', info.hostIf, 'up'],
-      ]);
-    }
+    if (!linkExists(info.hostIf)) await ipBatch(vethOnBridge(info, net.device!));
     await configureInside(info);
   },
 
   async detach(_net, info) {
-    if (await linkExists(info.hostIf)) await ipBatch([['link', 'del', 'dev', info.hostIf]]);
+    if (linkExists(info.hostIf)) await ipBatch([['link', 'del', 'dev', info.hostIf]]);
   },
 };
+
+/**
+ * A sandbox's veth, its host end a port of bridge `master`. Neither end makes an IPv6 link-local
+ * address unless the network has IPv6 (the port never needs one): each one's DAD, MLD and router
+ * solicitations are multicast, flooded to every port of the bridge and taken in by every other
+ * sandbox's stack, so each new sandbox cost the kernel more. Measured with 1000 sandboxes on one
+ * bridge: making a veth port went from 6.4 to 19 ms and configuring the inside from 7.3 to
+ * 11.8 ms between the first 100 and the last; without the addresses, 6.0 → 8.2 and 6.8 → 7.9 ms.
+ */
+export const vethOnBridge = (info: AttachInfo, master: string): string[][] => [
+  ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'netns', info.netns],
+  ['link', 'set', 'dev', info.hostIf, 'master', master],
+  ['link', 'set', 'dev', info.hostIf, 'alias', info.owner],
+  ['link', 'set', 'dev', info.hostIf, 'addrgenmode', 'none'],
+  ['link', 'set', 'dev', info.hostIf, 'up'],
+];
 
 /** Addresses, link state and default route inside the sandbox: `replace` makes it safe to repeat. */
 export async function configureInside(info: AttachInfo): Promise<void> {
   const cmds: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
   if (info.mac !== undefined) cmds.push(['link', 'set', 'dev', info.ifname, 'address', info.mac]);
+  // No link-local address on a network without IPv6 (see vethOnBridge); Docker's container has no IPv6 there either.
+  if (info.ipv6 === undefined) cmds.push(['link', 'set', 'dev', info.ifname, 'addrgenmode', 'none']);
   if (info.ipv4 !== undefined) cmds.push(['addr', 'replace', cidr(info.ipv4), 'dev', info.ifname]);
   if (info.ipv6 !== undefined) cmds.push(['addr', 'replace', cidr(info.ipv6), 'dev', info.ifname, 'nodad']);
   cmds.push(['link', 'set', 'dev', info.ifname, 'up']);

@@ -23,16 +23,16 @@ export const macvlanDriver: NetworkDriver = {
 
   async createNetwork(net) {
     const parent = net.parent!;
-    if (!(await linkExists(parent))) {
+    if (!linkExists(parent)) {
       const vlan = vlanOf(parent);
-      if (vlan === undefined || !(await linkExists(vlan.base))) throw new Error(`macvlan: parent interface ${parent} does not exist`);
+      if (vlan === undefined || !linkExists(vlan.base)) throw new Error(`macvlan: parent interface ${parent} does not exist`);
       await ipBatch([
         ['link', 'add', 'link', vlan.base, 'name', parent, 'type', 'vlan', 'id', String(vlan.id)],
         ['link', 'set', 'dev', parent, 'alias', net.owner],
         ['link', 'set', 'dev', parent, 'up'],
       ]);
     }
-    if (net.shim !== undefined && net.device !== undefined && !(await linkExists(net.device))) {
+    if (net.shim !== undefined && net.device !== undefined && !linkExists(net.device)) {
       await ipBatch([
         ['link', 'add', 'link', parent, 'name', net.device, 'type', 'macvlan', 'mode', 'bridge'],
         ['link', 'set', 'dev', net.device, 'alias', net.owner],
@@ -44,8 +44,8 @@ export const macvlanDriver: NetworkDriver = {
   },
 
   async deleteNetwork(net) {
-    if (net.device !== undefined && (await linkExists(net.device))) await ipBatch([['link', 'del', 'dev', net.device]]);
-    if ((await linkExists(net.parent!)) && (await aliasOf(net.parent!)) === net.owner) await ipBatch([['link', 'del', 'dev', net.parent!]]);
+    if (net.device !== undefined && linkExists(net.device)) await ipBatch([['link', 'del', 'dev', net.device]]);
+    if (linkExists(net.parent!) && (await aliasOf(net.parent!)) === net.owner) await ipBatch([['link', 'del', 'dev', net.parent!]]);
   },
 
   async attach(net, info) {

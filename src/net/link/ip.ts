@@ -1,4 +1,5 @@
 import { systemTool } from '../tools.js';
+import { ifNameToIndex } from '../../netns/libc.js';
 import { namedNetns } from '../../netns/paths.js';
 import { runTool, toolOutput } from '../exec/tool-runner.js';
 
@@ -41,7 +42,8 @@ export async function ipJson<T>(args: string[], netns?: string, tool: 'ip' | 'br
   return (stdout.trim() === '' ? [] : JSON.parse(stdout)) as T;
 }
 
-/** Whether a link of that name exists in the host namespace. */
-export async function linkExists(name: string): Promise<boolean> {
-  return (await runTool(systemTool('ip'), ['link', 'show', 'dev', name])).code === 0;
-}
+/**
+ * Whether a link of that name exists in the daemon's namespace. if_nametoindex(3), not `ip link
+ * show dev`: iproute2 dumps every link to find one, 6.7 ms with 100 sandboxes and 38 ms with 1000.
+ */
+export const linkExists = (name: string): boolean => ifNameToIndex(name) !== 0;

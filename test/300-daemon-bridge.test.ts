@@ -282,6 +282,30 @@ test.serial('a dual-stack network gives sandboxes IPv6 addresses that resolve (A
   t.deepEqual(JSON.parse(await d.tsnet('network', 'inspect', 'dual'))[0].IPAM.Config.map((c: { Subnet: string }) => c.Subnet)[1], v6);
 });
 
+test.serial('IPv6 link-local addresses only where a network has IPv6: none on an IPv4 sandbox\'s eth0 or on any bridge port (their multicast reached every sandbox)', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  const v6 = `fd${d.tag.slice(0, 2)}:1${d.tag.slice(3)}::/64`;
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'four');
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), '--subnet', v6, 'dual');
+  await d.tsnet('sandbox', 'create', '--name', 'v4', '--network', 'four');
+  await d.tsnet('sandbox', 'create', '--name', 'v6', '--network', 'dual');
+  const addrs6 = async (sandbox: string): Promise<string[]> => {
+    const links = JSON.parse(await d.tsnet('exec', sandbox, '--', 'ip', '-6', '-j', 'addr', 'show', 'dev', 'eth0')) as { addr_info: { local: string }[] }[];
+    return links.flatMap((l) => l.addr_info.map((a) => a.local));
+  };
+  t.deepEqual(await addrs6('v4'), []);
+  const dual = await addrs6('v6');
+  t.true(dual.some((a) => a.startsWith('fe80:')), `link-local on the dual-stack sandbox: ${dual.join(', ')}`);
+  t.true(dual.some((a) => a.startsWith('fd')), `its IPv6 address: ${dual.join(', ')}`);
+  for (const net of ['four', 'dual']) {
+    const bridge = JSON.parse(await d.tsnet('network', 'inspect', net))[0].Options['com.docker.network.bridge.name'] as string;
+    const ports = JSON.parse((await run('ip', ['-j', 'addr', 'show', 'master', bridge])).stdout) as { ifname: string; addr_info?: { family: string }[] }[];
+    t.is(ports.length, 1, `${bridge} has its sandbox's port`);
+    t.deepEqual(ports.filter((p) => (p.addr_info ?? []).some((a) => a.family === 'inet6')).map((p) => p.ifname), [], `ports of ${bridge} with IPv6 addresses`);
+  }
+});
+
 test.serial('egress leaves masqueraded: the outside world (a namespace on a veth to the host) sees the host\'s address', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);

@@ -23,6 +23,10 @@ import { rssMb } from './procs.js';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);
 const COUNT = Number(process.env.BENCH_SANDBOXES ?? 1000);
 const BULK = Number(process.env.BENCH_ENDPOINTS ?? 10_000);
+const STORES = (process.env.BENCH_STORES ?? 'file,etcd').split(',').map((k) => {
+  if (k !== 'file' && k !== 'etcd') throw new Error(`BENCH_STORES: ${k} is neither file nor etcd`);
+  return k;
+});
 // Run by tsx from bench/ (it imports the test helpers, which tsc does not build).
 const ROOT = new URL('..', import.meta.url).pathname;
 // Inside the hosts' own namespaces: no route of the machine's can meet it.
@@ -200,7 +204,8 @@ async function benchStore(kind: 'file' | 'etcd'): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  const rows = [...(await benchStore('file')), ...(await benchStore('etcd'))];
+  const rows: string[] = [];
+  for (const kind of STORES) rows.push(...(await benchStore(kind)));
   const lines = [
     `Run ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model.trim()}; ${ROUNDS} changes each way, ${COUNT} sandboxes.`,
     '',

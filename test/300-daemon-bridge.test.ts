@@ -74,7 +74,7 @@ test.serial('a sandbox on another network can neither resolve nor reach them; co
   t.regex(await d.tsnet('exec', 'web', '--', 'dig', 'solo'), /status: NXDOMAIN/);
 });
 
-test.serial('the default bridge has no names, but --link writes hosts entries and sets the link variables', async (t) => {
+test.serial('the default bridge has no names, but --link writes hosts entries (gone with the linked sandbox) and sets the link variables', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
   await d.tsnet('sandbox', 'create', '--name', 'db');
@@ -84,6 +84,9 @@ test.serial('the default bridge has no names, but --link writes hosts entries an
   t.regex(await d.tsnet('exec', 'app', '--', 'getent', 'hosts', 'database'), new RegExp(`^${dbIp.replaceAll('.', '\\.')}\\s+database`));
   t.regex(await d.tsnet('exec', 'app', '--', 'ping', '-c', '1', '-W', '2', 'database'), /1 received/);
   t.regex(await d.tsnet('exec', 'app', '--', 'env'), /^DATABASE_NAME=\/app\/database$/m);
+  // Its address may go to the next sandbox: the entry goes with it.
+  await d.tsnet('sandbox', 'rm', 'db');
+  t.notRegex(await d.tsnet('exec', 'app', '--', 'cat', '/etc/hosts'), /database/);
 });
 
 test.serial('names nobody owns go to the host upstream, a fake on host loopback', async (t) => {

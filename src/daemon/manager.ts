@@ -4,7 +4,6 @@ import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
 import { hostFacts, type HostFacts } from '../net/link/host.js';
 import { PortReservations } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
-import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
 import type { DnsServer } from '../server/server.js';
 import { forEachBounded } from './bounded.js';
 import { hostIngressPorts, hostModePorts, INGRESS_NETWORK, INGRESS_ROLE, INGRESS_SANDBOX, INGRESS_TABLE, ingressPorts, ingressRequest, meshServices } from './ingress.js';
@@ -13,13 +12,12 @@ import { renderIngressTable } from '../net/nft/ruleset.js';
 import { inNetns } from '../netns/netns.js';
 import { defaultRouteNetwork, GATEWAY_BRIDGE, gatewayBridgeRequest, needsGatewayBridge } from './gateway-bridge.js';
 import type { DaemonCore } from './core.js';
-import { dataplane, filesDir, netnsPath, type Dataplane } from './dataplane.js';
+import { dataplane, netnsPath, type Dataplane } from './dataplane.js';
 import { ApiError, badRequest, conflict, forbidden, notFound } from './errors.js';
 import { addressSpace, attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox, vxlanDevice } from './plan.js';
-import { publishRules, sandboxFiles } from './projection.js';
+import { publishRules } from './projection.js';
 import { Replicas } from './replicas.js';
 import type { AttachRequest, NetworkCreate, SandboxCreate } from './requests.js';
-import { SandboxResolvers } from './sandbox-resolvers.js';
 import { balance, ServiceManager, vipTableIs } from './service-manager.js';
 import { serviceRecord, type ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
@@ -27,6 +25,7 @@ import { claimAddress, claimSubnet, freeVni } from '../cluster/ipam-claims.js';
 import { addressKey, taskKey, vniKey } from '../cluster/keys.js';
 import type { AddressClaim } from '../cluster/objects.js';
 import type { ClusterView, ViewChange } from '../reconcile/cluster-view.js';
+import { SandboxUpkeep } from '../reconcile/sandbox-upkeep.js';
 import { create, StoreUnavailableError, writeInChunks, type Condition, type Operation, type Store } from '../store/store.js';
 import { explainNetworkConflict, networkClaims, networkDeletes, networkPuts, nodeLeftovers } from './cluster-writes.js';
 import type { SavedState } from './saved-state.js';
@@ -90,7 +89,8 @@ export class Manager implements DaemonCore {
   /** Networks whose kernel part could not be made: their sandboxes are not wired to them. */
   readonly #broken = new Set<string>();
   #cache: { revision: number; sandboxes: SandboxRecord[]; state: DaemonState } | undefined;
-  readonly #resolvers: SandboxResolvers;
+  /** Each sandbox's files and resolver. */
+  readonly #upkeep: SandboxUpkeep;
   readonly #ports = new PortReservations();
   /** Services and their tasks, through this manager's queue and store. */
   readonly services = new ServiceManager(this);
@@ -104,7 +104,7 @@ export class Manager implements DaemonCore {
     this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir, options.netnsPrefix ?? 'tsnet-');
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }), options.readyNodes ?? (() => [this.node]));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
-    this.#resolvers = new SandboxResolvers(options.dns, () => this.state);
+    this.#upkeep = new SandboxUpkeep({ dns: options.dns, state: () => this.state, hostSearch: options.hostSearch });
     this.#sandboxes = options.sandboxes;
     options.view.onChange((change) => this.#changed(change));
   }
@@ -205,7 +205,7 @@ export class Manager implements DaemonCore {
       // Names answer first: a listener needs only its namespace, which a restart finds in place;
       // the links are checked after (one whose namespace is gone gets its listener with its rewiring).
       const standing = this.#sandboxes.filter((sb) => sb.mode !== 'none' && ownNamespace(sb.mode) && existsSync(netnsPath(sb.netns!)));
-      await forEachBounded(standing, RESTORE_PARALLEL, (sb) => this.#resolvers.open(sb).catch(() => {}));
+      await this.#upkeep.converge(standing).catch(() => {});
       await forEachBounded(this.#sandboxes, RESTORE_PARALLEL, async (sb) => {
         try {
           await this.#wire(sb, this.#broken);
@@ -414,6 +414,8 @@ export class Manager implements DaemonCore {
         await this.#dropTasks(sb, Object.keys(sb.attachments));
         await this.#firewall();
         await this.#releaseAddresses(sb, Object.keys(sb.attachments));
+        // The hosts files that named it by --link lose its entry.
+        await this.#upkeep.converge([sb]);
       } finally {
         // The sandbox is gone from the kernel whatever the re-render did: so it goes from the state.
         await this.#commit([sb]);
@@ -539,7 +541,7 @@ export class Manager implements DaemonCore {
         await this.#firewall().catch(() => {});
         throw err;
       }
-      this.#files(sb);
+      await this.#upkeep.converge([sb]);
       await this.#commit([sb]);
     });
   }
@@ -561,26 +563,24 @@ export class Manager implements DaemonCore {
       }
       await this.#firewall();
       await balance([sb], this.state.services ?? [], this.vipBackend);
-      this.#files(sb);
+      await this.#upkeep.converge([sb]);
       await this.#commit([sb]);
     });
   }
 
-  /** Wires a sandbox whose namespace exists: links (but to `skip`), files, its resolver. Safe to repeat. */
+  /** Wires a sandbox whose namespace exists: links (but to `skip`), VIPs, files and resolver. Safe to repeat. */
   async #wire(sb: SandboxRecord, skip: ReadonlySet<string> = new Set()): Promise<void> {
     if (!this.#sandboxes.includes(sb) || !ownNamespace(sb.mode)) return;
     if (sb.ownsNetns) await this.#dp.createNetns(sb.netns!);
     if (sb.mode === 'none') {
       await this.#dp.loopbackUp(sb.netns!);
-      this.#files(sb);
-      return;
+      return this.#upkeep.converge([sb]);
     }
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
     for (const net of nets) if (!skip.has(net.name)) await this.#dp.attach(net, sb, defaultRouteNetwork(sb) === net.name);
-    this.#files(sb);
     await balance([sb], this.state.services ?? [], this.vipBackend);
     if (sb.replicaOf === INGRESS_ROLE) await this.#ingressRules();
-    await this.#resolvers.open(sb);
+    await this.#upkeep.converge([sb]);
   }
 
   async #teardown(sb: SandboxRecord): Promise<void> {
@@ -592,14 +592,14 @@ export class Manager implements DaemonCore {
         errors.push(err as Error);
       }
     };
-    await step(() => this.#resolvers.close(sb));
+    await step(() => this.#upkeep.close(sb));
     for (const net of Object.keys(sb.attachments)) {
       const rec = this.state.networks.find((n) => n.name === net);
       if (rec !== undefined) await step(() => this.#dp.detach(rec, sb));
     }
     if (ownNamespace(sb.mode)) {
       await step(() => this.#dp.deleteNetns(sb.netns!, sb.ownsNetns));
-      await step(() => removeSandboxFiles(filesDir(sb.netns!)));
+      await step(() => this.#upkeep.removeFiles(sb));
     }
     if (errors.length > 0) throw new AggregateError(errors, `removing sandbox ${sb.name}: ${errors.map((e) => e.message).join('; ')}`);
   }
@@ -651,10 +651,6 @@ export class Manager implements DaemonCore {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-  }
-
-  #files(sb: SandboxRecord): void {
-    sb.fileHashes = writeSandboxFiles(filesDir(sb.netns!), sandboxFiles(this.state, sb, this.#o.hostSearch), sb.fileHashes);
   }
 
   /**

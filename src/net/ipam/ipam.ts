@@ -125,20 +125,18 @@ export function* freeAddresses(space: AddressSpace, inUse: ReadonlySet<string>):
 }
 
 /**
- * The IPv4 walk in plain numbers: with BigInts and two parses of each address in use, the 1000th
- * sandbox on a network waited 9 ms for its address (the first 0.1 ms).
- * Addresses in use are canonical dotted quads (what `isIPv4` accepts is), so splitting is enough.
+ * The IPv4 walk in plain numbers, each candidate looked up as text: addresses in use are
+ * canonical dotted quads (all that `isIPv4` accepts), so none needs parsing. With BigInts and
+ * two parses of each address in use, the 1000th sandbox on a network waited 9 ms for its address.
  */
 function* freeIpv4(range: Cidr, reserved: ReadonlySet<bigint>, inUse: ReadonlySet<string>): Generator<string, void> {
-  const used = new Set<number>();
-  for (const a of inUse) {
-    const o = a.split('.');
-    if (o.length === 4) used.add(((Number(o[0]) * 256 + Number(o[1])) * 256 + Number(o[2])) * 256 + Number(o[3]));
-  }
-  for (const r of reserved) used.add(Number(r));
+  const skip = new Set([...reserved].map(Number));
   const base = Number(range.base);
   const size = Number(range.size);
-  for (let n = base; n < base + size; n++) if (!used.has(n)) yield `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  for (let n = base; n < base + size; n++) {
+    const text = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+    if (!skip.has(n) && !inUse.has(text)) yield text;
+  }
 }
 
 const reservedIn = (space: AddressSpace, subnet: Cidr): Set<bigint> =>

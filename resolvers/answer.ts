@@ -75,6 +75,7 @@ export function registryNames(name: string, kind: 'endpoints' | 'services'): Res
     setup({ registry, ttl }): Resolver {
       return {
         name,
+        bypassable: true,
         resolve(q, ctx, next) {
           const entry = ownsClass(q) ? registry.lookup(ctx.scope, kind, q.name) : undefined;
           return entry === undefined ? next() : answerEntry(q, entry, ttl, name);

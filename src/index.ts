@@ -2,7 +2,10 @@ export { createServer, DnsServer, type ServerOptions, type ListenOptions, type L
 export { Registry, Scope, type RegistryChange } from './registry/registry.js';
 export { parseRecords, RecordsError } from './registry/validate.js';
 export type * from './registry/types.js';
-export type { Resolver, ResolverPlugin, ResolverSetup, Reply, QueryContext } from './server/resolver.js';
+export type { Resolver, ResolverPlugin, ResolverSetup, Reply, QueryContext, Next } from './server/resolver.js';
 export { parseUpstream, resolvConfUpstreams, type Upstream } from './server/upstreams.js';
 export { DnsMetrics } from './server/metrics.js';
-export { PLUGIN_ORDER } from '../resolvers/index.js';
+export { PLUGIN_ORDER, PLUGINS as resolvers, chainOf, type ChainEntry, type ResolverName } from '../resolvers/index.js';
+export type { Query } from './wire/query.js';
+export { emptyReply } from './wire/reply.js';
+export { Rcode, QType } from './wire/constants.js';

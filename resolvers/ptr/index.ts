@@ -9,6 +9,7 @@ export const ptr: ResolverPlugin = {
   setup({ registry, ttl }): Resolver {
     return {
       name: 'ptr',
+      bypassable: true,
       resolve(q, ctx, next) {
         const key = ownsClass(q) ? reverseNameKey(q.name) : undefined;
         const names = key === undefined ? undefined : registry.reverse(ctx.scope, key);

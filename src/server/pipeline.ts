@@ -22,6 +22,8 @@ export interface PipelineOptions {
   chain(q: Query, ctx: QueryContext): Reply | Promise<Reply>;
   metrics: DnsMetrics;
   logger: Logger;
+  /** Resolvers whose registry answers may be replayed: none before them decides by anything but the registry. */
+  replayable: ReadonlySet<string>;
 }
 
 /**
@@ -34,8 +36,10 @@ export class Pipeline {
   readonly #metrics: DnsMetrics;
   readonly #logger: Logger;
   readonly #replays: ReplayCache;
+  readonly #replayable: ReadonlySet<string>;
 
-  constructor({ registry, chain, metrics, logger }: PipelineOptions) {
+  constructor({ registry, chain, metrics, logger, replayable }: PipelineOptions) {
+    this.#replayable = replayable;
     this.#registry = registry;
     this.#chain = chain;
     this.#metrics = metrics;
@@ -63,7 +67,7 @@ export class Pipeline {
     }
     const generation = this.#registry.generation;
     const finish = (reply: Reply): void => {
-      if (reply.replayable !== undefined && generation === this.#registry.generation) {
+      if (reply.replayable !== undefined && this.#replayable.has(reply.resolver) && generation === this.#registry.generation) {
         const stored = { bytes: reply.bytes, shuffle: reply.replayable.shuffle };
         this.#replays.set(scope, q, stored);
         send(ReplayCache.render(stored, q), q);

@@ -42,6 +42,14 @@ export type Next = () => Reply | Promise<Reply>;
 export interface Resolver {
   readonly name: string;
   resolve(q: Query, ctx: QueryContext, next: Next): Reply | Promise<Reply>;
+  /**
+   * For one scope and question, whether it answers or calls `next()` depends on the registry
+   * alone (as for local, services and ptr). The server replays a stored registry answer without
+   * running the chain only when every resolver before the one that made it says so: a
+   * resolver that decides by anything else (the asker's address, a list of its own) is never
+   * skipped. Leave it unset unless that holds.
+   */
+  readonly bypassable?: boolean;
   /** A listener using `upstreams` closed: drop whatever was kept for them (sockets in its namespace). */
   release?(upstreams: UpstreamSet): void;
   close?(): void | Promise<void>;

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:dgram';
 import { pino, type Logger } from 'pino';
-import { chainOf, PLUGIN_ORDER, PLUGINS } from '../../resolvers/index.js';
+import { chainOf, PLUGIN_ORDER, type ChainEntry } from '../../resolvers/index.js';
 import { Registry, type Scope } from '../registry/registry.js';
 import { emptyReply } from '../wire/reply.js';
 import { Rcode } from '../wire/constants.js';
@@ -17,8 +17,12 @@ import { resolvConfUpstreams, upstreamSet, type Upstream } from './upstreams.js'
 export interface ServerOptions {
   /** The names to serve; a new empty registry by default. */
   registry?: Registry;
-  /** Which resolvers run (their order is fixed): default all of PLUGIN_ORDER. */
-  resolvers?: readonly string[];
+  /**
+   * Which resolvers run: built-ins by name (in PLUGIN_ORDER whatever the order given), and
+   * plugins of the caller's own, each run right before the built-in that follows it in the list
+   * (see `chainOf`). Default: every built-in.
+   */
+  resolvers?: readonly ChainEntry[];
   /** TTL of registry answers, seconds (default 5). */
   ttl?: number;
   /** Default upstreams of every listener (default: the nameservers of /etc/resolv.conf). */
@@ -118,13 +122,20 @@ export class DnsServer {
       onUpstreamFailure: (u: string, reason: string) => metrics.upstreamFailure(u, reason),
       onCache: (hit: boolean) => metrics.cache(hit),
     };
-    this.#resolvers = chainOf(resolvers).map((name) => PLUGINS[name].setup({ ...setup, logger: logger.child({ resolver: name }) }));
+    this.#resolvers = chainOf(resolvers).map((plugin) => {
+      const r = plugin.setup({ ...setup, logger: logger.child({ resolver: plugin.name }) });
+      if (r.name !== plugin.name) throw new Error(`resolver plugin ${plugin.name}: its setup made a resolver named ${JSON.stringify(r.name)}`);
+      return r;
+    });
     const chain = compose(this.#resolvers, (q) => ({
       bytes: emptyReply(q.raw, Rcode.REFUSED, q.questionEnd, q.edns),
       rcode: Rcode.REFUSED,
       resolver: 'none',
     }));
-    this.#pipeline = new Pipeline({ registry, chain, metrics, logger });
+    // A stored answer may be replayed without the chain when every resolver before its maker may be skipped.
+    const firstFixed = this.#resolvers.findIndex((r) => r.bypassable !== true);
+    const replayable = new Set(this.#resolvers.slice(0, firstFixed < 0 ? undefined : firstFixed + 1).map((r) => r.name));
+    this.#pipeline = new Pipeline({ registry, chain, metrics, logger, replayable });
   }
 
   /** Opens UDP and TCP on one address and port. */

@@ -17,7 +17,7 @@ const registry = Registry.fromRecords({
   networks: [{ name: 'app', subnet: '172.30.0.0/24' }],
   endpoints: [{ id: 'a1b2c3d4e5f6', name: 'web', networks: { app: { ipv4: '172.30.0.2', aliases: ['www'] } } }],
 });
-// Container names first, then the blocklist, then the upstream (none here: other names are refused).
+// Container names first, then the blocklist, then the upstreams (none here: other names get SERVFAIL).
 const server = createServer({ registry, upstreams: [], resolvers: ['local', blocklist, 'forward'] });
 const listener = await server.listen({ address: '127.0.0.1', port: Number(process.env.PORT ?? 5353), scope: ['app'] });
 console.log(`listening on ${listener.address}:${listener.port}`);

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { allowPrefix } from '../../resolvers/acl/index.js';
+import { aardvarkMain, isAardvarkCall } from './aardvark.js';
 import { PLUGIN_ORDER } from '../../resolvers/index.js';
 import { RecordsSource } from '../registry/records-source.js';
 import { Registry } from '../registry/registry.js';
@@ -65,6 +66,7 @@ const program = new Command('tsnet-dns')
   .showHelpAfterError();
 
 async function main(): Promise<void> {
+  if (isAardvarkCall(process.argv.slice(2))) return aardvarkMain(process.argv.slice(2));
   program.parse();
   const opts = program.opts<Options>();
   const logger = pino({ level: opts.logLevel, base: { name: 'tsnet-dns' } });

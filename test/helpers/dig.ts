@@ -28,8 +28,11 @@ function parse(out: string): DigResult {
 }
 
 /** Runs BIND's dig against 127.0.0.1:`port`; `args` are dig's own (name, type, +tcp, -b …). */
-export async function dig(port: number, ...args: string[]): Promise<DigResult> {
-  const { stdout } = await run('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=3', ...args]);
+export const dig = (port: number, ...args: string[]): Promise<DigResult> => digAt('127.0.0.1', port, ...args);
+
+/** The same against `server`:`port` (an address of the test's own, on loopback or in its namespaces). */
+export async function digAt(server: string, port: number, ...args: string[]): Promise<DigResult> {
+  const { stdout } = await run('dig', [`@${server}`, '-p', String(port), '+tries=1', '+time=3', ...args]);
   return parse(stdout);
 }
 

@@ -32,6 +32,7 @@ test.serial('as netavark\'s aardvark-dns: run returns once it listens, scopes by
   const [g1, g2] = [`127.61.${n}.1`, `127.62.${n}.1`];
   const [a1, b1, b2, c2, d2] = [`127.61.${n}.2`, `127.61.${n}.3`, `127.62.${n}.3`, `127.62.${n}.4`, `127.62.${n}.5`];
   const up = await startUpstream(t, { behaviour: 'answer' });
+  const own = await startUpstream(t, { behaviour: 'answer' });
   const dir = mkdtempSync(join(tmpdir(), 'tsnet-aardvark-'));
   const port = randomInt(20_000, 60_000);
   let pid = 0;
@@ -39,7 +40,7 @@ test.serial('as netavark\'s aardvark-dns: run returns once it listens, scopes by
     if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  const net1 = `${g1} ${up.label}\n${A} ${a1}  alpha,${A.slice(0, 12)}\n${B} ${b1}  bravo,${B.slice(0, 12)},b\n`;
+  const net1 = `${g1} ${up.label}\n${A} ${a1}  alpha,${A.slice(0, 12)} ${own.label}\n${B} ${b1}  bravo,${B.slice(0, 12)},b\n`;
   const net2 = `${g2}\n${B} ${b2}  bravo,${B.slice(0, 12)}\n${C} ${c2}  charlie,${C.slice(0, 12)}\n`;
   writeFileSync(join(dir, 'net1'), net1);
   writeFileSync(join(dir, 'net2'), net2);
@@ -65,11 +66,14 @@ test.serial('as netavark\'s aardvark-dns: run returns once it listens, scopes by
   // An asker that is no container sees the network it asked on.
   t.deepEqual(datas(await ask(g2, '127.0.0.1', 'charlie')), [c2]);
   t.is((await ask(g2, '127.0.0.1', 'alpha')).status, 'NXDOMAIN');
-  // Other names go to the network's DNS servers (line 1), here an upstream of the test's own on loopback.
-  const before = up.udpQueries;
+  // Other names go to the asker's own servers (alpha's fifth column), else to those of its
+  // networks (line 1) whichever gateway it asked, else the host's: here upstreams of the test's own on loopback.
   const far = await ask(g1, a1, 'www.example.com');
   t.is(far.status, 'NOERROR');
-  t.true(far.answers.length > 0 && up.udpQueries > before, 'forwarded to the network\'s server');
+  t.true(far.answers.length > 0);
+  t.deepEqual([own.udpQueries, up.udpQueries], [1, 0], 'alpha\'s own server was asked');
+  t.is((await ask(g2, b2, 'www.example.org')).status, 'NOERROR');
+  t.deepEqual([own.udpQueries, up.udpQueries], [1, 1], 'bravo, asking on net2 (no servers), went to net1\'s');
   t.deepEqual(datas(await ask(g1, a1, 'alpha', 'AAAA')), [], 'a known name without IPv6: NOERROR and no answer');
   t.is((await ask(g1, a1, 'alpha', 'AAAA')).status, 'NOERROR');
 

@@ -128,3 +128,27 @@ export function toRecords(networks: readonly AardvarkNetwork[]): { networks: { n
   }
   return { networks: networks.map((n) => ({ name: n.name })), endpoints: [...endpoints.values()] };
 }
+
+/**
+ * Where each container's names that are not the networks' go, by its addresses: its own servers
+ * (the fifth column), else those of every network it is on, in file order; a container with
+ * neither is absent (the listener's: the host's resolvers).
+ */
+export function askerServers(networks: readonly AardvarkNetwork[]): Map<string, string[]> {
+  const byId = new Map<string, { own: string[]; nets: string[]; addresses: string[] }>();
+  for (const net of networks) {
+    for (const c of net.containers) {
+      const e = byId.get(c.id) ?? { own: [], nets: [], addresses: [] };
+      byId.set(c.id, e);
+      e.own.push(...c.dns.filter((s) => !e.own.includes(s)));
+      e.nets.push(...net.dns.filter((s) => !e.nets.includes(s)));
+      e.addresses.push(...c.ipv4, ...c.ipv6);
+    }
+  }
+  const out = new Map<string, string[]>();
+  for (const e of byId.values()) {
+    const servers = e.own.length > 0 ? e.own : e.nets;
+    if (servers.length > 0) for (const a of e.addresses) out.set(a, servers);
+  }
+  return out;
+}

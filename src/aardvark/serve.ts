@@ -5,8 +5,8 @@ import { podman } from '../../resolvers/podman/index.js';
 import { Registry } from '../registry/registry.js';
 import { parseRecords } from '../registry/validate.js';
 import { createServer, type Listener } from '../server/server.js';
-import { parseUpstream } from '../server/upstreams.js';
-import { PID_FILE, readConfigDir, toRecords, type AardvarkNetwork } from './config.js';
+import { parseUpstream, type Upstream } from '../server/upstreams.js';
+import { askerServers, PID_FILE, readConfigDir, toRecords, type AardvarkNetwork } from './config.js';
 
 export interface AardvarkOptions {
   /** netavark's `<config>/aardvark-dns` directory. */
@@ -36,6 +36,7 @@ const bindings = (nets: readonly AardvarkNetwork[]): Map<string, { network: Aard
 export async function serveAardvark(o: AardvarkOptions): Promise<void> {
   const registry = new Registry();
   let internal = new Set<string>();
+  let askers = new Map<string, Upstream[]>();
   const server = createServer({
     registry,
     ttl: 0,
@@ -52,6 +53,7 @@ export async function serveAardvark(o: AardvarkOptions): Promise<void> {
     if (networks.length === 0) return false;
     registry.replace(parseRecords(toRecords(networks)));
     internal = new Set(networks.filter((n) => n.internal).map((n) => n.name));
+    askers = new Map([...askerServers(networks)].map(([address, servers]) => [address, servers.map(parseUpstream)]));
     const want = bindings(networks);
     for (const [key, held] of listening) {
       const w = want.get(key);
@@ -63,7 +65,13 @@ export async function serveAardvark(o: AardvarkOptions): Promise<void> {
       if (listening.has(key)) continue;
       try {
         const upstreams = network.dns.length > 0 ? network.dns.map(parseUpstream) : undefined;
-        const listener = await server.listen({ address: ip, port: o.port, scope: [network.name], ...(upstreams === undefined ? {} : { upstreams }) });
+        const listener = await server.listen({
+          address: ip,
+          port: o.port,
+          scope: [network.name],
+          upstreamsFor: (asker) => askers.get(asker),
+          ...(upstreams === undefined ? {} : { upstreams }),
+        });
         listening.set(key, { listener, dns: network.dns.join(',') });
       } catch (err) {
         // At start nothing is served half: a gateway that cannot be bound fails the launch.

@@ -12,6 +12,8 @@ import type { UpstreamSet } from './upstreams.js';
 export interface ListenerContext {
   defaultScope(): Scope;
   upstreams: UpstreamSet;
+  /** Servers of the asker's own, by its address (undefined: the listener's). */
+  upstreamsFor?(address: string): UpstreamSet | undefined;
 }
 
 /** Writes one reply; `q` is null for replies to queries that did not parse. */
@@ -81,7 +83,7 @@ export class Pipeline {
       finish({ bytes: emptyReply(raw, Rcode.SERVFAIL, q.questionEnd, q.edns), rcode: Rcode.SERVFAIL, resolver: 'error' });
     };
     try {
-      const reply = this.#chain(q, { scope, source, transport, upstreams: listener.upstreams });
+      const reply = this.#chain(q, { scope, source, transport, upstreams: listener.upstreamsFor?.(source.address) ?? listener.upstreams });
       if (reply instanceof Promise) reply.then(finish, fail);
       else finish(reply);
     } catch (err) {

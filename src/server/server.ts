@@ -12,7 +12,7 @@ import { adoptUdp, serveUdp, type UdpServeOptions } from './udp.js';
 import { RateLimiter } from './rate-limit.js';
 import { boundUdpFd, openListenFds } from '../netns/listen-sockets.js';
 import { closeSync as closeFd } from 'node:fs';
-import { resolvConfUpstreams, upstreamSet, type Upstream } from './upstreams.js';
+import { resolvConfUpstreams, upstreamSet, type Upstream, type UpstreamSet } from './upstreams.js';
 
 export interface ServerOptions {
   /** The names to serve; a new empty registry by default. */
@@ -58,6 +58,11 @@ export interface ListenOptions {
   scope?: readonly string[] | (() => readonly string[]);
   /** Overrides the server's upstreams for queries arriving here. */
   upstreams?: readonly Upstream[];
+  /**
+   * Servers chosen by the asker's address, before the listener's (a podman container's own
+   * --dns, which aardvark-dns asks for that container alone); undefined for an asker keeps the listener's.
+   */
+  upstreamsFor?: (address: string) => readonly Upstream[] | undefined;
   /** Ask `upstreams` from inside this namespace rather than the host's. */
   upstreamNetns?: string;
   /** Listen inside this network namespace (e.g. /run/netns/NAME) instead of the host's. */
@@ -148,7 +153,7 @@ export class DnsServer {
       port,
       close: async () => {
         this.#listeners.delete(listener);
-        for (const r of this.#resolvers) r.release?.(ctx.upstreams);
+        for (const set of [ctx.upstreams, ...ctx.askerSets()]) for (const r of this.#resolvers) r.release?.(set);
         udp.close();
         await tcp.close();
       },
@@ -163,13 +168,29 @@ export class DnsServer {
     await Promise.all(this.#resolvers.map((r) => r.close?.()));
   }
 
-  #context(opts: ListenOptions): ListenerContext {
+  #context(opts: ListenOptions): ListenerContext & { askerSets(): UpstreamSet[] } {
     const upstreams = upstreamSet(opts.upstreams ?? this.#upstreams, opts.upstreams === undefined ? undefined : opts.upstreamNetns);
-    if (opts.scope === undefined) return { upstreams, defaultScope: () => this.registry.allScope };
+    const chosen = opts.upstreamsFor;
+    // One set per distinct server list, so that the forward resolver's sockets for it are shared.
+    const sets = new Map<string, UpstreamSet>();
+    const upstreamsFor =
+      chosen === undefined
+        ? undefined
+        : (address: string): UpstreamSet | undefined => {
+            const servers = chosen(address);
+            if (servers === undefined || servers.length === 0) return undefined;
+            const set = upstreamSet(servers);
+            const have = sets.get(set.key);
+            if (have !== undefined) return have;
+            sets.set(set.key, set);
+            return set;
+          };
+    const base = { upstreams, askerSets: () => [...sets.values()], ...(upstreamsFor === undefined ? {} : { upstreamsFor }) };
+    if (opts.scope === undefined) return { ...base, defaultScope: () => this.registry.allScope };
     let cached: { generation: number; scope: Scope } | undefined;
     const scope = opts.scope;
     return {
-      upstreams,
+      ...base,
       defaultScope: () => {
         if (cached?.generation !== this.registry.generation) {
           cached = { generation: this.registry.generation, scope: this.registry.scope(typeof scope === 'function' ? scope() : scope) };

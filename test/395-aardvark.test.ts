@@ -5,20 +5,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { processAlive as alive } from '../src/daemon/replica-process.js';
 import { datas, digAt } from './helpers/dig.js';
 import { within } from './helpers/poll.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../bin/tsnet-dns', import.meta.url).pathname;
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 // Container ids as netavark writes them (64 hex), and the short ids podman adds as names.
 const A = 'a'.repeat(8) + '1'.repeat(56);

@@ -25,7 +25,7 @@ import { claimAddress, claimSubnet, freeVni } from '../cluster/ipam-claims.js';
 import { addressKey, taskKey, vniKey } from '../cluster/keys.js';
 import type { AddressClaim } from '../cluster/objects.js';
 import type { ClusterView, ViewChange } from '../reconcile/cluster-view.js';
-import { SandboxUpkeep } from '../reconcile/sandbox-upkeep.js';
+import { SandboxUpkeep } from './sandbox-upkeep.js';
 import { create, StoreUnavailableError, writeInChunks, type Condition, type Operation, type Store } from '../store/store.js';
 import { explainNetworkConflict, networkClaims, networkDeletes, networkPuts, nodeLeftovers } from './cluster-writes.js';
 import type { SavedState } from './saved-state.js';

@@ -18,7 +18,8 @@ export const netnsPids = async (netns: string): Promise<number[]> =>
 /** Kills every process in a named namespace (a replica's command and whatever it forked). */
 export const killAllIn = async (netns: string): Promise<void> => (await netnsPids(netns).catch(() => [])).forEach(kill);
 
-const alive = (pid: number): boolean => {
+/** Whether process `pid` exists (signal 0 checks without sending anything). */
+export const processAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;
@@ -60,7 +61,7 @@ export class ReplicaProcess {
     this.#adopted = pids;
     this.logger.info({ netns: this.netns, pids }, 'replica adopted from a previous daemon');
     this.#timer = setInterval(() => {
-      if (this.#adopted.some(alive)) return;
+      if (this.#adopted.some(processAlive)) return;
       clearInterval(this.#timer);
       this.#adopted = [];
       this.#exited('adopted processes are gone');

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { forEachBounded } from '../daemon/bounded.js';
-import { filesDir, netnsPath } from '../daemon/dataplane.js';
-import { ownNamespace } from '../daemon/plan.js';
-import { sandboxFiles } from '../daemon/projection.js';
-import { SandboxResolvers } from '../daemon/sandbox-resolvers.js';
-import type { DaemonState, SandboxRecord } from '../daemon/state.js';
+import { forEachBounded } from './bounded.js';
+import { filesDir, netnsPath } from './dataplane.js';
+import { ownNamespace } from './plan.js';
+import { sandboxFiles } from './projection.js';
+import { SandboxResolvers } from './sandbox-resolvers.js';
+import type { DaemonState, SandboxRecord } from './state.js';
 import { removeSandboxFiles, writeSandboxFiles } from '../netns/sandbox-files.js';
 import type { DnsServer } from '../server/server.js';
 

@@ -309,6 +309,24 @@ test.serial('IPv6 link-local addresses only where a network has IPv6: none on an
   }
 });
 
+test.serial('a bridge keeps a MAC of its own: none of its ports\' and the same when a sandbox leaves (so the others\' ARP entries for the gateway stay right)', async (t) => {
+  const up = await startUpstream(t, { behaviour: 'nxdomain' });
+  const d = await startDaemon(t, up.label);
+  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'a', '--network', 'app');
+  await d.tsnet('sandbox', 'create', '--name', 'b', '--network', 'app');
+  const bridge = JSON.parse(await d.tsnet('network', 'inspect', 'app'))[0].Options['com.docker.network.bridge.name'] as string;
+  const mac = async (args: string[]): Promise<string[]> => (JSON.parse((await run('ip', ['-j', 'link', 'show', ...args])).stdout) as { address: string }[]).map((l) => l.address);
+  const [own] = await mac(['dev', bridge]);
+  const ports = await mac(['master', bridge]);
+  t.is(ports.length, 2);
+  t.false(ports.includes(own!), `bridge ${own} is none of its ports ${ports.join(' ')}`);
+  for (const sb of ['a', 'b']) {
+    await d.tsnet('sandbox', 'rm', sb);
+    t.deepEqual(await mac(['dev', bridge]), [own]);
+  }
+});
+
 test.serial('egress leaves masqueraded: the outside world (a namespace on a veth to the host) sees the host\'s address', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);

@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { systemTool } from '../src/net/tools.js';
-import { assertBlocked, hostPings, startDaemon, webAndClientOnApp } from './helpers/daemon.js';
+import { assertBlocked, hostPings, startDaemon, webAndClientOnApp, type TestDaemon } from './helpers/daemon.js';
 import { outsideWorld } from './helpers/outside.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -19,6 +19,10 @@ async function ownNetns(pid: number): Promise<string> {
   }
   throw new Error(`process ${pid} is still in the host's net namespace ${host} after 2 s`);
 }
+
+/** The bridge device of network `net`, as `network inspect` names it. */
+const bridgeOf = async (d: TestDaemon, net: string): Promise<string> =>
+  JSON.parse(await d.tsnet('network', 'inspect', net))[0].Options['com.docker.network.bridge.name'] as string;
 
 /** The whoami DNS server (answers with the asker's address) at `ip`:53 inside namespace `netns`. */
 async function startWhoami(t: ExecutionContext, netns: string, ip: string): Promise<void> {
@@ -302,7 +306,7 @@ test.serial('IPv6 link-local addresses only where a network has IPv6: none on an
   t.true(dual.some((a) => a.startsWith('fe80:')), `link-local on the dual-stack sandbox: ${dual.join(', ')}`);
   t.true(dual.some((a) => a.startsWith('fd')), `its IPv6 address: ${dual.join(', ')}`);
   for (const net of ['four', 'dual']) {
-    const bridge = JSON.parse(await d.tsnet('network', 'inspect', net))[0].Options['com.docker.network.bridge.name'] as string;
+    const bridge = await bridgeOf(d, net);
     const ports = JSON.parse((await run('ip', ['-j', 'addr', 'show', 'master', bridge])).stdout) as { ifname: string; addr_info?: { family: string }[] }[];
     t.is(ports.length, 1, `${bridge} has its sandbox's port`);
     t.deepEqual(ports.filter((p) => (p.addr_info ?? []).some((a) => a.family === 'inet6')).map((p) => p.ifname), [], `ports of ${bridge} with IPv6 addresses`);
@@ -312,16 +316,14 @@ test.serial('IPv6 link-local addresses only where a network has IPv6: none on an
 test.serial('a bridge keeps a MAC of its own: none of its ports\' and the same when a sandbox leaves (so the others\' ARP entries for the gateway stay right)', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
-  await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'a', '--network', 'app');
-  await d.tsnet('sandbox', 'create', '--name', 'b', '--network', 'app');
-  const bridge = JSON.parse(await d.tsnet('network', 'inspect', 'app'))[0].Options['com.docker.network.bridge.name'] as string;
+  await webAndClientOnApp(d);
+  const bridge = await bridgeOf(d, 'app');
   const mac = async (args: string[]): Promise<string[]> => (JSON.parse((await run('ip', ['-j', 'link', 'show', ...args])).stdout) as { address: string }[]).map((l) => l.address);
   const [own] = await mac(['dev', bridge]);
   const ports = await mac(['master', bridge]);
   t.is(ports.length, 2);
   t.false(ports.includes(own!), `bridge ${own} is none of its ports ${ports.join(' ')}`);
-  for (const sb of ['a', 'b']) {
+  for (const sb of ['web', 'client']) {
     await d.tsnet('sandbox', 'rm', sb);
     t.deepEqual(await mac(['dev', bridge]), [own]);
   }

@@ -173,16 +173,20 @@ export class DnsServer {
     const chosen = opts.upstreamsFor;
     // One set per distinct server list, so that the forward resolver's sockets for it are shared.
     const sets = new Map<string, UpstreamSet>();
+    const byList = new WeakMap<readonly Upstream[], UpstreamSet>();
     const upstreamsFor =
       chosen === undefined
         ? undefined
         : (address: string): UpstreamSet | undefined => {
             const servers = chosen(address);
             if (servers === undefined || servers.length === 0) return undefined;
-            const set = upstreamSet(servers);
-            const have = sets.get(set.key);
-            if (have !== undefined) return have;
+            // A forwarded query must not rebuild the set's key: the list the caller holds finds it at once.
+            const known = byList.get(servers);
+            if (known !== undefined) return known;
+            const fresh = upstreamSet(servers);
+            const set = sets.get(fresh.key) ?? fresh;
             sets.set(set.key, set);
+            byList.set(servers, set);
             return set;
           };
     const base = { upstreams, askerSets: () => [...sets.values()], ...(upstreamsFor === undefined ? {} : { upstreamsFor }) };

@@ -13,8 +13,8 @@ import { id, records } from './fixtures.js';
 import { rssMb } from '../bench/procs.js';
 
 const BIN = new URL('../bin/tsnet-dns', import.meta.url).pathname;
-const until = async (check: () => boolean, timeoutMs: number): Promise<boolean> => {
-  for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (check()) return true;
+const until = async (check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> => {
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await check()) return true;
   return check();
 };
 
@@ -90,7 +90,8 @@ test('a client that trickles one byte at a time is closed by the progress deadli
 });
 
 test('a client that pipelines queries and never reads its replies is stopped by backpressure: it cannot make the server buffer them', async (t) => {
-  const dns = await startDns(t, records());
+  const dns = await startDns(t, records(), ['--metrics', '127.0.0.1:0']);
+  const metrics = `http://${dns.logs.find((l) => l.msg === 'ready')!.metrics as string}/metrics`;
   const before = rssMb(dns.child.pid!);
   const conn = (await openConnections(t, dns.port, 1))[0]!;
   conn.pause(); // never read: replies pile up in the kernel, then the server must stop reading
@@ -108,9 +109,12 @@ test('a client that pipelines queries and never reads its replies is stopped by 
   t.log(`client wrote ${(written / 1e6).toFixed(1)} MB before it was blocked; server RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB`);
   t.true(written < 30e6, `the server kept reading: ${written} bytes taken`);
   t.true(after - before < 60, `RSS grew ${after - before} MB`);
-  // The server gives up on a client that does not read within the progress deadline (3 s). Once
-  // this client reads again it finds the replies the kernel held, then the end of the connection.
-  await new Promise((r) => setTimeout(r, 4000));
+  // The server gives up on a client that does not read within the progress deadline (3 s) of its
+  // last reply written. On a loaded machine the server may still be answering what it had read when
+  // the client stopped writing, so the test waits on the server's own count, not on a clock.
+  const stalled = async (): Promise<boolean> => /tsnet_dns_tcp_connections_dropped_total\{reason="stalled"\} 1/.test(await (await fetch(metrics)).text());
+  t.true(await until(stalled, 30_000), 'the server counted the connection as stalled and closed it');
+  // Once this client reads again it finds the replies the kernel held, then the end of the connection.
   conn.on('data', () => {});
   conn.resume();
   // The server first answers what the kernel already holds for it (slow on a loaded machine).

@@ -40,16 +40,22 @@ export function run(args: string[], onLine?: (line: string) => void, netns?: str
 
 const num = (re: RegExp, text: string): number => Number(re.exec(text)?.[1] ?? NaN);
 
+const perf = (out: string): PerfResult => ({
+  qps: num(/Queries per second:\s+([\d.]+)/, out),
+  avgMs: num(/Average Latency \(s\):\s+([\d.]+)/, out) * 1000,
+  lostPct: num(/Queries lost:\s+\d+ \(([\d.]+)%\)/, out),
+});
+
 /** Throughput: `-c 4 -q 100` for `seconds`, after a warm-up of `warmup` seconds. */
 export async function throughput(port: number, file: string, seconds: number, warmup = 2, at: { server?: string; netns?: string } = {}): Promise<PerfResult> {
   const base = ['-s', at.server ?? '127.0.0.1', '-p', String(port), '-d', file, '-c', '4', '-q', '100', '-t', '2'];
   if (warmup > 0) await run([...base, '-l', String(warmup)], undefined, at.netns);
-  const out = await run([...base, '-l', String(seconds)], undefined, at.netns);
-  return {
-    qps: num(/Queries per second:\s+([\d.]+)/, out),
-    avgMs: num(/Average Latency \(s\):\s+([\d.]+)/, out) * 1000,
-    lostPct: num(/Queries lost:\s+\d+ \(([\d.]+)%\)/, out),
-  };
+  return perf(await run([...base, '-l', String(seconds)], undefined, at.netns));
+}
+
+/** Throughput over the file run through once (`-n 1`), every line asked one time, no warm-up. */
+export async function throughputOnce(port: number, file: string): Promise<PerfResult> {
+  return perf(await run(['-s', '127.0.0.1', '-p', String(port), '-d', file, '-c', '4', '-q', '100', '-t', '2', '-n', '1']));
 }
 
 /** Latency at a fixed load of `qps`: every query's time, from dnsperf -v. */

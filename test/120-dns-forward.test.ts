@@ -148,6 +148,19 @@ test.serial('--max-inflight: excess forwarded queries get SERVFAIL at once while
   t.deepEqual(done.slice(5), ['NOERROR', 'NOERROR'], 'the excess and the local name were answered before the slow upstream answered');
 });
 
+test.serial('--replay-size 0: every local answer runs the resolver chain, none is replayed, and each is the same answer', async (t) => {
+  const up = await startUpstream(t);
+  const dns = await startDns(t, records(), ['--upstream', up.label, '--metrics', '127.0.0.1:0', '--replay-size', '0']);
+  const answers = [];
+  for (let i = 0; i < 3; i++) answers.push((await dig(dns.port, 'web')).answers);
+  t.deepEqual(answers[1], answers[0]);
+  t.deepEqual(answers[2], answers[0]);
+  const ready = dns.logs.find((l) => l.msg === 'ready')!;
+  const text = await (await fetch(`http://${ready.metrics as string}/metrics`)).text();
+  t.regex(text, /tsnet_dns_queries_total\{type="A",rcode="NOERROR",resolver="local"\} 3/);
+  t.notRegex(text, /resolver="replay"/);
+});
+
 test.serial('metrics: queries by type, rcode and resolver, cache hits and upstream failures in Prometheus text', async (t) => {
   const up = await startUpstream(t);
   const dead = await startUpstream(t, { behaviour: 'refused' });

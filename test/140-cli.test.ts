@@ -21,7 +21,7 @@ async function fails(args: string[]): Promise<{ code: number; stderr: string }> 
 
 test('--help documents every option', async (t) => {
   const { stdout } = await run(process.execPath, [BIN, '--help']);
-  for (const opt of ['--listen', '--records', '--no-watch', '--upstream', '--scope', '--ttl', '--resolvers', '--max-inflight', '--cache-size', '--cache-bytes', '--allow', '--rate-limit', '--tcp-max-connections', '--udp-receive-queue', '--log-level', '--metrics']) {
+  for (const opt of ['--listen', '--records', '--no-watch', '--upstream', '--scope', '--ttl', '--resolvers', '--max-inflight', '--cache-size', '--replay-size', '--cache-bytes', '--allow', '--rate-limit', '--tcp-max-connections', '--udp-receive-queue', '--log-level', '--metrics']) {
     t.true(stdout.includes(opt), opt);
   }
 });

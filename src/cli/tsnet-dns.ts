@@ -36,6 +36,7 @@ interface Options {
   resolvers: string[];
   maxInflight: number;
   cacheSize: number;
+  replaySize: number;
   cacheBytes: number;
   allow?: string[];
   rateLimit?: number;
@@ -56,6 +57,7 @@ const program = new Command('tsnet-dns')
   .option('--resolvers <list>', `resolvers to run, in fixed order (${PLUGIN_ORDER.join(',')})`, (s) => s.split(','), [...PLUGIN_ORDER])
   .option('--max-inflight <n>', 'forwarded queries in flight before more get SERVFAIL at once', integer(1), 1024)
   .option('--cache-size <n>', 'forwarded answers kept in the cache', integer(0), 10_000)
+  .option('--replay-size <n>', 'answers from the records kept encoded, replayed with only the ID changed (0: off)', integer(0), 100_000)
   .option('--cache-bytes <n>', 'bytes the forwarded-answer cache may hold', integer(1024), 8 * 1024 * 1024)
   .option('--allow <cidr>', 'sources whose queries may be forwarded; repeatable (default: loopback and the records\' subnets); others get REFUSED for names not in the records', collect(argument((s) => (allowPrefix(s), s))))
   .option('--rate-limit <n>', 'UDP replies per second per client /24 (IPv6 /56); over it replies are dropped, every 2nd sent truncated', integer(1))
@@ -90,6 +92,7 @@ async function main(): Promise<void> {
     ttl: opts.ttl,
     upstreams,
     cacheSize: opts.cacheSize,
+    replaySize: opts.replaySize,
     cacheBytes: opts.cacheBytes,
     maxInflight: opts.maxInflight,
     tcpMaxConnections: opts.tcpMaxConnections,

@@ -26,6 +26,8 @@ export interface PipelineOptions {
   logger: Logger;
   /** Resolvers whose registry answers may be replayed: none before them decides by anything but the registry. */
   replayable: ReadonlySet<string>;
+  /** Registry answers kept ready to replay (0: none; every query runs the chain). */
+  replaySize: number;
 }
 
 /**
@@ -40,13 +42,13 @@ export class Pipeline {
   readonly #replays: ReplayCache;
   readonly #replayable: ReadonlySet<string>;
 
-  constructor({ registry, chain, metrics, logger, replayable }: PipelineOptions) {
+  constructor({ registry, chain, metrics, logger, replayable, replaySize }: PipelineOptions) {
     this.#replayable = replayable;
     this.#registry = registry;
     this.#chain = chain;
     this.#metrics = metrics;
     this.#logger = logger;
-    this.#replays = new ReplayCache(registry);
+    this.#replays = new ReplayCache(registry, replaySize);
   }
 
   /** Answers `raw` through `send`, now or later; false when the message gets no reply at all. */

@@ -42,6 +42,7 @@ export class ReplayCache {
   }
 
   set(scope: Scope, q: Query, replay: Replay): void {
+    if (this.#max === 0) return;
     if (this.#size >= this.#max || this.#bytes >= this.#maxBytes) this.clear();
     let byKey = this.#entries.get(scope);
     if (byKey === undefined) this.#entries.set(scope, (byKey = new Map()));

@@ -29,6 +29,8 @@ export interface ServerOptions {
   upstreams?: readonly Upstream[];
   /** Forwarded answers kept in the cache (default 10000). */
   cacheSize?: number;
+  /** Registry answers kept encoded for replay (default 100000; 0 runs the chain for every query). */
+  replaySize?: number;
   /** Bytes the forwarded-answer cache may hold (default 8 MiB). */
   cacheBytes?: number;
   /** CIDRs whose queries may be forwarded (default: loopback and the registry's subnets). */
@@ -94,6 +96,7 @@ export class DnsServer {
     ttl = 5,
     upstreams = resolvConfUpstreams(),
     cacheSize = 10_000,
+    replaySize = 100_000,
     cacheBytes = 8 * 1024 * 1024,
     maxInflight = 1024,
     allow,
@@ -140,7 +143,7 @@ export class DnsServer {
     // A stored answer may be replayed without the chain when every resolver before its maker may be skipped.
     const firstFixed = this.#resolvers.findIndex((r) => r.bypassable !== true);
     const replayable = new Set(this.#resolvers.slice(0, firstFixed < 0 ? undefined : firstFixed + 1).map((r) => r.name));
-    this.#pipeline = new Pipeline({ registry, chain, metrics, logger, replayable });
+    this.#pipeline = new Pipeline({ registry, chain, metrics, logger, replayable, replaySize });
   }
 
   /** Opens UDP and TCP on one address and port. */

@@ -1,4 +1,5 @@
 import { addressKey } from './address.js';
+import { HolderTable, type Holder } from './holder-table.js';
 import type { EndpointSpec, NetworkSpec, ServiceSpec, TaskSpec } from './types.js';
 
 export interface WeightedAddress {
@@ -119,52 +120,70 @@ export function buildServiceIndex(net: NetworkSpec, services: Iterable<ServiceSp
   return { services: b.services, ptr: b.ptr };
 }
 
-/** What one endpoint adds to its network's tables: the keys it answers under and the PTR keys it owns. */
-interface Contribution {
-  v4: readonly WeightedAddress[];
-  v6: readonly WeightedAddress[];
-  names: readonly string[];
-  /** addressKey → its PTR target. */
-  ptrs: ReadonlyMap<string, string>;
+/**
+ * One endpoint on one network: the keys it answers under and the PTR keys it owns. It is itself
+ * the entry of every key only it holds (most keys), so 100k endpoints do not make 600k entries.
+ */
+export interface EndpointHolder extends NameEntry, Holder {
+  readonly names: readonly string[];
+  readonly ptrKeys: readonly string[];
+  /** Its PTR target (`name.network`), as the list a reverse lookup returns. */
+  readonly targets: readonly string[];
+}
+
+/** The shared tables every network's endpoint names are written into, and lookups read. */
+export interface EndpointTables {
+  readonly names: HolderTable<EndpointHolder, NameEntry>;
+  readonly ptr: HolderTable<EndpointHolder, readonly string[]>;
+}
+
+const uniqueTargets = (lists: (readonly string[])[]): readonly string[] => [...new Set(lists.flat())];
+
+export const endpointTables = (): EndpointTables => ({
+  names: new HolderTable<EndpointHolder, NameEntry>((h) => h, mergeEntries),
+  ptr: new HolderTable<EndpointHolder, readonly string[]>((h) => h.targets, uniqueTargets),
+});
+
+/** A network's service entry under one key, as the shared service tables hold it. */
+export interface ServiceHolder extends Holder {
+  readonly entry: NameEntry;
+  readonly targets: readonly string[];
+}
+
+export interface ServiceTables {
+  readonly names: HolderTable<ServiceHolder, NameEntry>;
+  readonly ptr: HolderTable<ServiceHolder, readonly string[]>;
+}
+
+export const serviceTables = (): ServiceTables => ({
+  names: new HolderTable<ServiceHolder, NameEntry>((h) => h.entry, mergeEntries),
+  ptr: new HolderTable<ServiceHolder, readonly string[]>((h) => h.targets, uniqueTargets),
+});
+
+const NO_ENTRY: NameEntry = { v4: [], v6: [], srv: null };
+
+/** Moves a network's service tables from `old` to `index` in the shared tables. */
+export function putServiceIndex(tables: ServiceTables, network: string, old: ServiceIndex | undefined, index: ServiceIndex | undefined): void {
+  const gone = { id: '', network };
+  for (const key of old?.services.keys() ?? []) tables.names.remove(key, gone);
+  for (const key of old?.ptr.keys() ?? []) tables.ptr.remove(key, gone);
+  for (const [key, entry] of index?.services ?? []) tables.names.add(key, { id: '', network, entry, targets: [] });
+  for (const [key, targets] of index?.ptr ?? []) tables.ptr.add(key, { id: '', network, entry: NO_ENTRY, targets });
 }
 
 /**
- * The endpoint tables of one network (container names, hostnames, aliases, short ids, each also
- * as `name.network`; and their PTR targets), kept up to date one endpoint at a time: a change
- * costs what that endpoint names, whatever else is on the network. A name two endpoints share
- * (an alias) answers with both, in the order they got it.
+ * The endpoint names of one network (container names, hostnames, aliases, short ids, each also
+ * as `name.network`; and their PTR targets), kept one endpoint at a time in the shared tables: a
+ * change costs what that endpoint names, whatever else is on the network. A name two endpoints
+ * share (an alias) answers with both, in the order they got it.
  */
 export class EndpointNames {
-  readonly #entries = new Map<string, NameEntry>();
-  readonly #ptr = new Map<string, readonly string[]>();
-  /** Key → endpoint id → what it adds under that key. */
-  readonly #byName = new Map<string, Map<string, Contribution>>();
-  readonly #byPtr = new Map<string, Map<string, string>>();
-  readonly #of = new Map<string, Contribution>();
+  readonly #of = new Map<string, EndpointHolder>();
 
-  constructor(readonly network: string) {}
-
-  get entries(): ReadonlyMap<string, NameEntry> {
-    return this.#entries;
-  }
-
-  get ptr(): ReadonlyMap<string, readonly string[]> {
-    return this.#ptr;
-  }
-
-  /** The tables of every endpoint of `eps` on this network, each name merged once. */
-  static of(network: string, eps: Iterable<EndpointSpec>): EndpointNames {
-    const names = new EndpointNames(network);
-    names.#deferred = new Set();
-    for (const ep of eps) names.set(ep);
-    const keys = names.#deferred;
-    names.#deferred = undefined;
-    for (const key of keys) key.startsWith('ptr:') ? names.#refreshPtr(key.slice(4)) : names.#refreshName(key.slice(5));
-    return names;
-  }
-
-  /** Keys to refresh at the end of a bulk build (`of`), instead of after each endpoint. */
-  #deferred: Set<string> | undefined;
+  constructor(
+    readonly network: string,
+    readonly tables: EndpointTables,
+  ) {}
 
   /** Adds or replaces an endpoint; one not on this network is removed. */
   set(ep: EndpointSpec): void {
@@ -176,81 +195,53 @@ export class EndpointNames {
       names.add(n.toLowerCase());
       names.add(`${n}.${this.network}`.toLowerCase());
     }
-    const target = `${ep.name}.${this.network}`.toLowerCase();
-    const ptrs = new Map<string, string>();
+    const ptrKeys: string[] = [];
     for (const ip of [att.ipv4, att.ipv6]) {
       const key = ip === undefined ? undefined : addressKey(ip);
-      if (key !== undefined) ptrs.set(key, target);
+      if (key !== undefined) ptrKeys.push(key);
     }
-    const c: Contribution = { v4: one(att.ipv4), v6: one(att.ipv6), names: [...names], ptrs };
-    this.#of.set(ep.id, c);
-    for (const key of c.names) {
-      group(this.#byName, key).set(ep.id, c);
-      this.#refreshName(key);
-    }
-    for (const [key, t] of ptrs) {
-      group(this.#byPtr, key).set(ep.id, t);
-      this.#refreshPtr(key);
-    }
+    const h: EndpointHolder = {
+      id: ep.id,
+      network: this.network,
+      v4: one(att.ipv4),
+      v6: one(att.ipv6),
+      srv: null,
+      names: [...names],
+      ptrKeys,
+      targets: [`${ep.name}.${this.network}`.toLowerCase()],
+    };
+    this.#of.set(ep.id, h);
+    for (const key of h.names) this.tables.names.add(key, h);
+    for (const key of ptrKeys) this.tables.ptr.add(key, h);
   }
 
   remove(id: string): void {
-    const c = this.#of.get(id);
-    if (c === undefined) return;
+    const h = this.#of.get(id);
+    if (h === undefined) return;
     this.#of.delete(id);
-    for (const key of c.names) {
-      this.#byName.get(key)?.delete(id);
-      this.#refreshName(key);
-    }
-    for (const key of c.ptrs.keys()) {
-      this.#byPtr.get(key)?.delete(id);
-      this.#refreshPtr(key);
-    }
+    this.#drop(h);
   }
 
-  /** Merges a name's holders again: linear in how many hold it (5000 endpoints may share one alias). */
-  #refreshName(key: string): void {
-    if (this.#deferred !== undefined) return void this.#deferred.add(`name:${key}`);
-    const members = this.#byName.get(key);
-    if (members === undefined || members.size === 0) {
-      this.#byName.delete(key);
-      this.#entries.delete(key);
-      return;
-    }
-    const entry = new EntryBuilder();
-    const seen = new Set<string>();
-    for (const c of members.values()) {
-      for (const a of c.v4) if (!seen.has(a.ip)) seen.add(a.ip), entry.v4.push(a);
-      for (const a of c.v6) if (!seen.has(a.ip)) seen.add(a.ip), entry.v6.push(a);
-    }
-    this.#entries.set(key, entry);
+  /** Takes every name of this network out of the shared tables (the network went, or lost its names). */
+  clear(): void {
+    for (const h of this.#of.values()) this.#drop(h);
+    this.#of.clear();
   }
 
-  #refreshPtr(key: string): void {
-    if (this.#deferred !== undefined) return void this.#deferred.add(`ptr:${key}`);
-    const members = this.#byPtr.get(key);
-    if (members === undefined || members.size === 0) {
-      this.#byPtr.delete(key);
-      this.#ptr.delete(key);
-      return;
-    }
-    this.#ptr.set(key, [...new Set(members.values())]);
+  #drop(h: EndpointHolder): void {
+    for (const key of h.names) this.tables.names.remove(key, h);
+    for (const key of h.ptrKeys) this.tables.ptr.remove(key, h);
   }
 }
 
-function group<V>(groups: Map<string, Map<string, V>>, key: string): Map<string, V> {
-  let g = groups.get(key);
-  if (g === undefined) groups.set(key, (g = new Map()));
-  return g;
-}
-
-/** Merges the entries a name has on several networks (a sandbox on two networks sees both). */
+/** Merges entries of one name (its holders on a network, or its networks in a scope), each address once. */
 export function mergeEntries(entries: readonly NameEntry[]): NameEntry {
   if (entries.length === 1) return entries[0]!;
   const merged = new EntryBuilder();
+  const seen = new Set<string>();
   for (const e of entries) {
-    for (const a of e.v4) if (!merged.v4.some((x) => x.ip === a.ip)) merged.v4.push(a);
-    for (const a of e.v6) if (!merged.v6.some((x) => x.ip === a.ip)) merged.v6.push(a);
+    for (const a of e.v4) if (!seen.has(a.ip)) seen.add(a.ip), merged.v4.push(a);
+    for (const a of e.v6) if (!seen.has(a.ip)) seen.add(a.ip), merged.v6.push(a);
     if (e.srv !== null) merged.srv = [...(merged.srv ?? []), ...e.srv];
   }
   return merged;

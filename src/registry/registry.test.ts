@@ -1,8 +1,10 @@
 import test from 'ava';
+import fc from 'fast-check';
+import { BlockList } from 'node:net';
 import { records } from '../../test/fixtures.js';
 import { addressKey, reverseNameKey } from './address.js';
 import { Registry } from './registry.js';
-import { parseRecords } from './validate.js';
+import { inCidr, parseRecords } from './validate.js';
 
 const bad = (mutate: (d: ReturnType<typeof records>) => void): string => {
   const doc = records();
@@ -104,4 +106,20 @@ test('endpoint changes are applied one at a time: a shared alias keeps its other
   t.is(r.scopeOf('10.1.0.3'), undefined, 'the old address has no scope left');
   r.setNetwork({ name: 'c', subnet: '10.3.0.0/24' });
   t.deepEqual(ips('two'), ['10.2.0.3'], 'a new network rebuilds nothing away');
+});
+
+test('inCidr agrees with node:net BlockList for IPv4 and IPv6 prefixes of every length', (t) => {
+  const v4 = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 })).map((o) => o.join('.'));
+  const v6 = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }).map((g) => g.map((x) => x.toString(16)).join(':'));
+  const check = (family: 'ipv4' | 'ipv6', max: number) =>
+    fc.property(family === 'ipv4' ? v4 : v6, family === 'ipv4' ? v4 : v6, fc.integer({ min: 0, max }), fc.boolean(), (base, other, bits, near) => {
+      // Half the cases ask about the base itself with its last bits changed, so that both answers come up.
+      const addr = near ? base.replace(/[0-9a-f]+$/, (x) => (parseInt(x, family === 'ipv4' ? 10 : 16) ^ 1).toString(family === 'ipv4' ? 10 : 16)) : other;
+      const list = new BlockList();
+      list.addSubnet(base, bits, family);
+      return inCidr(`${base}/${bits}`, addr, family) === list.check(addr, family);
+    });
+  fc.assert(check('ipv4', 32), { numRuns: 2000 });
+  fc.assert(check('ipv6', 128), { numRuns: 2000 });
+  t.true(inCidr('fd00:30::/64', 'fd00:30::2', 'ipv6') && !inCidr('fd00:30::/64', 'fd00:31::2', 'ipv6') && inCidr('10.0.0.0/8', '10.255.1.1', 'ipv4') && !inCidr('172.30.0.0/24', '172.30.1.2', 'ipv4'));
 });

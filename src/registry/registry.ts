@@ -1,13 +1,21 @@
 import { EventEmitter } from 'node:events';
-import { buildServiceIndex, EndpointNames, mergeEntries, type NameEntry, type ServiceIndex } from './name-index.js';
+import { buildServiceIndex, EndpointNames, endpointTables, putServiceIndex, serviceTables, type NameEntry, type ServiceIndex } from './name-index.js';
 import type { EndpointSpec, NetworkSpec, RecordsState, ServiceSpec, TaskSpec } from './types.js';
 import { parseRecords } from './validate.js';
 
 /** The set of networks whose names a query may see. Scopes are shared objects: compare keys. */
 export class Scope {
   readonly key: string;
-  constructor(readonly networks: readonly string[]) {
-    this.key = networks.join(',');
+  readonly networks: readonly string[];
+  readonly #set: ReadonlySet<string>;
+  constructor(networks: readonly string[]) {
+    this.networks = [...networks].sort();
+    this.key = this.networks.join(',');
+    this.#set = new Set(networks);
+  }
+
+  has(network: string): boolean {
+    return this.#set.has(network);
   }
 }
 
@@ -39,9 +47,12 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #networks = new Map<string, NetworkSpec>();
   #endpoints = new Map<string, EndpointSpec>();
   #services = new Map<string, ServiceSpec>();
-  /** Per network with names: its endpoint tables (kept one endpoint at a time) and its service tables. */
+  /** Per network with names: its endpoint names (kept one endpoint at a time) and its service tables. */
   #names = new Map<string, EndpointNames>();
   #serviceIndexes = new Map<string, ServiceIndex>();
+  /** Every network's names in one table per kind, which lookups read (see HolderTable). */
+  readonly #endpointTables = endpointTables();
+  readonly #serviceTables = serviceTables();
   #scopeByAddress = new Map<string, Scope>();
   /** Every distinct scope by key, so `scope()` is one lookup rather than a scan of the endpoints. */
   #scopeByKey = new Map<string, Scope>();
@@ -84,6 +95,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     this.#services = new Map(state.services.map((s) => [serviceKey(s.network, s.name), s]));
     this.#names = new Map();
     this.#serviceIndexes = new Map();
+    for (const table of [this.#endpointTables.names, this.#endpointTables.ptr, this.#serviceTables.names, this.#serviceTables.ptr]) table.clear();
     this.#reindex(new Set([...before, ...this.#networks.keys()]), true);
   }
 
@@ -173,25 +185,16 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   /** What `name` resolves to among `kind` names in `scope`, merged across its networks. */
   lookup(scope: Scope, kind: 'endpoints' | 'services', name: string): NameEntry | undefined {
-    let found: NameEntry | undefined;
-    let several: NameEntry[] | undefined;
-    for (const net of scope.networks) {
-      const entry = kind === 'endpoints' ? this.#names.get(net)?.entries.get(name) : this.#serviceIndexes.get(net)?.services.get(name);
-      if (entry === undefined) continue;
-      if (found === undefined) found = entry;
-      else (several ??= [found]).push(entry);
-    }
-    return several === undefined ? found : mergeEntries(several);
+    return (kind === 'endpoints' ? this.#endpointTables : this.#serviceTables).names.within(name, scope);
   }
 
-  /** PTR targets of an address (an addressKey) in `scope`. */
+  /** PTR targets of an address (an addressKey) in `scope`: those of the first of its networks that has it, endpoints before services. */
   reverse(scope: Scope, key: string): readonly string[] | undefined {
-    for (const net of scope.networks) {
-      const endpoints = this.#names.get(net)?.ptr.get(key);
-      const services = this.#serviceIndexes.get(net)?.ptr.get(key);
-      if (endpoints !== undefined || services !== undefined) return services === undefined ? endpoints : endpoints === undefined ? services : [...endpoints, ...services];
-    }
-    return undefined;
+    const endpoints = this.#endpointTables.ptr.first(key, scope);
+    const services = this.#serviceTables.ptr.first(key, scope);
+    if (endpoints === undefined || services === undefined) return (endpoints ?? services)?.value;
+    if (endpoints.network === services.network) return [...endpoints.value, ...services.value];
+    return endpoints.network < services.network ? endpoints.value : services.value;
   }
 
   #requireNetwork(name: string, who: string): void {
@@ -223,18 +226,29 @@ export class Registry extends EventEmitter<RegistryEvents> {
     for (const name of changed) {
       const net = this.#networks.get(name);
       if (net === undefined || net.dns === false) {
+        this.#names.get(name)?.clear();
         this.#names.delete(name);
-        this.#serviceIndexes.delete(name);
+        this.#putServices(name, undefined);
         continue;
       }
       if (networks || !this.#names.has(name)) {
         endpointsOn ??= groupBy(this.#endpoints.values(), (e) => Object.keys(e.networks));
-        this.#names.set(name, EndpointNames.of(name, endpointsOn.get(name) ?? []));
+        this.#names.get(name)?.clear();
+        const names = new EndpointNames(name, this.#endpointTables);
+        for (const ep of endpointsOn.get(name) ?? []) names.set(ep);
+        this.#names.set(name, names);
       }
-      this.#serviceIndexes.set(name, buildServiceIndex(net, servicesOn.get(name) ?? []));
+      this.#putServices(name, buildServiceIndex(net, servicesOn.get(name) ?? []));
     }
     if (networks) this.#rebuildScopes();
     this.#changed(changed);
+  }
+
+  /** Swaps a network's service tables, in its own map and in the shared ones. */
+  #putServices(network: string, index: ServiceIndex | undefined): void {
+    putServiceIndex(this.#serviceTables, network, this.#serviceIndexes.get(network), index);
+    if (index === undefined) this.#serviceIndexes.delete(network);
+    else this.#serviceIndexes.set(network, index);
   }
 
   /** One generation and one `change` event per change, or per batch at its end. */

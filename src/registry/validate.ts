@@ -1,4 +1,5 @@
-import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { addressKey } from './address.js';
 import type {
   EndpointAttachment,
   EndpointSpec,
@@ -124,14 +125,32 @@ function unique(seen: Set<string>, key: string, path: string, what: string): voi
   seen.add(key);
 }
 
+const ipv4Bits = (addr: string): number => addr.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+
+/**
+ * Whether an address (already checked to be of the family) lies in a CIDR, by arithmetic: a
+ * BlockList per check cost 40 µs and its SocketAddress 5 µs more, seconds for 100k endpoints.
+ */
+export function inCidr(cidr: string, addr: string, family: 'ipv4' | 'ipv6'): boolean {
+  const [base, bitsText] = cidr.split('/') as [string, string];
+  const bits = Number(bitsText);
+  if (family === 'ipv4') {
+    const drop = 2 ** (32 - bits);
+    return Math.floor(ipv4Bits(addr) / drop) === Math.floor(ipv4Bits(base) / drop);
+  }
+  const a = addressKey(addr)!;
+  const b = addressKey(base)!;
+  const whole = bits >> 2;
+  if (a.slice(0, whole) !== b.slice(0, whole)) return false;
+  const mask = (0xf0 >> (bits & 3)) & 0xf;
+  return whole === 32 || (parseInt(a[whole]!, 16) & mask) === (parseInt(b[whole]!, 16) & mask);
+}
+
 /** Checks `addr` falls inside the network's subnet of its family, when the network has one. */
 function inSubnet(addr: string, net: NetworkSpec, family: 'ipv4' | 'ipv6', path: string): void {
   const cidr = family === 'ipv4' ? net.subnet : net.ipv6Subnet;
   if (cidr === undefined) return;
-  const [base, bits] = cidr.split('/') as [string, string];
-  const list = new BlockList();
-  list.addSubnet(base, Number(bits), family);
-  if (!list.check(addr, family)) throw new RecordsError(path, `${show(addr)} is outside ${net.name}'s subnet ${cidr}`);
+  if (!inCidr(cidr, addr, family)) throw new RecordsError(path, `${show(addr)} is outside ${net.name}'s subnet ${cidr}`);
 }
 
 /** The optional address `o[key]` of `family`, checked to lie in the network's subnet. */

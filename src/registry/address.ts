@@ -7,20 +7,26 @@ import { isIPv4, isIPv6 } from 'node:net';
 export function addressKey(ip: string): string | undefined {
   if (isIPv4(ip)) return ip;
   if (!isIPv6(ip)) return undefined;
-  const [head = '', tail] = ip.toLowerCase().split('::') as [string, string | undefined];
-  const groups = (s: string): string[] => (s === '' ? [] : s.split(':'));
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const expand = (g: string[]): string[] =>
-    g.flatMap((x) => {
-      if (!x.includes('.')) return [x.padStart(4, '0')];
-      const o = x.split('.').map(Number) as [number, number, number, number];
-      return [((o[0] << 8) | o[1]).toString(16).padStart(4, '0'), ((o[2] << 8) | o[3]).toString(16).padStart(4, '0')];
-    });
-  const l = expand(left);
-  const r = expand(right);
-  const fill = tail === undefined ? [] : new Array<string>(8 - l.length - r.length).fill('0000');
-  return [...l, ...fill, ...r].join('');
+  const lower = ip.toLowerCase();
+  const gap = lower.indexOf('::');
+  const left = groups(gap < 0 ? lower : lower.slice(0, gap));
+  const right = gap < 0 ? '' : groups(lower.slice(gap + 2));
+  return left + '0'.repeat(32 - left.length - right.length) + right;
+}
+
+/** Colon-separated groups as 4 nibbles each; a trailing dotted quad is two groups. */
+function groups(part: string): string {
+  if (part === '') return '';
+  let out = '';
+  for (const g of part.split(':')) {
+    if (g.includes('.')) {
+      const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
+      out += (((a << 24) | (b << 16) | (c << 8) | d) >>> 0).toString(16).padStart(8, '0');
+    } else {
+      out += g.length === 4 ? g : '000'.slice(g.length - 1) + g;
+    }
+  }
+  return out;
 }
 
 /** An asker's address as its family's own: a dual-stack socket reports IPv4 askers as ::ffff:a.b.c.d. */

@@ -78,6 +78,15 @@ export class HolderTable<H extends Holder, V> {
     return several === undefined ? found : this.many(several);
   }
 
+  /** The value of `key` on `network` alone. */
+  at(key: string, network: string): V | undefined {
+    const slot = this.#map.get(key);
+    if (slot === undefined) return undefined;
+    if (!Array.isArray(slot)) return slot.network === network ? this.one(slot) : undefined;
+    const g = slot.find((x) => x.network === network);
+    return g === undefined ? undefined : this.#valueOf(g);
+  }
+
   /** The first network in order (of those `scope` lets through) holding `key`, with its value there. */
   first(key: string, scope: NetworkFilter): { network: string; value: V } | undefined {
     const slot = this.#map.get(key);

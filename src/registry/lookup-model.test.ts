@@ -8,7 +8,8 @@ import type { EndpointSpec } from './types.js';
 // them after every change against the plainest reading of the state: scan every endpoint.
 
 const NETS = ['n0', 'n1', 'n2', 'n3'];
-const NAMES = ['web', 'db', 'Api', 'cache'];
+// 'db.n2' is an alias with a dot that reads as db on n2 too: both holders answer it.
+const NAMES = ['web', 'db', 'Api', 'cache', 'db.n2'];
 
 const endpointArb = fc.record({
   slot: fc.integer({ min: 0, max: 5 }),

@@ -23,7 +23,7 @@ test('records errors name the field and the value', (t) => {
   t.is(bad((d) => (d.networks[1]!.subnet = '172.31.0.0/33')), 'networks[1].subnet: "172.31.0.0/33" is not an IPv4 subnet in CIDR form');
   t.is(bad((d) => ((d.services[0] as { mode: string }).mode = 'roundrobin')), 'services[0].mode: "roundrobin" is not "vip" or "dnsrr"');
   t.is(bad((d) => (d.endpoints[1]!.id = d.endpoints[0]!.id)), `endpoints[1].id: endpoint id "${'a'.repeat(64)}" appears twice`);
-  t.is(bad((d) => (d.endpoints[1]!.networks.app!.ipv4 = '172.30.0.2')), 'endpoints[1].networks.app.ipv4: address on app "app/172.30.0.2" appears twice');
+  t.is(bad((d) => (d.endpoints[1]!.networks.app!.ipv4 = '172.30.0.2')), 'endpoints[1].networks.app.ipv4: address on app "172.30.0.2" appears twice');
   t.is(bad((d) => ((d.endpoints[0]!.networks as Record<string, object>).nope = {})), 'endpoints[0].networks: network "nope" is not defined');
   t.is(bad((d) => (d.endpoints[0]!.name = 'has space')), 'endpoints[0].name: "has space" is not a valid name (letters, digits, \'_\', \'.\', \'-\'; up to 63)');
   t.is(bad((d) => (d.services[0]!.tasks[0]!.ipv4 = '172.99.0.1')), 'services[0].tasks[0].ipv4: "172.99.0.1" is outside app\'s subnet 172.30.0.0/24');
@@ -122,4 +122,25 @@ test('inCidr agrees with node:net BlockList for IPv4 and IPv6 prefixes of every 
   fc.assert(check('ipv4', 32), { numRuns: 2000 });
   fc.assert(check('ipv6', 128), { numRuns: 2000 });
   t.true(inCidr('fd00:30::/64', 'fd00:30::2', 'ipv6') && !inCidr('fd00:30::/64', 'fd00:31::2', 'ipv6') && inCidr('10.0.0.0/8', '10.255.1.1', 'ipv4') && !inCidr('172.30.0.0/24', '172.30.1.2', 'ipv4'));
+});
+
+test('addressKey expands every spelling of an IPv6 address to the same 32 nibbles (compressed, leading zeros, a dotted-quad tail, any case)', (t) => {
+  const group = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+  fc.assert(
+    fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 8 }), fc.boolean(), fc.boolean(), (g, from, len, quad, upper) => {
+      const want = g.map((x) => x.toString(16).padStart(4, '0')).join('');
+      let text: string[] = g.map((x) => x.toString(16));
+      if (quad) text = [...text.slice(0, 6), [g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255].join('.')];
+      // Compress a run of zero groups (never into the dotted quad) with '::'.
+      const end = Math.min(from + len, 6 + (quad ? 0 : 2));
+      if (end > from && g.slice(from, end).every((x) => x === 0)) text = [...text.slice(0, from), '', ...text.slice(end)];
+      let spelled = text.join(':').replace(/^:(?=[^:])/, '::').replace(/(?<=[^:]):$/, '::');
+      if (spelled === '') spelled = '::';
+      if (upper) spelled = spelled.toUpperCase();
+      return addressKey(spelled) === want;
+    }),
+    { numRuns: 3000 },
+  );
+  t.is(addressKey('1.2.3.4'), '1.2.3.4');
+  t.is(addressKey('nonsense'), undefined);
 });

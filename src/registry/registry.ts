@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { buildServiceIndex, EndpointNames, endpointTables, putServiceIndex, serviceTables, type NameEntry, type ServiceIndex } from './name-index.js';
+import { buildServiceIndex, EndpointNames, endpointTables, mergeEntries, putServiceIndex, serviceTables, type NameEntry, type ServiceIndex } from './name-index.js';
 import type { EndpointSpec, NetworkSpec, RecordsState, ServiceSpec, TaskSpec } from './types.js';
 import { parseRecords } from './validate.js';
 
@@ -53,6 +53,8 @@ export class Registry extends EventEmitter<RegistryEvents> {
   /** Every network's names in one table per kind, which lookups read (see HolderTable). */
   readonly #endpointTables = endpointTables();
   readonly #serviceTables = serviceTables();
+  /** Lowercased network name → the networks so named (queries arrive lowercased). */
+  #networksByLower = new Map<string, string[]>();
   #scopeByAddress = new Map<string, Scope>();
   /** Every distinct scope by key, so `scope()` is one lookup rather than a scan of the endpoints. */
   #scopeByKey = new Map<string, Scope>();
@@ -185,7 +187,18 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   /** What `name` resolves to among `kind` names in `scope`, merged across its networks. */
   lookup(scope: Scope, kind: 'endpoints' | 'services', name: string): NameEntry | undefined {
-    return (kind === 'endpoints' ? this.#endpointTables : this.#serviceTables).names.within(name, scope);
+    const table = (kind === 'endpoints' ? this.#endpointTables : this.#serviceTables).names;
+    const bare = table.within(name, scope);
+    let qualified: NameEntry[] | undefined;
+    // `name.network` is the bare name on that network alone; a network's name may hold dots.
+    for (let dot = name.indexOf('.'); dot > 0; dot = name.indexOf('.', dot + 1)) {
+      for (const net of this.#networksByLower.get(name.slice(dot + 1)) ?? []) {
+        const entry = scope.has(net) ? table.at(name.slice(0, dot), net) : undefined;
+        if (entry !== undefined) (qualified ??= []).push(entry);
+      }
+    }
+    if (qualified === undefined) return bare;
+    return mergeEntries(bare === undefined ? qualified : [bare, ...qualified]);
   }
 
   /** PTR targets of an address (an addressKey) in `scope`: those of the first of its networks that has it, endpoints before services. */
@@ -263,6 +276,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   /** One Scope object per distinct network set, so that caches can key on scope identity. */
   #rebuildScopes(): void {
+    this.#networksByLower = groupBy(this.#networks.keys(), (n) => [n.toLowerCase()]);
     const dnsNets = [...this.#networks.values()].filter((n) => n.dns !== false).map((n) => n.name);
     this.#allScope = new Scope(dnsNets.sort());
     this.#scopeByKey = new Map<string, Scope>([[this.#allScope.key, this.#allScope]]);

@@ -125,6 +125,17 @@ function unique(seen: Set<string>, key: string, path: string, what: string): voi
   seen.add(key);
 }
 
+/** Subnet bases' addressKeys: a records file names a few subnets and many addresses in them. */
+const baseKeys = new Map<string, string>();
+function baseKey(base: string): string {
+  let key = baseKeys.get(base);
+  if (key === undefined) {
+    if (baseKeys.size >= 4096) baseKeys.clear();
+    baseKeys.set(base, (key = addressKey(base)!));
+  }
+  return key;
+}
+
 const ipv4Bits = (addr: string): number => addr.split('.').reduce((n, o) => n * 256 + Number(o), 0);
 
 /**
@@ -139,7 +150,7 @@ export function inCidr(cidr: string, addr: string, family: 'ipv4' | 'ipv6'): boo
     return Math.floor(ipv4Bits(addr) / drop) === Math.floor(ipv4Bits(base) / drop);
   }
   const a = addressKey(addr)!;
-  const b = addressKey(base)!;
+  const b = baseKey(base);
   const whole = bits >> 2;
   if (a.slice(0, whole) !== b.slice(0, whole)) return false;
   const mask = (0xf0 >> (bits & 3)) & 0xf;
@@ -267,14 +278,17 @@ export function parseRecords(doc: unknown): RecordsState {
     networks.set(net.name, net);
   });
   const ids = new Set<string>();
-  const addresses = new Set<string>();
+  const addresses = new Map<string, Set<string>>();
   const endpoints = array(root.endpoints, 'endpoints').map((e, i) => {
     const ep = endpoint(e, `endpoints[${i}]`, networks);
     unique(ids, ep.id, `endpoints[${i}].id`, 'endpoint id');
     for (const [net, att] of Object.entries(ep.networks)) {
       for (const family of ['ipv4', 'ipv6'] as const) {
         const addr = att[family];
-        if (addr !== undefined) unique(addresses, `${net}/${addr}`, `endpoints[${i}].networks.${net}.${family}`, `address on ${net}`);
+        if (addr === undefined) continue;
+        let onNet = addresses.get(net);
+        if (onNet === undefined) addresses.set(net, (onNet = new Set()));
+        unique(onNet, addr, `endpoints[${i}].networks.${net}.${family}`, `address on ${net}`);
       }
     }
     return ep;

@@ -46,7 +46,7 @@ export function readRecords(path: string): RecordsState {
     for (const [key, list] of Object.entries(recordsDocument(doc, file))) merged[key as RecordsKey].push(...list);
   }
   try {
-    return parseRecords(merged);
+    return parseRecords(merged, { adopt: true });
   } catch (err) {
     const where = files.length === 1 ? files[0] : path;
     if (err instanceof RecordsError) throw new Error(`${where}: ${err.message}`, { cause: err });

@@ -1,7 +1,7 @@
 // tsnet's resolver inside a program of its own: names from a registry, the built-in chain with
 // a plugin of the program's (a blocklist), one listener. `node dist/examples/embed.js` (PORT=0
 // picks a free port); the README walks through it.
-import { createServer, emptyReply, Rcode, Registry, type ResolverPlugin } from 'tsnet-dns';
+import { createServer, Rcode, rcodeReply, Registry, type ResolverPlugin } from 'tsnet-dns';
 
 const blocked = new Set(['ads.example.com']);
 const blocklist: ResolverPlugin = {
@@ -9,7 +9,7 @@ const blocklist: ResolverPlugin = {
   setup: () => ({
     name: 'blocklist',
     resolve: (q, _ctx, next) =>
-      blocked.has(q.name) ? { bytes: emptyReply(q.raw, Rcode.NXDOMAIN, q.questionEnd, q.edns), rcode: Rcode.NXDOMAIN, resolver: 'blocklist' } : next(),
+      blocked.has(q.name) ? rcodeReply(q, Rcode.NXDOMAIN, 'blocklist') : next(),
   }),
 };
 

@@ -8,4 +8,5 @@ export { DnsMetrics } from './server/metrics.js';
 export { PLUGIN_ORDER, PLUGINS as resolvers, chainOf, type ChainEntry, type ResolverName } from '../resolvers/index.js';
 export type { Query } from './wire/query.js';
 export { emptyReply } from './wire/reply.js';
+export { rcodeReply } from './server/resolver.js';
 export { Rcode, QType } from './wire/constants.js';

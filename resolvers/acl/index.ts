@@ -2,9 +2,8 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { Cidr } from '../../src/net/ipam/cidr.js';
 import { unmapped } from '../../src/registry/address.js';
 import type { Registry } from '../../src/registry/registry.js';
-import type { Resolver, ResolverPlugin } from '../../src/server/resolver.js';
+import { rcodeReply, type Resolver, type ResolverPlugin } from '../../src/server/resolver.js';
 import { Rcode } from '../../src/wire/constants.js';
-import { emptyReply } from '../../src/wire/reply.js';
 
 /** `ADDR/BITS`, or a bare address for one host, as a prefix; throws naming the text. */
 export function allowPrefix(text: string): Cidr {
@@ -65,7 +64,7 @@ export const acl: ResolverPlugin = {
       name: 'acl',
       resolve(q, ctx, next) {
         if (allowed(ctx.source.address)) return next();
-        return { bytes: emptyReply(q.raw, Rcode.REFUSED, q.questionEnd, q.edns), rcode: Rcode.REFUSED, resolver: 'acl' };
+        return rcodeReply(q, Rcode.REFUSED, 'acl');
       },
     };
   },

@@ -1,17 +1,13 @@
-import type { Reply, Resolver, ResolverPlugin } from '../../src/server/resolver.js';
+import { rcodeReply, type Reply, type Resolver, type ResolverPlugin } from '../../src/server/resolver.js';
 import type { Upstream } from '../../src/server/upstreams.js';
 import { Rcode } from '../../src/wire/constants.js';
 import type { Query } from '../../src/wire/query.js';
-import { emptyReply, relayTo } from '../../src/wire/reply.js';
+import { relayTo } from '../../src/wire/reply.js';
 import { exchange } from './exchange.js';
 import { UpstreamHealth } from './health.js';
 import { UdpPool } from './udp-pool.js';
 
-const servfail = (q: Query): Reply => ({
-  bytes: emptyReply(q.raw, Rcode.SERVFAIL, q.questionEnd, q.edns),
-  rcode: Rcode.SERVFAIL,
-  resolver: 'forward',
-});
+const servfail = (q: Query): Reply => rcodeReply(q, Rcode.SERVFAIL, 'forward');
 
 /**
  * Sends what no earlier resolver answered to the asker's upstreams (the sandbox's own servers,

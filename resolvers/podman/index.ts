@@ -1,6 +1,5 @@
-import type { Resolver, ResolverPlugin } from '../../src/server/resolver.js';
+import { rcodeReply, type Resolver, type ResolverPlugin } from '../../src/server/resolver.js';
 import { Rcode } from '../../src/wire/constants.js';
-import { emptyReply } from '../../src/wire/reply.js';
 import { answerEntry, ownsClass } from '../answer.js';
 
 export interface PodmanOptions {
@@ -22,7 +21,7 @@ export const podman = (o: PodmanOptions): ResolverPlugin => ({
   name: 'podman',
   setup({ registry, ttl }): Resolver {
     const suffix = `.${o.domain}`;
-    const nxdomain = (q: Parameters<Resolver['resolve']>[0]) => ({ bytes: emptyReply(q.raw, Rcode.NXDOMAIN, q.questionEnd, q.edns), rcode: Rcode.NXDOMAIN, resolver: 'podman' });
+    const nxdomain = (q: Parameters<Resolver['resolve']>[0]) => rcodeReply(q, Rcode.NXDOMAIN, 'podman');
     return {
       name: 'podman',
       // What it answers follows from the registry, the question and fixed options: replaying past it is safe.

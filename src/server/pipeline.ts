@@ -5,7 +5,7 @@ import { parseQuery, type Query } from '../wire/query.js';
 import { emptyReply } from '../wire/reply.js';
 import type { DnsMetrics } from './metrics.js';
 import { ReplayCache } from './replay.js';
-import type { QueryContext, Reply } from './resolver.js';
+import { rcodeReply, type QueryContext, type Reply } from './resolver.js';
 import type { UpstreamSet } from './upstreams.js';
 
 /** What a listener adds to a query: the scope for askers the registry does not know, and upstreams. */
@@ -82,7 +82,7 @@ export class Pipeline {
     };
     const fail = (err: unknown): void => {
       this.#logger.error({ err, name: q.name, type: q.type }, 'resolver chain failed');
-      finish({ bytes: emptyReply(raw, Rcode.SERVFAIL, q.questionEnd, q.edns), rcode: Rcode.SERVFAIL, resolver: 'error' });
+      finish(rcodeReply(q, Rcode.SERVFAIL, 'error'));
     };
     try {
       const reply = this.#chain(q, { scope, source, transport, upstreams: listener.upstreamsFor?.(source.address) ?? listener.upstreams });

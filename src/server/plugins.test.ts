@@ -1,10 +1,9 @@
 import test from 'ava';
 import { chainOf, PLUGINS } from '../../resolvers/index.js';
 import { Registry } from '../registry/registry.js';
-import { emptyReply } from '../wire/reply.js';
 import { Rcode } from '../wire/constants.js';
 import { dig } from '../../test/helpers/dig.js';
-import type { ResolverPlugin } from './resolver.js';
+import { rcodeReply, type ResolverPlugin } from './resolver.js';
 import { createServer } from './server.js';
 
 /** A plugin that answers NXDOMAIN for the names in `names`, which a test changes as it goes. */
@@ -13,7 +12,7 @@ const blocking = (names: Set<string>, bypassable = false): ResolverPlugin => ({
   setup: () => ({
     name: 'block',
     ...(bypassable ? { bypassable } : {}),
-    resolve: (q, _ctx, next) => (names.has(q.name) ? { bytes: emptyReply(q.raw, Rcode.NXDOMAIN, q.questionEnd, q.edns), rcode: Rcode.NXDOMAIN, resolver: 'block' } : next()),
+    resolve: (q, _ctx, next) => (names.has(q.name) ? rcodeReply(q, Rcode.NXDOMAIN, 'block') : next()),
   }),
 });
 

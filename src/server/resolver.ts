@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry, Scope } from '../registry/registry.js';
 import type { Query } from '../wire/query.js';
-import type { Relayable } from '../wire/reply.js';
+import { emptyReply, type Relayable } from '../wire/reply.js';
 import type { UpstreamSet } from './upstreams.js';
 
 /** Where the reply came from and what it says; `bytes` is a whole DNS message for the query. */
@@ -35,6 +35,9 @@ export interface QueryContext {
   /** Servers for names tsnet does not own: the sandbox's own, or the listener's default. */
   upstreams: UpstreamSet;
 }
+
+/** A reply with no records and `rcode` (NXDOMAIN, REFUSED, SERVFAIL) for `q`, made by `resolver`. */
+export const rcodeReply = (q: Query, rcode: number, resolver: string): Reply => ({ bytes: emptyReply(q.raw, rcode, q.questionEnd, q.edns), rcode, resolver });
 
 export type Next = () => Reply | Promise<Reply>;
 

@@ -2,11 +2,10 @@ import type { Socket } from 'node:dgram';
 import { pino, type Logger } from 'pino';
 import { chainOf, PLUGIN_ORDER, type ChainEntry } from '../../resolvers/index.js';
 import { Registry, type Scope } from '../registry/registry.js';
-import { emptyReply } from '../wire/reply.js';
 import { Rcode } from '../wire/constants.js';
 import { DnsMetrics } from './metrics.js';
 import { Pipeline, type ListenerContext } from './pipeline.js';
-import { compose, type Resolver } from './resolver.js';
+import { compose, rcodeReply, type Resolver } from './resolver.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { adoptUdp, serveUdp, type UdpServeOptions } from './udp.js';
 import { RateLimiter } from './rate-limit.js';
@@ -135,11 +134,7 @@ export class DnsServer {
       if (r.name !== plugin.name) throw new Error(`resolver plugin ${plugin.name}: its setup made a resolver named ${JSON.stringify(r.name)}`);
       return r;
     });
-    const chain = compose(this.#resolvers, (q) => ({
-      bytes: emptyReply(q.raw, Rcode.REFUSED, q.questionEnd, q.edns),
-      rcode: Rcode.REFUSED,
-      resolver: 'none',
-    }));
+    const chain = compose(this.#resolvers, (q) => rcodeReply(q, Rcode.REFUSED, 'none'));
     // A stored answer may be replayed without the chain when every resolver before its maker may be skipped.
     const firstFixed = this.#resolvers.findIndex((r) => r.bypassable !== true);
     const replayable = new Set(this.#resolvers.slice(0, firstFixed < 0 ? undefined : firstFixed + 1).map((r) => r.name));

@@ -81,3 +81,21 @@ test('a records directory merges every *.json in it', async (t) => {
   t.deepEqual(datas(await dig(dir.port, 'extra')), ['172.30.0.77']);
   t.deepEqual(datas(await dig(dir.port, 'web')), ['172.30.0.2']);
 });
+
+test('a save that leaves the bytes as they were (touch, the same document written again) does not reload; a change then does', async (t) => {
+  const dns = await startDns(t, records(), NO_FORWARD);
+  const loaded = (): number => dns.logs.filter((l) => l.msg === 'records loaded').length;
+  const before = loaded();
+  dns.writeRecords(records());
+  const now = new Date();
+  const { utimesSync } = await import('node:fs');
+  utimesSync(dns.records, now, now);
+  // The watcher's debounce is 50 ms; a reload, if there were one, would be logged well within this.
+  await new Promise((r) => setTimeout(r, 600));
+  t.is(loaded(), before, 'no reload for the same bytes');
+  const doc = records();
+  doc.endpoints[0]!.networks.app!.ipv4 = '172.30.0.77';
+  dns.writeRecords(doc);
+  t.true(await eventually(async () => datas(await dig(dns.port, 'web')).join() === '172.30.0.77'));
+  t.is(loaded(), before + 1);
+});

@@ -27,19 +27,34 @@ function recordsDocument(doc: unknown, file: string): Partial<Record<RecordsKey,
   return doc as Partial<Record<RecordsKey, unknown[]>>;
 }
 
-/** Reads a records file, or every `*.json` in a directory merged into one document (sorted by name). */
-export function readRecords(path: string): RecordsState {
+interface RecordsText {
+  readonly file: string;
+  readonly text: string;
+}
+
+/** The text of a records file, or of every `*.json` in a directory (sorted by name). */
+function readTexts(path: string): RecordsText[] {
   const files = statSync(path).isDirectory()
     ? readdirSync(path)
         .filter((f) => f.endsWith('.json'))
         .sort()
         .map((f) => join(path, f))
     : [path];
+  return files.map((file) => ({ file, text: readFileSync(file, 'utf8') }));
+}
+
+/** Reads a records file, or every `*.json` in a directory merged into one document (sorted by name). */
+export function readRecords(path: string): RecordsState {
+  return parseTexts(path, readTexts(path));
+}
+
+function parseTexts(path: string, texts: readonly RecordsText[]): RecordsState {
+  const files = texts.map((t) => t.file);
   const merged = { networks: [] as unknown[], endpoints: [] as unknown[], services: [] as unknown[] };
-  for (const file of files) {
+  for (const { file, text } of texts) {
     let doc: unknown;
     try {
-      doc = JSON.parse(readFileSync(file, 'utf8'));
+      doc = JSON.parse(text);
     } catch (err) {
       throw new Error(`${file}: ${(err as Error).message}`, { cause: err });
     }
@@ -75,7 +90,7 @@ export class RecordsSource {
 
   constructor(opts: RecordsSourceOptions) {
     this.#opts = opts;
-    this.#apply(readRecords(opts.path));
+    this.#load();
   }
 
   start(): void {
@@ -91,7 +106,7 @@ export class RecordsSource {
 
   reload(): void {
     try {
-      this.#apply(readRecords(this.#opts.path));
+      this.#load();
     } catch (err) {
       this.#opts.onReload({ ok: false, error: err as Error });
     }
@@ -102,10 +117,15 @@ export class RecordsSource {
     this.#watcher?.close();
   }
 
-  #apply(state: RecordsState): void {
-    // A digest, not the text: 100k endpoints' state is 17 MB of JSON to keep for one comparison.
-    const digest = createHash('sha256').update(JSON.stringify(state)).digest('hex');
-    if (digest === this.#last) return; // a touch or a no-op save changes nothing
+  /** Reads the files and swaps their state in, unless they hold the very bytes last loaded (a touch, a no-op save). */
+  #load(): void {
+    const texts = readTexts(this.#opts.path);
+    // A digest of the bytes, not the text kept: 100k endpoints are 17 MB to hold for one comparison.
+    const hash = createHash('sha256');
+    for (const { file, text } of texts) hash.update(`${file}\0${text.length}\0`).update(text);
+    const digest = hash.digest('hex');
+    if (digest === this.#last) return;
+    const state = parseTexts(this.#opts.path, texts);
     this.#last = digest;
     this.#opts.registry.replace(state);
     this.#opts.onReload({ ok: true, generation: this.#opts.registry.generation });

@@ -7,7 +7,8 @@ import type { EndpointSpec } from './types.js';
 // The lookup tables are shared across networks and updated one endpoint at a time; this checks
 // them after every change against the plainest reading of the state: scan every endpoint.
 
-const NETS = ['n0', 'n1', 'n2', 'n3'];
+// A network name with a dot and one with capitals: `name.network` must still find them.
+const NETS = ['n0', 'n1', 'n2', 'x.N3'];
 // 'db.n2' is an alias with a dot that reads as db on n2 too: both holders answer it.
 const NAMES = ['web', 'db', 'Api', 'cache', 'db.n2'];
 
@@ -34,7 +35,7 @@ function expectedLookup(r: Registry, networks: readonly string[], key: string): 
       const att = ep.networks[net];
       if (att === undefined || r.network(net)?.dns === false) continue;
       const bare = [ep.name, ...(att.aliases ?? []), ep.id.slice(0, 12)].map((n) => n.toLowerCase());
-      if (!bare.includes(key) && !bare.map((n) => `${n}.${net}`).includes(key)) continue;
+      if (!bare.includes(key) && !bare.map((n) => `${n}.${net}`.toLowerCase()).includes(key)) continue;
       found = true;
       if (att.ipv4 !== undefined) ips.add(att.ipv4);
     }

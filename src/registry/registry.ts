@@ -39,9 +39,11 @@ function groupBy<T>(items: Iterable<T>, keysOf: (item: T) => readonly string[]):
 }
 
 /**
- * The model: networks, endpoints and services, with lookup indexes per network, a scope per
- * endpoint address and a `change` event after every mutation. It does no I/O; stores persist
- * it and listeners (DNS answer cache, dataplane) react to its events.
+ * The model: networks, endpoints and services, with lookup indexes over every network, a scope
+ * per endpoint address and a `change` event after every mutation. It does no I/O; stores persist
+ * it and listeners (DNS answer cache, dataplane) react to its events. Specs it is given become
+ * its own (the indexes keep them, not copies): give it new objects for a change, never an old
+ * one edited in place.
  */
 export class Registry extends EventEmitter<RegistryEvents> {
   #networks = new Map<string, NetworkSpec>();

@@ -121,7 +121,7 @@ export function buildServiceIndex(net: NetworkSpec, services: Iterable<ServiceSp
  * One endpoint on one network, as the shared tables hold it. It is itself the entry of every key
  * only it holds (most keys), and keeps only what it was given: its address lists and PTR target
  * are made when a first answer asks (replays do not), so 100k endpoints are 100k small objects
- * rather than 600k arrays and records (126 → 70 MB of indexes measured).
+ * rather than 600k arrays and records (126 → 78 MB of indexes measured).
  */
 export class EndpointHolder implements NameEntry, Holder {
   /** The keys it answers under: bare names (the registry finds `name.network` by them). */
@@ -178,38 +178,35 @@ export const endpointTables = (): EndpointTables => ({
   ptr: new HolderTable<EndpointHolder, readonly string[]>((h) => h.targets, uniqueTargets),
 });
 
-/** A network's service entry under one key, as the shared service tables hold it. */
-export interface ServiceHolder extends Holder {
-  readonly entry: NameEntry;
-  readonly targets: readonly string[];
+/** A network's value under one key of its service tables (already merged there: one holder per network). */
+interface ServiceHolder<V> extends Holder {
+  readonly value: V;
 }
 
 export interface ServiceTables {
-  readonly names: HolderTable<ServiceHolder, NameEntry>;
-  readonly ptr: HolderTable<ServiceHolder, readonly string[]>;
+  readonly names: HolderTable<ServiceHolder<NameEntry>, NameEntry>;
+  readonly ptr: HolderTable<ServiceHolder<readonly string[]>, readonly string[]>;
 }
 
 export const serviceTables = (): ServiceTables => ({
-  names: new HolderTable<ServiceHolder, NameEntry>((h) => h.entry, mergeEntries),
-  ptr: new HolderTable<ServiceHolder, readonly string[]>((h) => h.targets, uniqueTargets),
+  names: new HolderTable<ServiceHolder<NameEntry>, NameEntry>((h) => h.value, mergeEntries),
+  ptr: new HolderTable<ServiceHolder<readonly string[]>, readonly string[]>((h) => h.value, uniqueTargets),
 });
-
-const NO_ENTRY: NameEntry = { v4: [], v6: [], srv: null };
 
 /** Moves a network's service tables from `old` to `index` in the shared tables. */
 export function putServiceIndex(tables: ServiceTables, network: string, old: ServiceIndex | undefined, index: ServiceIndex | undefined): void {
   const gone = { id: '', network };
   for (const key of old?.services.keys() ?? []) tables.names.remove(key, gone);
   for (const key of old?.ptr.keys() ?? []) tables.ptr.remove(key, gone);
-  for (const [key, entry] of index?.services ?? []) tables.names.add(key, { id: '', network, entry, targets: [] });
-  for (const [key, targets] of index?.ptr ?? []) tables.ptr.add(key, { id: '', network, entry: NO_ENTRY, targets });
+  for (const [key, value] of index?.services ?? []) tables.names.add(key, { id: '', network, value });
+  for (const [key, value] of index?.ptr ?? []) tables.ptr.add(key, { id: '', network, value });
 }
 
 /**
  * The endpoint names of one network (container names, hostnames, aliases, short ids, which the
- * registry also finds as `name.network`; and their PTR targets), kept one endpoint at a time in the shared tables: a
- * change costs what that endpoint names, whatever else is on the network. A name two endpoints
- * share (an alias) answers with both, in the order they got it.
+ * registry also finds as `name.network`; and their PTR targets), kept one endpoint at a time in
+ * the shared tables: a change costs what that endpoint names, whatever else is on the network. A
+ * name two endpoints share (an alias) answers with both, in the order they got it.
  */
 export class EndpointNames {
   readonly #of = new Map<string, EndpointHolder>();

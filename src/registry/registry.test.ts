@@ -2,9 +2,9 @@ import test from 'ava';
 import fc from 'fast-check';
 import { BlockList } from 'node:net';
 import { records } from '../../test/fixtures.js';
-import { addressKey, reverseNameKey } from './address.js';
+import { addressKey, inCidr, reverseNameKey } from './address.js';
 import { Registry } from './registry.js';
-import { inCidr, parseRecords } from './validate.js';
+import { parseRecords } from './validate.js';
 
 const bad = (mutate: (d: ReturnType<typeof records>) => void): string => {
   const doc = records();

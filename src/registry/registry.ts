@@ -280,7 +280,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #rebuildScopes(): void {
     this.#networksByLower = groupBy(this.#networks.keys(), (n) => [n.toLowerCase()]);
     const dnsNets = [...this.#networks.values()].filter((n) => n.dns !== false).map((n) => n.name);
-    this.#allScope = new Scope(dnsNets.sort());
+    this.#allScope = new Scope(dnsNets);
     this.#scopeByKey = new Map<string, Scope>([[this.#allScope.key, this.#allScope]]);
     this.#scopeByAddress = new Map();
     for (const ep of this.#endpoints.values()) this.#scopeAddresses(ep);

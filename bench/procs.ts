@@ -47,27 +47,29 @@ export function rssMb(pid: number): number {
   return m === null ? NaN : Number(m[1]) / 1024;
 }
 
-/** Waits until 127.0.0.1:`port` answers an A query for `name` over UDP (any answer). */
-export async function waitForDns(port: number, timeoutMs = 10_000, name = 'web'): Promise<void> {
+/** Waits until 127.0.0.1:`port` answers an A query for `name` over UDP with a reply `accepted` takes (by default any). */
+export async function waitForDns(port: number, timeoutMs = 10_000, name = 'web', accepted: (reply: Buffer) => boolean = () => true): Promise<void> {
   const qname = Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
   const query = Buffer.concat([Buffer.from('000100000001000000000000', 'hex'), qname, Buffer.from('00010001', 'hex')]);
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = createSocket('udp4');
+      // Short: before the server listens nothing comes back at all, and a start is timed by this.
       const t = setTimeout(() => {
         s.close();
         resolve(false);
-      }, 200);
-      s.on('message', () => {
+      }, 100);
+      s.on('message', (reply: Buffer) => {
         clearTimeout(t);
         s.close();
-        resolve(true);
+        resolve(accepted(reply));
       });
       s.on('error', () => {});
       s.send(query, port, '127.0.0.1');
     });
     if (ok) return;
+    await new Promise((r) => setTimeout(r, 5));
   }
-  throw new Error(`nothing answers DNS on 127.0.0.1:${port}`);
+  throw new Error(`nothing answers DNS for ${name} on 127.0.0.1:${port}`);
 }

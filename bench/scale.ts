@@ -1,12 +1,10 @@
 // `npm run bench:scale` (P4): tsnet-dns with 100k endpoints in 1000 networks against the same
 // server with 10 endpoints, in one run. Server on CPU 0, dnsperf on CPU 1, loopback only.
-import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dnsPacket from 'dns-packet';
 import { throughput, throughputOnce, type PerfResult } from './dnsperf.js';
-import { rssMb, startPinned, stop } from './procs.js';
+import { rssMb, startPinned, stop, waitForDns } from './procs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 100_000);
@@ -40,31 +38,6 @@ const queryFile = (tag: string, lines: string[]): string => {
   return path;
 };
 
-/** Asks A for `name` until an answer with a record comes; resolves with the time it took (ms). */
-async function untilAnswers(port: number, name: string, since: number, timeoutMs = 60_000): Promise<number> {
-  const s = createSocket('udp4');
-  try {
-    for (let id = 1; performance.now() - since < timeoutMs; id = (id + 1) & 0xffff) {
-      const answered = await new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(false), 100);
-        s.removeAllListeners('message');
-        s.on('message', (msg: Buffer) => {
-          const p = dnsPacket.decode(msg);
-          if (p.id !== id) return;
-          clearTimeout(t);
-          resolve((p.answers ?? []).length > 0);
-        });
-        s.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), port, '127.0.0.1');
-      });
-      if (answered) return performance.now() - since;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    throw new Error(`bench: ${name} did not answer on 127.0.0.1:${port} within ${timeoutMs} ms`);
-  } finally {
-    s.close();
-  }
-}
-
 interface Case {
   label: string;
   start: number[];
@@ -84,7 +57,9 @@ async function start(records: string, lastName: string, replay: boolean): Promis
   const t0 = performance.now();
   const pid = startPinned(0, process.execPath, args).pid;
   if (pid === undefined) throw new Error('bench: tsnet-dns did not start');
-  return { pid, port, ms: await untilAnswers(port, lastName, t0) };
+  // Up once the last name has a record (ANCOUNT > 0), not at the first reply.
+  await waitForDns(port, 60_000, lastName, (reply) => reply.readUInt16BE(6) > 0);
+  return { pid, port, ms: performance.now() - t0 };
 }
 
 /** 200 names of the case, spread over its networks, A and AAAA, asked again and again. */

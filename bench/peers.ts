@@ -29,12 +29,12 @@ export function echo(port: number): Promise<Running> {
   return started(startPinned(0, process.execPath, [join(ROOT, 'dist/bench/echo-server.js'), String(port)]).pid, port);
 }
 
-/** tsnet-dns as the README starts it; `nodeFlags` go to node itself (V8's heap sizing). */
 /** The echo floor with batched I/O (recvmmsg/sendmmsg in a worker thread): how far batching can go here (goal P1). */
 export function batchedEcho(port: number): Promise<Running> {
   return started(startPinned(0, process.execPath, [join(ROOT, 'dist/bench/mmsg-echo.js'), String(port)]).pid, port);
 }
 
+/** tsnet-dns as the README starts it; `nodeFlags` go to node itself (V8's heap sizing). */
 export function tsnet(ctx: PeerContext, port: number, nodeFlags: readonly string[] = []): Promise<Running> {
   const records = join(ctx.dir, 'tsnet-records.json');
   writeFileSync(

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { writeFileSync } from 'node:fs';
+import { utimesSync, writeFileSync } from 'node:fs';
 import { datas, dig } from './helpers/dig.js';
 import { startDns } from './helpers/tsnet-dns.js';
 import { id, records } from './fixtures.js';
@@ -88,7 +88,6 @@ test('a save that leaves the bytes as they were (touch, the same document writte
   const before = loaded();
   dns.writeRecords(records());
   const now = new Date();
-  const { utimesSync } = await import('node:fs');
   utimesSync(dns.records, now, now);
   // The watcher's debounce is 50 ms; a reload, if there were one, would be logged well within this.
   await new Promise((r) => setTimeout(r, 600));

@@ -1,7 +1,11 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { busyboxRoot, podmanSetup, type Podman } from './helpers/podman.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { busyboxRoot, nodeRoot, podmanSetup, type Podman } from './helpers/podman.js';
+import { run } from './helpers/netns.js';
 import { within } from './helpers/poll.js';
 
 // Debian's podman 4.3 with real containers (busybox-static, imported: no registry), with
@@ -70,4 +74,43 @@ test.serial('podman 4.3 with tsnet-dns as its aardvark-dns: containers resolve b
   t.regex(await p.inHost('cat', `/proc/${pid}/cmdline`), /aardvark-dns\0--config\0/);
   await p.podman('rm', '--force', '--time', '0', 'client', 'lonely');
   await within(10_000, 'tsnet-dns ends with the last container', async () => (await p.inHost('sh', '-c', `test -d /proc/${pid} || echo gone`)).trim() === 'gone');
+});
+
+test.serial('the Dockerfile builds with podman from a local base, and its image answers on 127.0.0.11 inside the container and on the address it is told, forwarding only for askers inside --allow', async (t) => {
+  t.timeout(600_000);
+  const x = randomInt(1, 250);
+  const gateway = `10.93.${x}.1`;
+  const p = await podmanSetup(t, '127.0.0.53', { storage: 'overlay' });
+  await p.importDir(await nodeRoot(t), 'localhost/tsnet-node-base:test');
+  // The build reads packages from a copy of this machine's npm cache (npm writes to the cache it
+  // reads) and nothing else: no network.
+  const root = new URL('..', import.meta.url).pathname;
+  const cache = mkdtempSync(join(tmpdir(), 'tsnet-npm-cache-'));
+  t.teardown(() => rmSync(cache, { recursive: true, force: true }));
+  await run('cp', ['-a', join(homedir(), '.npm', '_cacache'), cache]);
+  await p.podman('build', '--quiet', '--network', 'none', '--volume', `${cache}:/root/.npm`, '--build-arg', 'BASE=localhost/tsnet-node-base:test', '--build-arg', 'NPM_CI_FLAGS=--offline', '--tag', 'localhost/tsnet-dns:test', '--file', join(root, 'Dockerfile'), root);
+
+  // A network with podman's own DNS off: the image is the resolver here. Its upstream is the
+  // test's, on the network host's side of the bridge.
+  await p.network('plain', `10.93.${x}.0/24`, { dns: false });
+  await upstreamIn(t, p, gateway, 5353);
+  const dir = mkdtempSync(join(tmpdir(), 'tsnet-image-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'records.json'), JSON.stringify({ networks: [{ name: 'app', subnet: '172.29.0.0/24' }], endpoints: [{ id: 'a'.repeat(64), name: 'api', networks: { app: { ipv4: '172.29.0.7' } } }] }));
+  const address = `10.93.${x}.5`;
+  await p.podman('run', '-d', '--name', 'dns', '--network', 'plain', '--ip', address, '--volume', `${dir}/records.json:/etc/tsnet/records.json:ro`, 'localhost/tsnet-dns:test',
+    '--records', '/etc/tsnet/records.json', '--listen', '127.0.0.11:53', '--listen', `${address}:53`, '--upstream', `${gateway}:5353`, '--allow', '127.0.0.0/8');
+  const inside = await p.netnsOf('dns');
+  const dig = async (netns: string, server: string, name: string) => {
+    const out = await p.inNet(netns, 'dig', `@${server}`, '+tries=3', '+time=2', '+noall', '+comments', '+answer', name);
+    return { status: /status: (\w+)/.exec(out)?.[1], answers: out.split('\n').filter((l) => l !== '' && !l.startsWith(';')).map((l) => l.split(/\s+/).at(-1)!) };
+  };
+  await within(30_000, 'the image answers on 127.0.0.11 in its container', async () => (await dig(inside, '127.0.0.11', 'api')).answers[0] === '172.29.0.7').catch(async (err: Error) => {
+    throw new Error(`${err.message}; the container's log: ${await p.podman('logs', 'dns').catch((e: Error) => e.message)}`);
+  });
+  t.deepEqual(await dig(inside, '127.0.0.11', 'api.app'), { status: 'NOERROR', answers: ['172.29.0.7'] });
+  t.deepEqual(await dig(inside, '127.0.0.11', 'www.example.com'), { status: 'NOERROR', answers: [address] }, 'forwarded from loopback, from the container\'s address');
+  const hostSide = `/run/netns/${p.host}`;
+  t.deepEqual(await dig(hostSide, address, 'api'), { status: 'NOERROR', answers: ['172.29.0.7'] }, 'local names answer anyone, on the address it was told');
+  t.deepEqual(await dig(hostSide, address, 'www.example.com'), { status: 'REFUSED', answers: [] }, 'no recursion for an asker outside --allow');
 });

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { owned } from './ledger.js';
 import { run } from './netns.js';
@@ -55,12 +55,44 @@ export function busyboxRoot(t: ExecutionContext): string {
   mkdirSync(join(dir, 'bin'));
   mkdirSync(join(dir, 'etc'));
   copyFileSync(BUSYBOX, join(dir, 'bin/busybox'));
+  // As in any base image: root's home is /root (npm's cache), and names resolve through resolv.conf.
+  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
   for (const cmd of ['sh', 'sleep', 'nslookup', 'ping', 'nc', 'wget', 'cat', 'ls', 'hostname', 'ip']) symlinkSync('busybox', join(dir, 'bin', cmd));
   return dir;
 }
 
-/** A podman setup for one test (see above), taken apart when the test ends, pass or fail. */
-export async function podmanSetup(t: ExecutionContext, upstream: string): Promise<Podman> {
+/**
+ * A root file system with this machine's own node and npm (and the libraries node links) over
+ * busybox: a base for the Dockerfile's `--build-arg BASE` with no registry.
+ */
+export async function nodeRoot(t: ExecutionContext): Promise<string> {
+  const dir = busyboxRoot(t);
+  const node = realpathSync(process.execPath);
+  const { stdout } = await run('ldd', [node]);
+  const libraries = [...stdout.matchAll(/(\/\S+\.so[.\d]*)/g)].map((m) => m[1]!);
+  for (const file of [node, ...libraries]) {
+    mkdirSync(join(dir, dirname(file)), { recursive: true });
+    copyFileSync(file, join(dir, file));
+  }
+  mkdirSync(join(dir, 'usr/bin'), { recursive: true });
+  if (node !== '/usr/bin/node') symlinkSync(node, join(dir, 'usr/bin/node'));
+  const npm = join(dirname(dirname(node)), 'lib/node_modules/npm');
+  if (!existsSync(npm)) throw new Error(`npm is not at ${npm}`);
+  mkdirSync(join(dir, dirname(npm)), { recursive: true });
+  await run('cp', ['-a', npm, join(dir, dirname(npm))]);
+  symlinkSync(join(npm, 'bin/npm-cli.js'), join(dir, 'usr/bin/npm'));
+  symlinkSync('/bin/busybox', join(dir, 'usr/bin/env'));
+  mkdirSync(join(dir, 'tmp'));
+  mkdirSync(join(dir, 'root'));
+  return dir;
+}
+
+/**
+ * A podman setup for one test (see above), taken apart when the test ends, pass or fail. Storage
+ * is vfs unless told (no mounts; overlay for builds, where vfs copies every layer whole).
+ */
+export async function podmanSetup(t: ExecutionContext, upstream: string, options: { storage?: 'vfs' | 'overlay' } = {}): Promise<Podman> {
   for (const [tool, pkg] of [['/usr/bin/podman', 'podman'], [NETAVARK, 'netavark'], ['/usr/sbin/runc', 'runc']] as const) {
     if (!existsSync(tool)) throw new Error(`${tool} is missing (bash .ci/run installs ${pkg})`);
   }
@@ -117,7 +149,7 @@ export async function podmanSetup(t: ExecutionContext, upstream: string): Promis
     }
   };
   const inHost = (...cmd: string[]) => inNet(`/run/netns/${host}`, ...cmd);
-  const podman = (...args: string[]) => inHost('podman', '--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--tmpdir', join(dir, 'tmp'), '--storage-driver', 'vfs', ...args);
+  const podman = (...args: string[]) => inHost('podman', '--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--tmpdir', join(dir, 'tmp'), '--storage-driver', options.storage ?? 'vfs', ...args);
 
   t.teardown(async () => {
     await podman('rm', '--all', '--force', '--time', '0').catch(() => {});

@@ -64,3 +64,9 @@ test('a container on two networks is one endpoint with both attachments, its oth
   t.is(web.networks.mynet!.ipv6, 'fd10:88:a::2');
   t.is(state.endpoints.length, 3);
 });
+
+test('a container with an address in each subnet of a network answers with all of them', (t) => {
+  const net = parseNetworkFile('two', '10.89.5.1,10.89.6.1,fd10:5::1\n' + 'a'.repeat(64) + ' 10.89.5.2,10.89.6.2 fd10:5::2,fd10:6::2 db\n');
+  const db = parseRecords(toRecords([net])).endpoints[0]!.networks.two!;
+  t.deepEqual(db, { ipv4: '10.89.5.2', ipv6: 'fd10:5::2', secondary: ['10.89.6.2', 'fd10:6::2'] });
+});

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { EndpointAttachment } from '../registry/types.js';
 import { parseUpstream } from '../server/upstreams.js';
 
 /**
@@ -110,11 +111,11 @@ export function readConfigDir(dir: string): { networks: AardvarkNetwork[]; error
 
 /**
  * The networks as a records document for the registry: one endpoint per container (its lines on
- * every network merged by id), named by its first name, its other names aliases on each network.
- * The registry keeps one address per family per network: a container with several takes its first.
+ * every network merged by id), named by its first name, its other names aliases on each network;
+ * its first address of each family first, the others (one per further subnet) secondary.
  */
 export function toRecords(networks: readonly AardvarkNetwork[]): { networks: { name: string }[]; endpoints: unknown[] } {
-  const endpoints = new Map<string, { id: string; name: string; networks: Record<string, { ipv4?: string; ipv6?: string; aliases: string[] }> }>();
+  const endpoints = new Map<string, { id: string; name: string; networks: Record<string, EndpointAttachment> }>();
   for (const net of networks) {
     for (const c of net.containers) {
       const ep = endpoints.get(c.id) ?? { id: c.id, name: c.names[0]!, networks: {} };
@@ -122,6 +123,7 @@ export function toRecords(networks: readonly AardvarkNetwork[]): { networks: { n
       ep.networks[net.name] = {
         ...(c.ipv4[0] === undefined ? {} : { ipv4: c.ipv4[0] }),
         ...(c.ipv6[0] === undefined ? {} : { ipv6: c.ipv6[0] }),
+        ...(c.ipv4.length > 1 || c.ipv6.length > 1 ? { secondary: [...c.ipv4.slice(1), ...c.ipv6.slice(1)] } : {}),
         aliases: c.names.filter((n) => n !== ep.name),
       };
     }

@@ -134,16 +134,23 @@ export class EndpointHolder implements NameEntry, Holder {
     readonly ipv4: string | undefined,
     readonly ipv6: string | undefined,
     names: readonly string[],
+    /** Undefined, not empty, when there are none (nearly always): no array per endpoint. */
+    readonly secondary: readonly string[] | undefined,
   ) {
     this.names = names;
   }
 
   get v4(): readonly WeightedAddress[] {
-    return one(this.ipv4);
+    return this.#withSecondary(one(this.ipv4), false);
   }
 
   get v6(): readonly WeightedAddress[] {
-    return one(this.ipv6);
+    return this.#withSecondary(one(this.ipv6), true);
+  }
+
+  #withSecondary(first: WeightedAddress[], v6: boolean): WeightedAddress[] {
+    for (const ip of this.secondary ?? []) if (ip.includes(':') === v6) first.push({ ip, weight: 1 });
+    return first;
   }
 
   get srv(): null {
@@ -152,7 +159,7 @@ export class EndpointHolder implements NameEntry, Holder {
 
   get ptrKeys(): string[] {
     const keys: string[] = [];
-    for (const ip of [this.ipv4, this.ipv6]) {
+    for (const ip of [this.ipv4, this.ipv6, ...(this.secondary ?? [])]) {
       const key = ip === undefined ? undefined : addressKey(ip);
       if (key !== undefined) keys.push(key);
     }
@@ -223,7 +230,7 @@ export class EndpointNames {
     if (att === undefined) return;
     const names = new Set<string>();
     for (const n of [ep.name, ...(ep.hostname === undefined ? [] : [ep.hostname]), ...(att.aliases ?? []), ep.id.slice(0, 12)]) names.add(n.toLowerCase());
-    const h = new EndpointHolder(ep.id, this.network, ep.name, att.ipv4, att.ipv6, [...names]);
+    const h = new EndpointHolder(ep.id, this.network, ep.name, att.ipv4, att.ipv6, [...names], att.secondary?.length ? att.secondary : undefined);
     this.#of.set(ep.id, h);
     for (const key of h.names) this.tables.names.add(key, h);
     for (const key of h.ptrKeys) this.tables.ptr.add(key, h);

@@ -144,3 +144,25 @@ test('addressKey expands every spelling of an IPv6 address to the same 32 nibble
   t.is(addressKey('1.2.3.4'), '1.2.3.4');
   t.is(addressKey('nonsense'), undefined);
 });
+
+test('secondary addresses answer after the first of their family, have PTRs, scope their asker and are checked like the first', (t) => {
+  const doc = records();
+  // A network with several subnets (as podman makes) is given without any, as aardvark's files are.
+  delete (doc.networks[0] as { subnet?: string }).subnet;
+  delete (doc.networks[0] as { ipv6Subnet?: string }).ipv6Subnet;
+  doc.endpoints[1]!.networks.app = { ipv4: '172.30.0.3', secondary: ['172.40.0.3', 'fd00:30::3', 'fd00:40::3'] } as never;
+  const r = Registry.fromRecords(doc);
+  const web2 = r.lookup(r.allScope, 'endpoints', 'web2')!;
+  t.deepEqual(web2.v4.map((a) => a.ip), ['172.30.0.3', '172.40.0.3']);
+  t.deepEqual(web2.v6.map((a) => a.ip), ['fd00:30::3', 'fd00:40::3']);
+  t.deepEqual(r.reverse(r.allScope, addressKey('172.40.0.3')!), ['web2.app']);
+  t.deepEqual(r.reverse(r.allScope, addressKey('fd00:40::3')!), ['web2.app']);
+  t.deepEqual(r.scopeOf('172.40.0.3')?.networks, ['app']);
+  r.setEndpoint({ ...doc.endpoints[1]!, networks: { app: { ipv4: '172.30.0.3' } } });
+  t.is(r.scopeOf('172.40.0.3'), undefined, 'a secondary address that went no longer scopes');
+  t.is(r.reverse(r.allScope, addressKey('172.40.0.3')!), undefined);
+
+  t.is(bad((d) => ((d.endpoints[0]!.networks.app as { secondary?: string[] }).secondary = ['172.30.0.9', '172.99.0.1'])), 'endpoints[0].networks.app.secondary[1]: "172.99.0.1" is outside app\'s subnet 172.30.0.0/24');
+  t.is(bad((d) => ((d.endpoints[0]!.networks.app as { secondary?: string[] }).secondary = ['172.30.0.3'])), 'endpoints[1].networks.app.ipv4: address on app "172.30.0.3" appears twice', 'web2 has it as its first');
+  t.is(bad((d) => ((d.endpoints[0]!.networks.app as { secondary?: unknown[] }).secondary = ['fd00:30::zz'])), 'endpoints[0].networks.app.secondary[0]: "fd00:30::zz" is not an IPv6 address');
+});

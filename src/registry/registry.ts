@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { buildServiceIndex, EndpointNames, endpointTables, mergeEntries, putServiceIndex, serviceTables, type NameEntry, type ServiceIndex } from './name-index.js';
-import type { EndpointSpec, NetworkSpec, RecordsState, ServiceSpec, TaskSpec } from './types.js';
+import { attachmentAddresses, type EndpointSpec, type NetworkSpec, type RecordsState, type ServiceSpec, type TaskSpec } from './types.js';
 import { parseRecords } from './validate.js';
 
 /** The set of networks whose names a query may see. Scopes are shared objects: compare keys. */
@@ -228,7 +228,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
       if (ep === undefined) names.remove(old!.id);
       else names.set(ep);
     }
-    for (const att of Object.values(old?.networks ?? {})) for (const ip of [att.ipv4, att.ipv6]) if (ip !== undefined) this.#scopeByAddress.delete(ip);
+    for (const att of Object.values(old?.networks ?? {})) for (const ip of attachmentAddresses(att)) this.#scopeByAddress.delete(ip);
     if (ep !== undefined) this.#scopeAddresses(ep);
     this.#changed(touched);
   }
@@ -292,9 +292,6 @@ export class Registry extends EventEmitter<RegistryEvents> {
     const key = nets.join(',');
     let scope = this.#scopeByKey.get(key);
     if (scope === undefined) this.#scopeByKey.set(key, (scope = new Scope(nets)));
-    for (const att of Object.values(ep.networks)) {
-      if (att.ipv4 !== undefined) this.#scopeByAddress.set(att.ipv4, scope);
-      if (att.ipv6 !== undefined) this.#scopeByAddress.set(att.ipv6, scope);
-    }
+    for (const att of Object.values(ep.networks)) for (const ip of attachmentAddresses(att)) this.#scopeByAddress.set(ip, scope);
   }
 }

@@ -18,6 +18,11 @@ export interface NetworkSpec {
 export interface EndpointAttachment {
   ipv4?: string;
   ipv6?: string;
+  /**
+   * Further addresses on this network, of either family, answered after the first of theirs
+   * (podman gives a container one address per subnet of a network with several). Default none.
+   */
+  secondary?: string[];
   /** Network-scoped aliases (`--network-alias`). */
   aliases?: string[];
 }
@@ -71,4 +76,13 @@ export interface RecordsState {
   networks: NetworkSpec[];
   endpoints: EndpointSpec[];
   services: ServiceSpec[];
+}
+
+/** Every address of an attachment: its IPv4, its IPv6, then the secondary ones. */
+export function attachmentAddresses(att: EndpointAttachment): string[] {
+  const all: string[] = [];
+  if (att.ipv4 !== undefined) all.push(att.ipv4);
+  if (att.ipv6 !== undefined) all.push(att.ipv6);
+  if (att.secondary !== undefined) all.push(...att.secondary);
+  return all;
 }

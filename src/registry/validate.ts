@@ -182,6 +182,14 @@ function attachment(v: unknown, path: string, net: NetworkSpec, adopt: boolean):
   if (v6 !== undefined) att.ipv6 = v6;
   const aliases = array(o.aliases, `${path}.aliases`).map((a, i) => name(a, `${path}.aliases[${i}]`));
   if (aliases.length > 0) att.aliases = aliases;
+  const secondary = array(o.secondary, `${path}.secondary`).map((a, i) => {
+    const p = `${path}.secondary[${i}]`;
+    const family = typeof a === 'string' && a.includes(':') ? 'ipv6' : 'ipv4';
+    const addr = (family === 'ipv4' ? ipv4 : ipv6)(a, p);
+    inSubnet(addr, net, family, p);
+    return addr;
+  });
+  if (secondary.length > 0) att.secondary = secondary;
   return adopt && sameAs(o, att) ? (o as EndpointAttachment) : att;
 }
 
@@ -271,13 +279,11 @@ export function parseRecords(doc: unknown, opts: { adopt?: boolean } = {}): Reco
     const ep = endpoint(e, `endpoints[${i}]`, networks, opts.adopt === true);
     unique(ids, ep.id, `endpoints[${i}].id`, 'endpoint id');
     for (const [net, att] of Object.entries(ep.networks)) {
-      for (const family of ['ipv4', 'ipv6'] as const) {
-        const addr = att[family];
-        if (addr === undefined) continue;
-        let onNet = addresses.get(net);
-        if (onNet === undefined) addresses.set(net, (onNet = new Set()));
-        unique(onNet, addr, `endpoints[${i}].networks.${net}.${family}`, `address on ${net}`);
-      }
+      let onNet = addresses.get(net);
+      if (onNet === undefined) addresses.set(net, (onNet = new Set()));
+      if (att.ipv4 !== undefined) unique(onNet, att.ipv4, `endpoints[${i}].networks.${net}.ipv4`, `address on ${net}`);
+      if (att.ipv6 !== undefined) unique(onNet, att.ipv6, `endpoints[${i}].networks.${net}.ipv6`, `address on ${net}`);
+      att.secondary?.forEach((addr, k) => unique(onNet, addr, `endpoints[${i}].networks.${net}.secondary[${k}]`, `address on ${net}`));
     }
     return ep;
   });

@@ -182,14 +182,15 @@ function attachment(v: unknown, path: string, net: NetworkSpec, adopt: boolean):
   if (v6 !== undefined) att.ipv6 = v6;
   const aliases = array(o.aliases, `${path}.aliases`).map((a, i) => name(a, `${path}.aliases[${i}]`));
   if (aliases.length > 0) att.aliases = aliases;
-  const secondary = array(o.secondary, `${path}.secondary`).map((a, i) => {
+  // Nearly every attachment has none: no array is made for them.
+  const secondary = o.secondary === undefined ? undefined : array(o.secondary, `${path}.secondary`).map((a, i) => {
     const p = `${path}.secondary[${i}]`;
     const family = typeof a === 'string' && a.includes(':') ? 'ipv6' : 'ipv4';
     const addr = (family === 'ipv4' ? ipv4 : ipv6)(a, p);
     inSubnet(addr, net, family, p);
     return addr;
   });
-  if (secondary.length > 0) att.secondary = secondary;
+  if (secondary !== undefined && secondary.length > 0) att.secondary = secondary;
   return adopt && sameAs(o, att) ? (o as EndpointAttachment) : att;
 }
 

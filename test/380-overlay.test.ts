@@ -170,6 +170,12 @@ test.serial('an overlay sandbox gets out through its node’s docker_gwbridge (d
   t.deepEqual(Object.keys(left[0]!.Networks), [], 'the gateway bridge left with the last overlay');
 });
 
+/** Whether a program on host `h` could listen on TCP `port` (every address): `free`, or why not. */
+async function portState(h: ClusterHost, port: number): Promise<string> {
+  const probe = `const s = require('net').createServer(); s.on('error', (e) => { console.log(e.code); process.exit(0); }); s.listen(${port}, () => { console.log('free'); process.exit(0); });`;
+  return (await run('ip', ['netns', 'exec', h.netns, process.execPath, '-e', probe], { timeout: 10_000 })).stdout.trim();
+}
+
 test.serial('the routing mesh: a port a service on an overlay publishes answers on every node, one with no task too, balanced over the tasks wherever they run', async (t) => {
   t.timeout(180_000);
   const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
@@ -192,12 +198,15 @@ test.serial('the routing mesh: a port a service on an overlay publishes answers 
     });
     t.log(`${h.name} (${withTask.has(h.name) ? 'has a task' : 'no task'}): both tasks answered through its port 8080 (${seen} ms)`);
   }
+  // Every node holds the port, as docker-proxy would: nothing else on a host can take it.
+  for (const h of c.hosts) t.is(await portState(h, 8080), 'EADDRINUSE', `${h.name} holds 8080`);
   t.regex((await a.fails('sandbox', 'create', '--name', 'ingress-sbox')).stderr, /routing mesh/);
   await a.tsnet('service', 'rm', 'web');
   await within(10_000, 'the ingress sandboxes go with the last published service', async () => {
     const lists = await Promise.all(c.hosts.map((h) => h.tsnet('sandbox', 'ls')));
     return lists.every((l) => !l.includes('ingress-sbox'));
   });
+  for (const h of c.hosts) await within(5000, `${h.name} lets 8080 go`, async () => (await portState(h, 8080)) === 'free');
 });
 
 test.serial('--publish mode=host on an overlay service opens the port only on the node that runs a task, and keeps the client’s address; the mesh shows the ingress sandbox’s', async (t) => {
@@ -219,6 +228,8 @@ test.serial('--publish mode=host on an overlay service opens the port only on th
   t.log(`mode=host answered in ${direct} ms`);
   t.is(await ask(withTask, 8081), client, 'the task sees the client’s own address');
   await t.throwsAsync(ask(without, 8081), undefined, 'the node without a task opens nothing');
+  t.is(await portState(withTask, 8081), 'EADDRINUSE', 'the node with the task holds 8081');
+  t.is(await portState(without, 8081), 'free', 'the node without one holds nothing, the node that made the service included');
   for (const h of c.hosts) {
     await within(10_000, `mesh on ${h.name}`, async () => (await ask(h, 8082)).length > 0);
     t.not(await ask(h, 8082), client, `${h.name}: through the mesh the task sees an ingress sandbox’s address`);

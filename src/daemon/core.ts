@@ -35,4 +35,6 @@ export interface DaemonCore {
   /** The routing mesh's `ingress` overlay, made if it is not there yet; call it inside `serial`. */
   ingressNetwork(): Promise<NetworkRecord>;
   releaseHostPorts(ports: readonly PortMapping[]): void;
+  /** Lets the node keep a new overlay service's ports only where it DNATs them. */
+  adoptOverlayPorts(ports: readonly PortMapping[]): void;
 }

@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { nftVipBackend, type VipBackend } from '../net/lb/backend.js';
 import { hostFacts, type HostFacts } from '../net/link/host.js';
-import { PortReservations } from '../net/ports/reservations.js';
+import { PortReservations, type HostPort } from '../net/ports/reservations.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import type { DnsServer } from '../server/server.js';
 import { forEachBounded } from './bounded.js';
@@ -196,7 +196,8 @@ export class Manager implements DaemonCore {
         });
       }
       for (const svc of this.state.services ?? []) {
-        if (svc.publish === undefined || svc.publish.length === 0) continue;
+        // Ports of services on an overlay are held where this node DNATs them (#holdOverlayPorts).
+        if (svc.publish === undefined || svc.publish.length === 0 || this.state.networks.find((n) => n.name === svc.network)?.driver === 'overlay') continue;
         await this.#reserve(svc.publish).catch((err: Error) => {
           this.#o.logger.error({ service: svc.name, err: err.message }, 'restore: a published port is taken; it stays unpublished');
         });
@@ -453,6 +454,40 @@ export class Manager implements DaemonCore {
     for (const p of ports) this.#ports.release(p);
   }
 
+  /**
+   * Hands ports reserved for a new service on an overlay to #holdOverlayPorts, which keeps them
+   * only if this node DNATs them (a mode=host port with no task here is let go).
+   */
+  adoptOverlayPorts(ports: readonly PortMapping[]): void {
+    for (const p of ports) this.#overlayHeld.set(PortReservations.key(p), p);
+  }
+
+  readonly #overlayHeld = new Map<string, HostPort>();
+
+  /**
+   * Holds the host ports this node DNATs for services on overlays, as docker-proxy holds a
+   * published port: the mesh's on every node, mode=host's only where a task serves; lets go of
+   * the rest. A port something else holds is logged: the DNAT takes its outside traffic anyway.
+   */
+  async #holdOverlayPorts(rules: readonly HostPort[]): Promise<void> {
+    const wanted = new Map(rules.filter((r) => r.hostPort > 0).map((r) => [PortReservations.key(r), r] as const));
+    for (const [key, m] of this.#overlayHeld) {
+      if (wanted.has(key)) continue;
+      this.#ports.release(m);
+      this.#overlayHeld.delete(key);
+    }
+    for (const [key, r] of wanted) {
+      if (this.#overlayHeld.has(key)) continue;
+      const m: HostPort = { hostIp: r.hostIp, hostPort: r.hostPort, protocol: r.protocol };
+      try {
+        if (!this.#ports.holds(m)) await this.#ports.reserve(m);
+        this.#overlayHeld.set(key, m);
+      } catch (err) {
+        this.#o.logger.error({ port: key, err: (err as Error).message }, 'a port an overlay service publishes is held by another program');
+      }
+    }
+  }
+
   /** The kernel rules that implement a network (shown by `network inspect`). */
   rules(ref: string): Promise<string[]> {
     return this.#dp.listRules(this.#o.nftTable ?? 'tsnet', this.network(ref).name);
@@ -605,13 +640,14 @@ export class Manager implements DaemonCore {
   }
 
   /** The firewall for the networks made here and the ports published by this node's sandboxes and the services. */
-  #firewall(services: readonly ServiceRecord[] = this.state.services ?? []): Promise<void> {
+  async #firewall(services: readonly ServiceRecord[] = this.state.services ?? []): Promise<void> {
     const networks = [...this.#realized.values()];
     const gateway = networks.find((n) => n.name === GATEWAY_BRIDGE)?.device;
     const overlayPorts = [
       ...hostIngressPorts(meshServices(services, this.state.networks), this.#ingressSandbox(), gateway),
       ...hostModePorts(services, this.state.networks, this.#sandboxes, this.node, gateway),
     ];
+    await this.#holdOverlayPorts(overlayPorts);
     return this.#dp.applyFirewall(this.#o.nftTable ?? 'tsnet', networks, this.#sandboxes, [...publishRules(networks, this.#sandboxes, services), ...overlayPorts]);
   }
 

@@ -78,6 +78,7 @@ export class ServiceManager {
         if (net.driver === 'overlay' && wanted.some((p) => p.mode !== 'host')) await this.m.ingressNetwork();
         if (net.driver !== 'overlay' && wanted.some((p) => p.mode === 'host')) throw badRequest('--publish mode=host is for services on an overlay network (a bridge service publishes on its host already)');
         svc.publish = await this.m.reserveHostPorts(wanted);
+        if (net.driver === 'overlay') this.m.adoptOverlayPorts(svc.publish);
       }
       try {
         if (mode === 'vip') {

@@ -2,6 +2,9 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import type { PortMapping } from './spec.js';
 
+/** What a reservation is of: the host side of a published port. */
+export type HostPort = Pick<PortMapping, 'hostIp' | 'hostPort' | 'protocol'>;
+
 /**
  * Holds a socket on every published host port, as docker-proxy does: the port cannot be taken
  * by anyone else while it is published, and asking for a taken one fails at once. A host port
@@ -10,10 +13,10 @@ import type { PortMapping } from './spec.js';
 export class PortReservations {
   readonly #held = new Map<string, Server | UdpSocket>();
 
-  static key = (m: PortMapping): string => `${m.protocol}/${m.hostIp}:${m.hostPort}`;
+  static key = (m: HostPort): string => `${m.protocol}/${m.hostIp}:${m.hostPort}`;
 
   /** Reserves `m`'s host port; returns the mapping with the port filled in. */
-  async reserve(m: PortMapping): Promise<PortMapping> {
+  async reserve<M extends HostPort>(m: M): Promise<M> {
     const holder = m.protocol === 'tcp' ? createServer() : createSocket('udp4');
     const port = await new Promise<number>((resolve, reject) => {
       holder.once('error', (err: NodeJS.ErrnoException) =>
@@ -31,7 +34,11 @@ export class PortReservations {
     return reserved;
   }
 
-  release(m: PortMapping): void {
+  holds(m: HostPort): boolean {
+    return this.#held.has(PortReservations.key(m));
+  }
+
+  release(m: HostPort): void {
     const holder = this.#held.get(PortReservations.key(m));
     holder?.close();
     this.#held.delete(PortReservations.key(m));

@@ -1,9 +1,10 @@
-// The echo floor (see echo-server.ts) with batched socket I/O: a worker thread blocks in
-// recvmmsg(2) for up to 64 queries and answers them all with one sendmmsg(2), through koffi.
-// The main thread only reports the mean batch size on SIGTERM/SIGINT.
-import koffi from 'koffi';
+// The echo floor (see echo-server.ts) with batched socket I/O, on the same code as tsnet's batched
+// UDP path (src/server/batch/mmsg.ts): a worker thread waits in epoll, reads up to 64 queries with
+// one recvmmsg(2) and answers them all with one sendmmsg(2). The main thread only reports the mean
+// batch size on SIGTERM/SIGINT.
 import { Worker, isMainThread, workerData } from 'node:worker_threads';
-import { AF_INET, SOCK_DGRAM, SOL_SOCKET, bind, check, close, sockaddrIn, socket } from '../src/netns/libc.js';
+import { boundUdpFd } from '../src/netns/listen-sockets.js';
+import { Batch, Poller } from '../src/server/batch/mmsg.js';
 
 /** Shared with the worker: [0] datagrams received, [1] recvmmsg calls that returned some, [2] stop flag. */
 interface Shared {
@@ -30,90 +31,27 @@ if (isMainThread) {
 } else {
   const { port, stats } = workerData as Shared;
   const counters = new Float64Array(stats);
-
-  const libc = koffi.load('libc.so.6');
-  type MmsgCall = (fd: number, msgvec: bigint, vlen: number, flags: number, timeout: null) => number;
-  const recvmmsg = libc.func('int recvmmsg(int fd, void *msgvec, unsigned int vlen, int flags, void *timeout)') as MmsgCall;
-  const sendmmsg = libc.func('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)') as (
-    fd: number,
-    msgvec: bigint,
-    vlen: number,
-    flags: number,
-  ) => number;
-  const setsockopt = libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as (
-    fd: number,
-    level: number,
-    name: number,
-    value: Buffer,
-    len: number,
-  ) => number;
-
-  const MSG_WAITFORONE = 0x10000;
-  const SO_RCVTIMEO = 20;
-  const EAGAIN = 11;
-  const EINTR = 4;
   const BATCH = 64;
-  const SLOT = 4096; // room for any EDNS-sized query
-  const MMSG = 64; // sizeof(struct mmsghdr)
-  const IOV = 16; // sizeof(struct iovec)
-  const NAME = 16; // sizeof(struct sockaddr_in)
-
-  // One large allocation (off the V8 heap, so never moved) holding every struct and payload.
-  const recvVec = 0;
-  const sendVec = recvVec + BATCH * MMSG;
-  const recvIov = sendVec + BATCH * MMSG;
-  const sendIov = recvIov + BATCH * IOV;
-  const names = sendIov + BATCH * IOV;
-  const data = names + BATCH * NAME;
-  const mem = Buffer.alloc(data + BATCH * SLOT);
-  const base = koffi.address(mem);
-  const at = (offset: number): bigint => base + BigInt(offset);
-
-  for (let i = 0; i < BATCH; i++) {
-    // recv and send iovecs point at the same payload; only the send ones carry each reply's length.
-    for (const iov of [recvIov, sendIov]) {
-      mem.writeBigUInt64LE(at(data + i * SLOT), iov + i * IOV);
-      mem.writeBigUInt64LE(BigInt(iov === recvIov ? SLOT : 0), iov + i * IOV + 8);
-    }
-    for (const [vec, iov] of [
-      [recvVec, recvIov],
-      [sendVec, sendIov],
-    ] as const) {
-      const hdr = vec + i * MMSG;
-      mem.writeBigUInt64LE(at(names + i * NAME), hdr); // msg_name: the sender, then the reply's destination
-      mem.writeUInt32LE(NAME, hdr + 8); // msg_namelen (the kernel rewrites it as 16 for AF_INET)
-      mem.writeBigUInt64LE(at(iov + i * IOV), hdr + 16); // msg_iov
-      mem.writeBigUInt64LE(1n, hdr + 24); // msg_iovlen
-    }
-  }
-
-  const fd = check(socket(AF_INET, SOCK_DGRAM, 0) as number, 'socket');
-  const addr = sockaddrIn('127.0.0.1', port);
-  check(bind(fd, addr, addr.length) as number, `bind 127.0.0.1:${port}`);
-  // A blocked recvmmsg cannot see the stop flag, so wake up every 100 ms to look at it.
-  const timeout = Buffer.alloc(16);
-  timeout.writeBigInt64LE(100_000n, 8);
-  check(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout, timeout.length), 'setsockopt SO_RCVTIMEO');
-
+  const batch = new Batch(BATCH);
+  const poller = new Poller(1);
+  const fd = boundUdpFd('127.0.0.1', port, 8 * 1024 * 1024);
+  poller.add(fd, 0);
   let datagrams = 0;
   let calls = 0;
   while (counters[2] === 0) {
-    const n = recvmmsg(fd, at(recvVec), BATCH, MSG_WAITFORONE, null);
-    if (n < 0) {
-      const errno = koffi.errno();
-      if (errno === EAGAIN || errno === EINTR) continue;
-      check(n, 'recvmmsg');
+    if (poller.wait(100).length === 0) continue;
+    for (let n = BATCH; n === BATCH; ) {
+      n = batch.receive(fd);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) {
+        const q = batch.datagram(i);
+        q[2]! |= 0x80;
+        batch.queue(i, q);
+      }
+      batch.flush(fd);
+      counters[0] = datagrams += n;
+      counters[1] = ++calls;
     }
-    for (let i = 0; i < n; i++) {
-      mem[data + i * SLOT + 2]! |= 0x80;
-      mem.writeUInt32LE(mem.readUInt32LE(recvVec + i * MMSG + 56), sendIov + i * IOV + 8);
-    }
-    for (let sent = 0; sent < n; ) {
-      const m = sendmmsg(fd, at(sendVec + sent * MMSG), n - sent, 0);
-      sent += m > 0 ? m : 1; // on an error the first message failed: drop it, as a lost reply
-    }
-    counters[0] = datagrams += n;
-    counters[1] = ++calls;
   }
-  close(fd);
+  poller.close();
 }

@@ -42,6 +42,7 @@ interface Options {
   rateLimit?: number;
   tcpMaxConnections: number;
   udpReceiveQueue: number;
+  udpBatch: boolean;
   logLevel: string;
   metrics?: { address: string; port: number };
 }
@@ -63,6 +64,7 @@ const program = new Command('tsnet-dns')
   .option('--rate-limit <n>', 'UDP replies per second per client /24 (IPv6 /56); over it replies are dropped, every 2nd sent truncated', integer(1))
   .option('--tcp-max-connections <n>', 'TCP connections open at once per listener', integer(1), 256)
   .option('--udp-receive-queue <bytes>', 'receive queue asked for per UDP listener (past net.core.rmem_max when run as root)', integer(4096), 8 * 1024 * 1024)
+  .option('--no-udp-batch', 'plain dgram sockets instead of one worker thread reading and answering every UDP listener with recvmmsg/sendmmsg')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
   .option('--metrics <addr:port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics', argument((s) => parseHostPort(s, 9153, 'metrics')))
   .showHelpAfterError();
@@ -97,6 +99,7 @@ async function main(): Promise<void> {
     maxInflight: opts.maxInflight,
     tcpMaxConnections: opts.tcpMaxConnections,
     udpReceiveQueue: opts.udpReceiveQueue,
+    udpBatch: opts.udpBatch,
     ...(opts.allow === undefined ? {} : { allow: opts.allow }),
     ...(opts.rateLimit === undefined ? {} : { rateLimit: opts.rateLimit }),
     logger,

@@ -2,7 +2,8 @@ import { collectDefaultMetrics, Registry as PromRegistry, type Metric } from 'pr
 import { QType, rcodeName, typeName } from '../wire/constants.js';
 
 /** Latency bucket bounds, seconds. */
-const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** Upper bounds of the latency histogram, seconds. */
+export const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** Query types counted by name: what resolvers ask for; the rest are OTHER. */
 const METERED_TYPES = new Set([...Object.values(QType), 64, 65, 257, 43, 48, 46, 47, 50, 52, 99]);
@@ -24,6 +25,22 @@ function scraped(name: string, help: string, type: 'counter' | 'histogram', samp
   } as unknown as Metric;
 }
 
+/** The histogram bucket `seconds` falls in (BUCKETS.length: above the last bound). */
+export function bucketOf(seconds: number): number {
+  let i = 0;
+  while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
+  return i;
+}
+
+/** Queries answered elsewhere (the batched UDP worker's replays), read at every scrape. */
+export interface QueryTally {
+  /** Replayed answers by query type. */
+  replays(): Iterable<[type: number, count: number]>;
+  /** Their counts per histogram bucket, and the sum of their times in seconds. */
+  buckets(): readonly number[];
+  seconds(): number;
+}
+
 /**
  * Query metrics. The hot path only bumps plain numbers in maps; prom-client turns them into
  * Prometheus text when scraped, so a query pays no label hashing or histogram call.
@@ -40,12 +57,13 @@ export class DnsMetrics {
   readonly #tcpDrops = new Map<string, number>();
   #cacheHits = 0;
   #cacheMisses = 0;
+  readonly #tallies: QueryTally[] = [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     for (const m of [
       scraped('tsnet_dns_queries_total', 'DNS queries answered, by query type, rcode and resolver.', 'counter', () =>
-        [...this.#queries].map(([key, value]) => ({
+        [...this.#withTallies()].map(([key, value]) => ({
           labels: {
             type: Math.floor(key / 0x1000) % 0x10000 === OTHER_TYPE ? 'OTHER' : typeName(Math.floor(key / 0x1000) % 0x10000),
             rcode: key % 0x1000 === OTHER_RCODE ? 'OTHER' : rcodeName(key % 0x1000),
@@ -75,19 +93,9 @@ export class DnsMetrics {
 
   /** One answered query; `seconds` is its time in the server. */
   query(type: number, rcode: number, resolver: string, seconds: number): void {
-    let r = this.#resolverIndex.get(resolver);
-    if (r === undefined) {
-      r = this.#resolverNames.push(resolver) - 1;
-      this.#resolverIndex.set(resolver, r);
-    }
-    // Labels come from the asker and the upstream: anything outside the known sets is counted
-    // as OTHER, or 65536 query types times 4096 rcodes would grow this map and every scrape.
-    const t = METERED_TYPES.has(type) ? type : OTHER_TYPE;
-    const key = (r * 0x10000 + t) * 0x1000 + (rcode <= MAX_METERED_RCODE ? rcode : OTHER_RCODE);
+    const key = this.#key(resolver, type, rcode);
     this.#queries.set(key, (this.#queries.get(key) ?? 0) + 1);
-    let i = 0;
-    while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
-    this.#buckets[i]!++;
+    this.#buckets[bucketOf(seconds)]!++;
     this.#latencySum += seconds;
   }
 
@@ -106,20 +114,56 @@ export class DnsMetrics {
     else this.#cacheMisses++;
   }
 
+  /** Counts `tally` in every scrape from now on. */
+  addTally(tally: QueryTally): void {
+    this.#tallies.push(tally);
+  }
+
+  #withTallies(): Map<number, number> {
+    if (this.#tallies.length === 0) return this.#queries;
+    const all = new Map(this.#queries);
+    for (const tally of this.#tallies) {
+      for (const [type, count] of tally.replays()) {
+        const key = this.#key('replay', type, 0);
+        all.set(key, (all.get(key) ?? 0) + count);
+      }
+    }
+    return all;
+  }
+
+  /** (resolver, type, rcode) as one number. */
+  #key(resolver: string, type: number, rcode: number): number {
+    let r = this.#resolverIndex.get(resolver);
+    if (r === undefined) {
+      r = this.#resolverNames.push(resolver) - 1;
+      this.#resolverIndex.set(resolver, r);
+    }
+    // Labels come from the asker and the upstream: anything outside the known sets is counted
+    // as OTHER, or 65536 query types times 4096 rcodes would grow this map and every scrape.
+    const t = METERED_TYPES.has(type) ? type : OTHER_TYPE;
+    return (r * 0x10000 + t) * 0x1000 + (rcode <= MAX_METERED_RCODE ? rcode : OTHER_RCODE);
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
   }
 
   #histogram(): Sample[] {
     const name = 'tsnet_dns_request_duration_seconds';
+    const counts = [...this.#buckets];
+    let sum = this.#latencySum;
+    for (const tally of this.#tallies) {
+      tally.buckets().forEach((n, i) => (counts[i]! += n));
+      sum += tally.seconds();
+    }
     let cumulative = 0;
     const samples: Sample[] = BUCKETS.map((le, i) => {
-      cumulative += this.#buckets[i]!;
+      cumulative += counts[i]!;
       return { labels: { le }, value: cumulative, metricName: `${name}_bucket` };
     });
-    cumulative += this.#buckets[BUCKETS.length]!;
+    cumulative += counts[BUCKETS.length]!;
     samples.push({ labels: { le: '+Inf' }, value: cumulative, metricName: `${name}_bucket` });
-    samples.push({ labels: {}, value: this.#latencySum, metricName: `${name}_sum` });
+    samples.push({ labels: {}, value: sum, metricName: `${name}_sum` });
     samples.push({ labels: {}, value: cumulative, metricName: `${name}_count` });
     return samples;
   }

@@ -4,7 +4,7 @@ import { Rcode } from '../wire/constants.js';
 import { parseQuery, type Query } from '../wire/query.js';
 import { emptyReply } from '../wire/reply.js';
 import type { DnsMetrics } from './metrics.js';
-import { ReplayCache } from './replay.js';
+import { ReplayCache, type Replay } from './replay.js';
 import { rcodeReply, type QueryContext, type Reply } from './resolver.js';
 import type { UpstreamSet } from './upstreams.js';
 
@@ -16,8 +16,12 @@ export interface ListenerContext {
   upstreamsFor?(address: string): UpstreamSet | undefined;
 }
 
-/** Writes one reply; `q` is null for replies to queries that did not parse. */
-export type Send = (reply: Buffer, q: Query | null) => void;
+/**
+ * Writes one reply; `q` is null for replies to queries that did not parse. `replay` is set when
+ * the reply is a stored registry answer (just stored, or replayed): what the batched UDP path
+ * copies into its own table, with the scope it was made for.
+ */
+export type Send = (reply: Buffer, q: Query | null, replay?: { scope: Scope; stored: Replay }) => void;
 
 export interface PipelineOptions {
   registry: Registry;
@@ -65,7 +69,7 @@ export class Pipeline {
     const scope = this.#registry.scopeOf(source.address) ?? listener.defaultScope();
     const replay = this.#replays.get(scope, q);
     if (replay !== undefined) {
-      send(ReplayCache.render(replay, q), q);
+      send(ReplayCache.render(replay, q), q, { scope, stored: replay });
       this.#metrics.query(q.type, Rcode.NOERROR, 'replay', (performance.now() - started) / 1000);
       return true;
     }
@@ -73,8 +77,8 @@ export class Pipeline {
     const finish = (reply: Reply): void => {
       if (reply.replayable !== undefined && this.#replayable.has(reply.resolver) && generation === this.#registry.generation) {
         const stored = { bytes: reply.bytes, shuffle: reply.replayable.shuffle };
-        this.#replays.set(scope, q, stored);
-        send(ReplayCache.render(stored, q), q);
+        const kept = this.#replays.set(scope, q, stored);
+        send(ReplayCache.render(stored, q), q, kept ? { scope, stored } : undefined);
       } else {
         send(reply.bytes, q);
       }

@@ -4,9 +4,13 @@ import { replyFor } from '../wire/reply.js';
 import type { ShuffleSpan } from './resolver.js';
 import { shuffleRecords } from './shuffle.js';
 
-const ednsSlot = (q: Query): number => (q.edns === null ? 0 : q.edns.dnssecOk ? 2 : 1);
+/** Which of a question's three stored forms a query takes: no EDNS, EDNS, EDNS with DO. */
+export const ednsSlot = (q: Query): number => (q.edns === null ? 0 : q.edns.dnssecOk ? 2 : 1);
 
-interface Replay {
+/** Bytes the stored replies may take (also the batched path's table's bound). */
+export const REPLAY_MAX_BYTES = 16 * 1024 * 1024;
+
+export interface Replay {
   bytes: Buffer;
   shuffle: ShuffleSpan | null;
 }
@@ -25,7 +29,7 @@ export class ReplayCache {
   readonly #maxBytes: number;
 
   /** Bounded by entries and by bytes (reply plus key, about 80 bytes of overhead each): full, it starts afresh. */
-  constructor(registry: Registry, max = 100_000, maxBytes = 16 * 1024 * 1024) {
+  constructor(registry: Registry, max = 100_000, maxBytes = REPLAY_MAX_BYTES) {
     this.#max = max;
     this.#maxBytes = maxBytes;
     registry.on('change', () => this.clear());
@@ -41,8 +45,9 @@ export class ReplayCache {
     return this.#entries.get(scope)?.get(q.key)?.[ednsSlot(q)];
   }
 
-  set(scope: Scope, q: Query, replay: Replay): void {
-    if (this.#max === 0) return;
+  /** Stores `replay` for `q` in `scope`; false when nothing is stored (replay is off). */
+  set(scope: Scope, q: Query, replay: Replay): boolean {
+    if (this.#max === 0) return false;
     if (this.#size >= this.#max || this.#bytes >= this.#maxBytes) this.clear();
     let byKey = this.#entries.get(scope);
     if (byKey === undefined) this.#entries.set(scope, (byKey = new Map()));
@@ -51,6 +56,7 @@ export class ReplayCache {
     slots[ednsSlot(q)] = replay;
     this.#size++;
     this.#bytes += replay.bytes.length + q.key.length + 80;
+    return true;
   }
 
   /** A copy of `replay` made into the reply to `q`. */

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:dgram';
 import { pino, type Logger } from 'pino';
 import { chainOf, PLUGIN_ORDER, type ChainEntry } from '../../resolvers/index.js';
 import { Registry, type Scope } from '../registry/registry.js';
@@ -9,6 +8,9 @@ import { compose, rcodeReply, type Resolver } from './resolver.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { adoptUdp, serveUdp, type UdpServeOptions } from './udp.js';
 import { RateLimiter } from './rate-limit.js';
+import { BatchedUdp } from './batch/batched-udp.js';
+import { boundPort } from './batch/mmsg.js';
+import { REPLAY_MAX_BYTES } from './replay.js';
 import { boundUdpFd, openListenFds } from '../netns/listen-sockets.js';
 import { closeSync as closeFd } from 'node:fs';
 import { resolvConfUpstreams, upstreamSet, type Upstream, type UpstreamSet } from './upstreams.js';
@@ -44,6 +46,11 @@ export interface ServerOptions {
   rateLimit?: number;
   /** Bytes of receive queue per UDP listener (default 8 MiB; the kernel doubles it). */
   udpReceiveQueue?: number;
+  /**
+   * UDP through one worker thread with recvmmsg/sendmmsg for every listener, replayable registry
+   * answers given there (src/server/batch/); on by default. Where it cannot start, plain dgram.
+   */
+  udpBatch?: boolean;
   logger?: Logger;
   metrics?: DnsMetrics;
 }
@@ -88,6 +95,7 @@ export class DnsServer {
   readonly #limiter: RateLimiter | undefined;
   readonly #udpReceiveQueue: number;
   readonly #listeners = new Set<Listener>();
+  readonly #batch: BatchedUdp | undefined;
 
   constructor({
     registry = new Registry(),
@@ -103,6 +111,7 @@ export class DnsServer {
     tcpIdleTimeoutMs = 10_000,
     tcpMaxConnections = 256,
     udpReceiveQueue = 8 * 1024 * 1024,
+    udpBatch = true,
     logger = pino({ level: 'silent' }),
     metrics = new DnsMetrics(),
   }: ServerOptions = {}) {
@@ -139,31 +148,57 @@ export class DnsServer {
     const firstFixed = this.#resolvers.findIndex((r) => r.bypassable !== true);
     const replayable = new Set(this.#resolvers.slice(0, firstFixed < 0 ? undefined : firstFixed + 1).map((r) => r.name));
     this.#pipeline = new Pipeline({ registry, chain, metrics, logger, replayable, replaySize });
+    this.#batch = udpBatch ? this.#batched(replaySize, rateLimit) : undefined;
+  }
+
+  #batched(replaySize: number, rateLimit: number | undefined): BatchedUdp | undefined {
+    try {
+      return new BatchedUdp({
+        pipeline: this.#pipeline,
+        registry: this.registry,
+        metrics: this.metrics,
+        logger: this.logger,
+        maxEntries: replaySize,
+        maxBytes: REPLAY_MAX_BYTES,
+        onFailure: (listeners) => {
+          for (const l of listeners) {
+            this.#dgram(l.fd, l.address, l.port, l.ctx, l.netns).then(
+              (end) => l.adopted(end.close),
+              (err: Error) => this.logger.error({ err: err.message, address: l.address, port: l.port }, 'a listener could not go back to dgram'),
+            );
+          }
+        },
+        ...(rateLimit === undefined ? {} : { rateLimit: { perSecond: rateLimit } }),
+      });
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'batched udp unavailable: plain dgram sockets');
+      return undefined;
+    }
   }
 
   /** Opens UDP and TCP on one address and port. */
   async listen(opts: ListenOptions): Promise<Listener> {
     const ctx = this.#context(opts);
     const { udp, tcp } = opts.netns === undefined ? await this.#bind(opts.address, opts.port, ctx) : await this.#adopt(opts, ctx);
-    const port = udp.address().port;
     const listener: Listener = {
       address: opts.address,
-      port,
+      port: udp.port,
       close: async () => {
         this.#listeners.delete(listener);
         for (const set of [ctx.upstreams, ...ctx.askerSets()]) for (const r of this.#resolvers) r.release?.(set);
-        udp.close();
+        await udp.close();
         await tcp.close();
       },
     };
     this.#listeners.add(listener);
-    this.logger.info({ address: opts.address, port, netns: opts.netns }, 'listening');
+    this.logger.info({ address: opts.address, port: udp.port, netns: opts.netns }, 'listening');
     return listener;
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.#listeners].map((l) => l.close()));
     await Promise.all(this.#resolvers.map((r) => r.close?.()));
+    await this.#batch?.close();
   }
 
   #context(opts: ListenOptions): ListenerContext & { askerSets(): UpstreamSet[] } {
@@ -209,36 +244,64 @@ export class DnsServer {
     };
   }
 
-  /** Sockets opened inside a namespace, then handed to Node. */
-  async #adopt(opts: ListenOptions, ctx: ListenerContext): Promise<{ udp: Socket; tcp: TcpListener }> {
+  /** Serves the bound UDP socket `fd`: on the batched path, or handed to Node. */
+  async #serveUdp(fd: number, address: string, port: number, ctx: ListenerContext, netns: string | undefined): Promise<UdpEnd> {
+    const batch = this.#batch;
+    if (batch !== undefined && (await batch.ready)) {
+      const index = batch.add({ fd, ctx, address, port, netns });
+      return {
+        port: boundPort(fd),
+        close: async () => {
+          if (await batch.remove(index)) closeFd(fd);
+        },
+      };
+    }
+    return this.#dgram(fd, address, port, ctx, netns);
+  }
+
+  /** Hands the bound socket `fd` to Node's dgram, one callback per datagram. */
+  async #dgram(fd: number, address: string, port: number, ctx: ListenerContext, netns: string | undefined): Promise<UdpEnd> {
+    const socket = await adoptUdp(address, port, fd);
+    serveUdp(socket, this.#pipeline, ctx, this.#udpOptions(netns));
+    return {
+      port: socket.address().port,
+      close: async () => {
+        socket.close();
+      },
+    };
+  }
+
+  /** Sockets opened inside a namespace, then served here. */
+  async #adopt(opts: ListenOptions, ctx: ListenerContext): Promise<{ udp: UdpEnd; tcp: TcpListener }> {
     const fds = openListenFds(opts.netns!, opts.address, opts.port, this.#udpReceiveQueue);
-    const udp = await adoptUdp(opts.address, opts.port, fds.udp);
-    let tcp: TcpListener;
+    const udp = await this.#serveUdp(fds.udp, opts.address, opts.port, ctx, opts.netns);
     try {
-      tcp = await listenTcp(opts.address, opts.port, this.#pipeline, ctx, this.#tcp, fds.tcp);
+      return { udp, tcp: await listenTcp(opts.address, opts.port, this.#pipeline, ctx, this.#tcp, fds.tcp) };
     } catch (err) {
-      udp.close();
+      await udp.close();
       closeFd(fds.tcp);
       throw err;
     }
-    serveUdp(udp, this.#pipeline, ctx, this.#udpOptions(opts.netns));
-    return { udp, tcp };
   }
 
   /** With port 0, UDP picks the port and TCP takes the same; a clash with another TCP user is retried. */
-  async #bind(address: string, port: number, ctx: ListenerContext): Promise<{ udp: Socket; tcp: TcpListener }> {
+  async #bind(address: string, port: number, ctx: ListenerContext): Promise<{ udp: UdpEnd; tcp: TcpListener }> {
     for (let attempt = 0; ; attempt++) {
-      const udp = await adoptUdp(address, port, boundUdpFd(address, port, this.#udpReceiveQueue));
+      const udp = await this.#serveUdp(boundUdpFd(address, port, this.#udpReceiveQueue), address, port, ctx, undefined);
       try {
-        const tcp = await listenTcp(address, udp.address().port, this.#pipeline, ctx, this.#tcp);
-        serveUdp(udp, this.#pipeline, ctx, this.#udpOptions(undefined));
-        return { udp, tcp };
+        return { udp, tcp: await listenTcp(address, udp.port, this.#pipeline, ctx, this.#tcp) };
       } catch (err) {
-        udp.close();
+        await udp.close();
         if (port !== 0 || attempt >= 5) throw err;
       }
     }
   }
+}
+
+/** A listener's UDP side, on whichever path serves it. */
+interface UdpEnd {
+  port: number;
+  close(): Promise<void>;
 }
 
 /** Builds a DNS server; `listen()` opens its sockets. */

@@ -1,0 +1,179 @@
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Registry, Scope } from '../../registry/registry.js';
+import { PLAIN_UDP_SIZE } from '../../wire/constants.js';
+import { truncate, udpLimit } from '../../wire/reply.js';
+import type { DnsMetrics } from '../metrics.js';
+import type { ListenerContext, Pipeline } from '../pipeline.js';
+import type { RateLimitOptions } from '../rate-limit.js';
+import { ednsSlot } from '../replay.js';
+import { addressOf, sendTo } from './mmsg.js';
+import { BUCKET_AT, CONTROL_SLOTS, GENERATION, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+
+/** A listener's UDP socket as given to `add`: the fd, its context, where it listens. */
+export interface BatchedListener {
+  fd: number;
+  ctx: ListenerContext;
+  address: string;
+  port: number;
+  netns: string | undefined;
+}
+
+export interface BatchedUdpOptions {
+  pipeline: Pipeline;
+  registry: Registry;
+  metrics: DnsMetrics;
+  logger: Logger;
+  rateLimit?: RateLimitOptions;
+  maxEntries: number;
+  maxBytes: number;
+  /**
+   * The worker stopped (it could not start, or failed): `listeners` are the sockets it served,
+   * still open, for the caller to serve another way. Nothing is served here after this.
+   */
+  onFailure(listeners: (BatchedListener & { adopted(close: () => Promise<void>): void })[]): void;
+}
+
+/**
+ * UDP past libuv's one-callback-one-syscall-per-datagram floor: a worker thread polls every
+ * listener's socket and answers replayable registry names itself, a batch per recvmmsg and
+ * sendmmsg (src/server/batch/worker.ts). What it cannot answer comes here whole and runs the
+ * usual pipeline (the resolver chain, forwarding); the reply goes out on the same socket, and a
+ * stored registry answer is copied into the worker's table for the next time. The worker's
+ * table is emptied with every registry change, before the next query is read. Rate limiting
+ * happens in the worker, for every datagram; TCP is untouched.
+ */
+export class BatchedUdp {
+  readonly #o: BatchedUdpOptions;
+  readonly #worker: Worker;
+  readonly #ctl: Int32Array;
+  readonly #listeners = new Map<number, BatchedListener>();
+  readonly #removing = new Map<number, () => void>();
+  readonly #scopeIds = new WeakMap<Scope, number>();
+  #nextIndex = 0;
+  #nextScope = 0;
+
+  constructor(options: BatchedUdpOptions) {
+    this.#o = options;
+    const control = new SharedArrayBuffer(CONTROL_SLOTS * 4);
+    this.#ctl = new Int32Array(control);
+    const stats = new SharedArrayBuffer(STAT_SLOTS * 8);
+    const tally = new Float64Array(stats);
+    options.metrics.addTally({
+      replays: () => [...tally.subarray(0, BUCKET_AT).entries()].filter(([, n]) => n > 0),
+      buckets: () => [...tally.subarray(BUCKET_AT, SUM_AT)],
+      seconds: () => tally[SUM_AT]!,
+    });
+    const init: WorkerInit = { tsnetBatch: true, control, stats, maxEntries: options.maxEntries, maxBytes: options.maxBytes, ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }) };
+    this.#worker = startWorker(init);
+    this.#worker.on('message', (m: FromWorker) => this.#take(m));
+    this.#worker.on('error', (err) => this.#failed(err));
+    this.#worker.on('exit', (code) => this.#failed(new Error(`exited with code ${code}`)));
+    this.ready = new Promise((resolve) => (this.#ready = resolve));
+    options.registry.on('change', () => Atomics.add(this.#ctl, GENERATION, 1));
+  }
+
+  /** Resolves true once the worker runs, false if it could not start. */
+  readonly ready: Promise<boolean>;
+  #ready: (ok: boolean) => void = () => {};
+  #down = false;
+
+  #failed(err: Error): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.#ready(false);
+    // Listeners on their way out are not handed on: their fds are their callers' to close.
+    for (const done of this.#removing.values()) done();
+    this.#removing.clear();
+    if (Atomics.load(this.#ctl, STOP) === 1) return;
+    this.#o.logger.error({ err: err.message }, 'batched udp worker stopped: its listeners go back to plain dgram sockets');
+    const handed = [...this.#listeners].map(([index, l]) => ({ ...l, adopted: (close: () => Promise<void>) => this.#closers.set(index, close) }));
+    this.#o.onFailure(handed);
+  }
+
+  /** Listeners served another way since the worker stopped: `remove` closes them there. */
+  readonly #closers = new Map<number, () => Promise<void>>();
+
+  /** Serves `l.fd` (a bound UDP socket) for `l.ctx`; the fd stays the caller's, to close after `remove`. */
+  add(l: BatchedListener): number {
+    const index = this.#nextIndex++;
+    this.#listeners.set(index, l);
+    this.#post({ kind: 'add', index, fd: l.fd });
+    return index;
+  }
+
+  /**
+   * Stops serving listener `index`; resolves once the worker no longer reads its fd: true when
+   * the fd is the caller's to close, false when it was handed on (onFailure) and closed there.
+   */
+  async remove(index: number): Promise<boolean> {
+    if (this.#down) {
+      this.#listeners.delete(index);
+      const close = this.#closers.get(index);
+      this.#closers.delete(index);
+      if (close === undefined) return true;
+      await close();
+      return false;
+    }
+    return new Promise((resolve) => {
+      this.#removing.set(index, () => {
+        this.#listeners.delete(index);
+        resolve(true);
+      });
+      this.#post({ kind: 'remove', index });
+    });
+  }
+
+  async close(): Promise<void> {
+    Atomics.store(this.#ctl, STOP, 1);
+    if (this.#down) return;
+    await new Promise<void>((resolve) => {
+      this.#worker.once('exit', () => resolve());
+    });
+  }
+
+  #post(m: ToWorker): void {
+    this.#worker.postMessage(m);
+  }
+
+  #scopeId(scope: Scope): number {
+    let id = this.#scopeIds.get(scope);
+    if (id === undefined) this.#scopeIds.set(scope, (id = this.#nextScope++));
+    return id;
+  }
+
+  #take(m: FromWorker): void {
+    if (m.kind === 'ready') return this.#ready(true);
+    if (m.kind === 'removed') {
+      this.#removing.get(m.index)?.();
+      this.#removing.delete(m.index);
+      return;
+    }
+    if (this.#down) return;
+    const listener = this.#listeners.get(m.index);
+    if (listener === undefined) return;
+    const sa = Buffer.from(m.sender.buffer, m.sender.byteOffset, m.sender.byteLength);
+    const source = addressOf(sa);
+    const generation = Atomics.load(this.#ctl, GENERATION);
+    const raw = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+    this.#o.pipeline.handle(raw, source, 'udp', listener.ctx, (reply, q, replay) => {
+      const limit = m.slip ? 0 : q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
+      sendTo(listener.fd, truncate(reply, limit), sa);
+      if (replay === undefined || q === null || generation !== Atomics.load(this.#ctl, GENERATION)) return;
+      // A copy of its own: a Buffer may be a view into a pool, which a post would copy whole.
+      const bytes = Uint8Array.from(replay.stored.bytes);
+      this.#post({ kind: 'entry', generation, index: m.index, address: source.address, scope: this.#scopeId(replay.scope), key: q.key, slot: ednsSlot(q), bytes, shuffle: replay.stored.shuffle });
+    });
+  }
+}
+
+/**
+ * The worker thread: worker.js next to this file; run from source (tests under tsx), worker.ts
+ * with tsx's loader registered inside the worker, which does not inherit the parent's.
+ */
+function startWorker(init: WorkerInit): Worker {
+  const url = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+  if (url.pathname.endsWith('.js')) return new Worker(url, { workerData: init });
+  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: init });
+}

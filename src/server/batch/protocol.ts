@@ -1,0 +1,50 @@
+import { BUCKETS } from '../metrics.js';
+import type { RateLimitOptions } from '../rate-limit.js';
+import type { ShuffleSpan } from '../resolver.js';
+
+/** Int32 slots of the control block both threads share. */
+export const GENERATION = 0;
+export const STOP = 1;
+export const CONTROL_SLOTS = 2;
+
+/**
+ * Float64 slots of the worker's tally, which the main thread reads at every metrics scrape:
+ * replays by query type (types from 256 up share the last slot), then the latency histogram's
+ * buckets (metrics.ts's), then the sum of the times.
+ */
+export const TYPE_SLOTS = 257;
+export const BUCKET_AT = TYPE_SLOTS;
+export const SUM_AT = BUCKET_AT + BUCKETS.length + 1;
+export const STAT_SLOTS = SUM_AT + 1;
+
+export interface WorkerInit {
+  tsnetBatch: true;
+  control: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  rateLimit?: RateLimitOptions;
+  /** The replay table's bounds, as the main thread's (ReplayCache): full, it starts afresh. */
+  maxEntries: number;
+  maxBytes: number;
+}
+
+/** Main → worker. `entry` is a replayable answer for one asker of one listener, made at `generation`. */
+export type ToWorker =
+  | { kind: 'add'; index: number; fd: number }
+  | { kind: 'remove'; index: number }
+  | { kind: 'entry'; generation: number; index: number; address: string; scope: number; key: string; slot: number; bytes: Uint8Array; shuffle: ShuffleSpan | null };
+
+/** Worker → main: it runs; a query it had no answer for; a listener let go. */
+export type FromWorker =
+  | { kind: 'ready' }
+  | { kind: 'miss'; index: number; bytes: Uint8Array; sender: Uint8Array; slip: boolean }
+  | { kind: 'removed'; index: number };
+
+/**
+ * The key of an asker on a listener: a number for IPv4 (no string per datagram), the text for
+ * IPv6. Both threads make it the same way, from the text (main) or the sockaddr (worker).
+ */
+export function askerKey(index: number, address: string): number | string {
+  const parts = address.split('.');
+  if (parts.length === 4) return index * 2 ** 32 + ((Number(parts[0]) << 24) >>> 0) + (Number(parts[1]) << 16) + (Number(parts[2]) << 8) + Number(parts[3]);
+  return `${index}|${address}`;
+}

@@ -1,0 +1,126 @@
+import { isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { PLAIN_UDP_SIZE } from '../../wire/constants.js';
+import { parseQuery } from '../../wire/query.js';
+import { truncate, udpLimit } from '../../wire/reply.js';
+import { RateLimiter } from '../rate-limit.js';
+import { ednsSlot, ReplayCache } from '../replay.js';
+import type { ShuffleSpan } from '../resolver.js';
+import { addressOf, Batch, EAGAIN, EINTR, Poller } from './mmsg.js';
+import { bucketOf } from '../metrics.js';
+import { askerKey, BUCKET_AT, GENERATION, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+
+/**
+ * The batched UDP loop (see batched-udp.ts): every listener's socket in one epoll set, each
+ * readable one drained with recvmmsg, queries with an answer in this thread's table replayed
+ * into one sendmmsg; the rest go to the main thread whole, with the asker's address. It never
+ * returns to its event loop: messages from the main thread are read between batches.
+ */
+interface Entry {
+  bytes: Buffer;
+  shuffle: ShuffleSpan | null;
+}
+
+const BATCH = 64;
+/** How long a wait may last with nothing to read: the longest a `remove` or a stop waits. */
+const WAIT_MS = 50;
+
+function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): void {
+  const ctl = new Int32Array(control);
+  const port = parentPort!;
+  const post = (m: FromWorker): void => port.postMessage(m);
+  const fds = new Map<number, number>();
+  const poller = new Poller(BATCH);
+  const batch = new Batch(BATCH);
+  const limiter = rateLimit === undefined ? undefined : new RateLimiter(rateLimit);
+  /** (listener, asker) → scope id, and scope id → question key → one entry per EDNS form: both emptied on a registry change. */
+  let askers = new Map<number | string, number>();
+  let tables = new Map<number, Map<string, (Entry | undefined)[]>>();
+  let generation = Atomics.load(ctl, GENERATION);
+  let entries = 0;
+  let bytes = 0;
+  const forget = (): void => {
+    askers = new Map();
+    tables = new Map();
+    entries = bytes = 0;
+  };
+  const tally = new Float64Array(stats);
+  post({ kind: 'ready' });
+
+  const take = (m: ToWorker): void => {
+    if (m.kind === 'add') {
+      fds.set(m.index, m.fd);
+      poller.add(m.fd, m.index);
+    } else if (m.kind === 'remove') {
+      const fd = fds.get(m.index);
+      if (fd !== undefined) poller.remove(fd);
+      fds.delete(m.index);
+      post({ kind: 'removed', index: m.index });
+    } else if (m.generation === generation && maxEntries > 0) {
+      if (entries >= maxEntries || bytes >= maxBytes) forget();
+      entries++;
+      bytes += m.bytes.byteLength + m.key.length + 80;
+      askers.set(askerKey(m.index, m.address), m.scope);
+      let byKey = tables.get(m.scope);
+      if (byKey === undefined) tables.set(m.scope, (byKey = new Map()));
+      let slots = byKey.get(m.key);
+      if (slots === undefined) byKey.set(m.key, (slots = []));
+      slots[m.slot] = { bytes: Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength), shuffle: m.shuffle };
+    }
+  };
+
+  const serve = (index: number, fd: number): void => {
+    for (;;) {
+      const n = batch.receive(fd);
+      if (n === -EAGAIN || n === -EINTR || n <= 0) return;
+      const started = performance.now();
+      let replayed = 0;
+      // After the read: a query that arrived after a registry change never meets the old table.
+      const now = Atomics.load(ctl, GENERATION);
+      if (now !== generation) {
+        generation = now;
+        forget();
+      }
+      for (let i = 0; i < n; i++) {
+        const raw = batch.datagram(i);
+        const sa = batch.sender(i);
+        const v4 = sa.readUInt16LE(0) === 2;
+        const admission = limiter?.admit(addressOf(sa).address) ?? 'send';
+        if (admission === 'drop') continue;
+        const parsed = parseQuery(raw);
+        if (parsed.kind === 'drop') continue;
+        let entry: Entry | undefined;
+        if (parsed.kind === 'query') {
+          const scope = askers.get(v4 ? index * 2 ** 32 + sa.readUInt32BE(4) : askerKey(index, addressOf(sa).address));
+          entry = scope === undefined ? undefined : tables.get(scope)?.get(parsed.query.key)?.[ednsSlot(parsed.query)];
+        }
+        if (entry === undefined || parsed.kind !== 'query') {
+          post({ kind: 'miss', index, bytes: Uint8Array.from(raw), sender: Uint8Array.from(sa), slip: admission === 'slip' });
+          continue;
+        }
+        const q = parsed.query;
+        batch.queue(i, truncate(ReplayCache.render(entry, q), admission === 'slip' ? 0 : q.edns === null ? PLAIN_UDP_SIZE : udpLimit(q.edns)));
+        tally[Math.min(q.type, TYPE_SLOTS - 1)]!++;
+        replayed++;
+      }
+      batch.flush(fd);
+      // Each replay's time in the server is its share of the batch's, from the read to the send.
+      if (replayed > 0) {
+        const each = (performance.now() - started) / 1000 / n;
+        tally[BUCKET_AT + bucketOf(each)]! += replayed;
+        tally[SUM_AT]! += each * replayed;
+      }
+      if (n < BATCH) return;
+    }
+  };
+
+  while (Atomics.load(ctl, STOP) === 0) {
+    for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) take(m.message as ToWorker);
+    for (const index of poller.wait(WAIT_MS)) {
+      const fd = fds.get(index);
+      if (fd !== undefined) serve(index, fd);
+    }
+  }
+  poller.close();
+}
+
+if (!isMainThread && (workerData as Partial<WorkerInit> | undefined)?.tsnetBatch === true) run(workerData as WorkerInit);

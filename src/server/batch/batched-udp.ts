@@ -7,8 +7,8 @@ import type { DnsMetrics } from '../metrics.js';
 import type { ListenerContext, Pipeline } from '../pipeline.js';
 import type { RateLimitOptions } from '../rate-limit.js';
 import { ednsSlot } from '../replay.js';
-import { addressOf, sendTo } from './mmsg.js';
-import { BUCKET_AT, CONTROL_SLOTS, GENERATION, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { addressOf, Batch, sendTo } from './mmsg.js';
+import { BUCKET_AT, CONTROL_SLOTS, GENERATION, SENDER_BYTES, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 /** A listener's UDP socket as given to `add`: the fd, its context, where it listens. */
 export interface BatchedListener {
@@ -152,17 +152,46 @@ export class BatchedUdp {
     if (this.#down) return;
     const listener = this.#listeners.get(m.index);
     if (listener === undefined) return;
-    const sa = Buffer.from(m.sender.buffer, m.sender.byteOffset, m.sender.byteLength);
+    const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+    // Replies made at once (cache hits, refusals) go out together in one sendmmsg after the
+    // loop; those that wait on an upstream go out alone when they come.
+    this.#sending = listener;
+    try {
+      for (let k = 0, at = 0; k < m.meta.length; k += 2) {
+        const length = m.meta[k]!;
+        this.#answer(m.index, listener, data.subarray(at, at + SENDER_BYTES), data.subarray(at + SENDER_BYTES, at + SENDER_BYTES + length), m.meta[k + 1] === 1);
+        at += SENDER_BYTES + length;
+      }
+    } finally {
+      this.#sending = undefined;
+      this.#replies.flush(listener.fd);
+    }
+  }
+
+  /** The listener whose batch of misses is being answered right now, and the replies made for it. */
+  #sending: BatchedListener | undefined;
+  readonly #replies = new Batch(64);
+
+  #send(listener: BatchedListener, reply: Buffer, sa: Buffer): void {
+    if (this.#sending !== listener) {
+      sendTo(listener.fd, reply, sa);
+      return;
+    }
+    if (this.#replies.full) this.#replies.flush(listener.fd);
+    this.#replies.queueTo(sa, reply);
+  }
+
+  /** Runs one missed query through the pipeline; its reply goes out on the listener's socket. */
+  #answer(index: number, listener: BatchedListener, sa: Buffer, raw: Buffer, slip: boolean): void {
     const source = addressOf(sa);
     const generation = Atomics.load(this.#ctl, GENERATION);
-    const raw = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
     this.#o.pipeline.handle(raw, source, 'udp', listener.ctx, (reply, q, replay) => {
-      const limit = m.slip ? 0 : q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
-      sendTo(listener.fd, truncate(reply, limit), sa);
+      const limit = slip ? 0 : q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
+      this.#send(listener, truncate(reply, limit), sa);
       if (replay === undefined || q === null || generation !== Atomics.load(this.#ctl, GENERATION)) return;
       // A copy of its own: a Buffer may be a view into a pool, which a post would copy whole.
       const bytes = Uint8Array.from(replay.stored.bytes);
-      this.#post({ kind: 'entry', generation, index: m.index, address: source.address, scope: this.#scopeId(replay.scope), key: q.key, slot: ednsSlot(q), bytes, shuffle: replay.stored.shuffle });
+      this.#post({ kind: 'entry', generation, index, address: source.address, scope: this.#scopeId(replay.scope), key: q.key, slot: ednsSlot(q), bytes, shuffle: replay.stored.shuffle });
     });
   }
 }

@@ -102,6 +102,19 @@ export class Batch {
     this.#queued++;
   }
 
+  /** Queues `reply` to `sa` (a raw sockaddr) in the next free slot: replies that were never this batch's queries. */
+  queueTo(sa: Buffer, reply: Buffer): void {
+    const i = this.#queued;
+    sa.copy(this.mem, this.#names + i * NAME, 0, Math.min(sa.length, NAME));
+    this.mem.writeUInt32LE(Math.min(sa.length, NAME), this.#recvVec + i * MMSG + 8);
+    this.queue(i, reply);
+  }
+
+  /** Whether the send vector has room for another reply. */
+  get full(): boolean {
+    return this.#queued === this.size;
+  }
+
   /** Sends every queued reply on `fd` in as few calls as the kernel takes. */
   flush(fd: number): void {
     for (let sent = 0; sent < this.#queued; ) {

@@ -27,6 +27,9 @@ export interface WorkerInit {
   maxBytes: number;
 }
 
+/** Bytes of sender address before each missed query (a sockaddr_in6, which holds a sockaddr_in). */
+export const SENDER_BYTES = 28;
+
 /** Main → worker. `entry` is a replayable answer for one asker of one listener, made at `generation`. */
 export type ToWorker =
   | { kind: 'add'; index: number; fd: number }
@@ -36,7 +39,11 @@ export type ToWorker =
 /** Worker → main: it runs; a query it had no answer for; a listener let go. */
 export type FromWorker =
   | { kind: 'ready' }
-  | { kind: 'miss'; index: number; bytes: Uint8Array; sender: Uint8Array; slip: boolean }
+  /**
+   * The queries of one batch it had no answer for, in one transferred buffer: each is
+   * SENDER_BYTES of sockaddr then its bytes; `meta` has (length, slip) per query.
+   */
+  | { kind: 'misses'; index: number; data: Uint8Array<ArrayBuffer>; meta: Int32Array<ArrayBuffer> }
   | { kind: 'removed'; index: number };
 
 /**

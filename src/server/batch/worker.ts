@@ -7,7 +7,7 @@ import { ednsSlot, ReplayCache } from '../replay.js';
 import type { ShuffleSpan } from '../resolver.js';
 import { addressOf, Batch, EAGAIN, EINTR, Poller } from './mmsg.js';
 import { bucketOf } from '../metrics.js';
-import { askerKey, BUCKET_AT, GENERATION, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { askerKey, BUCKET_AT, GENERATION, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 /**
  * The batched UDP loop (see batched-udp.ts): every listener's socket in one epoll set, each
@@ -27,7 +27,7 @@ const WAIT_MS = 50;
 function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): void {
   const ctl = new Int32Array(control);
   const port = parentPort!;
-  const post = (m: FromWorker): void => port.postMessage(m);
+  const post = (m: FromWorker): void => port.postMessage(m, m.kind === 'misses' ? [m.data.buffer, m.meta.buffer] : []);
   const fds = new Map<number, number>();
   const poller = new Poller(BATCH);
   const batch = new Batch(BATCH);
@@ -74,6 +74,7 @@ function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): v
       if (n === -EAGAIN || n === -EINTR || n <= 0) return;
       const started = performance.now();
       let replayed = 0;
+      const missed: number[] = [];
       // After the read: a query that arrived after a registry change never meets the old table.
       const now = Atomics.load(ctl, GENERATION);
       if (now !== generation) {
@@ -94,7 +95,7 @@ function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): v
           entry = scope === undefined ? undefined : tables.get(scope)?.get(parsed.query.key)?.[ednsSlot(parsed.query)];
         }
         if (entry === undefined || parsed.kind !== 'query') {
-          post({ kind: 'miss', index, bytes: Uint8Array.from(raw), sender: Uint8Array.from(sa), slip: admission === 'slip' });
+          missed.push(i, admission === 'slip' ? 1 : 0);
           continue;
         }
         const q = parsed.query;
@@ -103,6 +104,7 @@ function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): v
         replayed++;
       }
       batch.flush(fd);
+      if (missed.length > 0) post(packMisses(index, batch, missed));
       // Each replay's time in the server is its share of the batch's, from the read to the send.
       if (replayed > 0) {
         const each = (performance.now() - started) / 1000 / n;
@@ -121,6 +123,27 @@ function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): v
     }
   }
   poller.close();
+}
+
+/**
+ * The batch's missed queries (`missed`: slot, slip pairs) copied into one buffer the message
+ * transfers: one post per batch, not per query.
+ */
+function packMisses(index: number, batch: Batch, missed: readonly number[]): FromWorker {
+  let total = 0;
+  for (let k = 0; k < missed.length; k += 2) total += SENDER_BYTES + batch.datagram(missed[k]!).length;
+  const data = new Uint8Array(total);
+  const meta = new Int32Array(missed.length);
+  let at = 0;
+  for (let k = 0; k < missed.length; k += 2) {
+    const raw = batch.datagram(missed[k]!);
+    data.set(batch.sender(missed[k]!), at);
+    data.set(raw, at + SENDER_BYTES);
+    at += SENDER_BYTES + raw.length;
+    meta[k] = raw.length;
+    meta[k + 1] = missed[k + 1]!;
+  }
+  return { kind: 'misses', index, data, meta };
 }
 
 if (!isMainThread && (workerData as Partial<WorkerInit> | undefined)?.tsnetBatch === true) run(workerData as WorkerInit);

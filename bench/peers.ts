@@ -35,7 +35,7 @@ export function batchedEcho(port: number): Promise<Running> {
 }
 
 /** tsnet-dns as the README starts it; `nodeFlags` go to node itself (V8's heap sizing). */
-export function tsnet(ctx: PeerContext, port: number, nodeFlags: readonly string[] = []): Promise<Running> {
+export function tsnet(ctx: PeerContext, port: number, nodeFlags: readonly string[] = [], extra: readonly string[] = []): Promise<Running> {
   const records = join(ctx.dir, 'tsnet-records.json');
   writeFileSync(
     records,
@@ -44,7 +44,7 @@ export function tsnet(ctx: PeerContext, port: number, nodeFlags: readonly string
       endpoints: [{ id: LOCAL.id, name: 'web', networks: { app: { ipv4: LOCAL.v4, ipv6: LOCAL.v6, aliases: ['www'] } } }],
     }),
   );
-  const args = [...nodeFlags, join(ROOT, 'bin/tsnet-dns'), '--records', records, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${ctx.upstreamPort}`, '--log-level', 'warn', '--cache-size', '100000'];
+  const args = [...nodeFlags, join(ROOT, 'bin/tsnet-dns'), '--records', records, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${ctx.upstreamPort}`, '--log-level', 'warn', '--cache-size', '100000', ...extra];
   return started(startPinned(0, process.execPath, args).pid, port);
 }
 

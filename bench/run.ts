@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     { server: 'Node dgram echo (floor)', workloads: ['local'], latency: true, start: echo, samples: {} },
     { server: 'Node batched echo (recvmmsg/sendmmsg)', workloads: ['local'], latency: true, start: batchedEcho, samples: {} },
     { server: 'tsnet-dns', workloads: ['local', 'cached', 'unique'], latency: true, start: (p) => tsnet(ctx, p), samples: {} },
+    // What batching buys: the same server on plain dgram sockets, one callback and syscall per datagram.
+    { server: 'tsnet-dns, --no-udp-batch', workloads: ['local', 'cached', 'unique'], latency: true, start: (p) => tsnet(ctx, p, [], ['--no-udp-batch']), samples: {} },
     // What V8's young generation costs: 2 MB semi-spaces instead of Node's 16 MB (goal P9, RSS).
     { server: 'tsnet-dns, --max-semi-space-size=2', workloads: ['local', 'cached', 'unique'], latency: false, start: (p) => tsnet(ctx, p, ['--max-semi-space-size=2']), samples: {} },
     { server: 'aardvark-dns 1.4', workloads: ['local'], latency: true, start: (p) => aardvark(ctx, p), samples: {} },

@@ -7,7 +7,7 @@ import type { DnsMetrics } from '../metrics.js';
 import type { ListenerContext, Pipeline } from '../pipeline.js';
 import type { RateLimitOptions } from '../rate-limit.js';
 import { ednsSlot } from '../replay.js';
-import { addressOf, Batch, sendTo } from './mmsg.js';
+import { addressOf, Batch } from './mmsg.js';
 import { BUCKET_AT, CONTROL_SLOTS, GENERATION, SENDER_BYTES, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 /** A listener's UDP socket as given to `add`: the fd, its context, where it listens. */
@@ -172,13 +172,33 @@ export class BatchedUdp {
   #sending: BatchedListener | undefined;
   readonly #replies = new Batch(64);
 
-  #send(listener: BatchedListener, reply: Buffer, sa: Buffer): void {
-    if (this.#sending !== listener) {
-      sendTo(listener.fd, reply, sa);
+  #send(index: number, listener: BatchedListener, reply: Buffer, sa: Buffer): void {
+    if (this.#sending === listener) {
+      if (this.#replies.full) this.#replies.flush(listener.fd);
+      this.#replies.queueTo(sa, reply);
       return;
     }
-    if (this.#replies.full) this.#replies.flush(listener.fd);
-    this.#replies.queueTo(sa, reply);
+    // A reply that waited on an upstream: those that come in the same turn of the event loop
+    // go out together, once it has run its callbacks.
+    this.#later.push({ index, listener, reply, sa });
+    if (this.#later.length === 1) setImmediate(() => this.#sendLater());
+  }
+
+  readonly #later: { index: number; listener: BatchedListener; reply: Buffer; sa: Buffer }[] = [];
+
+  #sendLater(): void {
+    const later = this.#later.splice(0);
+    let fd = -1;
+    for (const { index, listener, reply, sa } of later) {
+      // A listener closed meanwhile: its fd may be closed, or another socket's by now.
+      if (this.#listeners.get(index) !== listener) continue;
+      if (listener.fd !== fd || this.#replies.full) {
+        if (fd >= 0) this.#replies.flush(fd);
+        fd = listener.fd;
+      }
+      this.#replies.queueTo(sa, reply);
+    }
+    if (fd >= 0) this.#replies.flush(fd);
   }
 
   /** Runs one missed query through the pipeline; its reply goes out on the listener's socket. */
@@ -187,7 +207,7 @@ export class BatchedUdp {
     const generation = Atomics.load(this.#ctl, GENERATION);
     this.#o.pipeline.handle(raw, source, 'udp', listener.ctx, (reply, q, replay) => {
       const limit = slip ? 0 : q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
-      this.#send(listener, truncate(reply, limit), sa);
+      this.#send(index, listener, truncate(reply, limit), sa);
       if (replay === undefined || q === null || generation !== Atomics.load(this.#ctl, GENERATION)) return;
       // A copy of its own: a Buffer may be a view into a pool, which a post would copy whole.
       const bytes = Uint8Array.from(replay.stored.bytes);

@@ -13,7 +13,6 @@ const sendmmsg = libc.func('int sendmmsg(int fd, void *msgvec, unsigned int vlen
 const epollCreate1 = libc.func('int epoll_create1(int flags)') as Fn<[number]>;
 const epollCtl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as Fn<[number, number, number, Buffer]>;
 const epollWait = libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as Fn<[number, bigint, number, number]>;
-const sendto = libc.func('long sendto(int fd, const uint8_t *buf, unsigned long len, int flags, const uint8_t *addr, uint32_t alen)') as Fn<[number, Buffer, number, number, Buffer, number]>;
 const closeFd = libc.func('int close(int fd)') as Fn<[number]>;
 const getsockname = libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)') as Fn<[number, Buffer, Uint32Array]>;
 
@@ -161,11 +160,6 @@ export class Poller {
   close(): void {
     closeFd(this.#ep);
   }
-}
-
-/** One datagram to `sa` (a raw sockaddr) on `fd`, from any thread: a reply the main thread resolved. */
-export function sendTo(fd: number, reply: Buffer, sa: Buffer): boolean {
-  return sendto(fd, reply, reply.length, MSG_DONTWAIT, sa, sa.length) >= 0;
 }
 
 /** The text address and port in a raw sockaddr, written as inet_ntop(3) (and Node's rinfo) writes them. */

@@ -226,6 +226,16 @@ test.serial('a container on two networks: ADD with another CNI_IFNAME connects i
   t.is((await cni(envOf('CHECK', c, 'eth0'), front)).exit, 0);
   t.is((await cni(envOf('DEL', c, 'eth0'), front)).exit, 0);
   t.deepEqual(await cniSandboxes(d), [sandboxName(peer.id)]);
+
+  // As containerd's go-cni does: both networks at once, then both away at once.
+  const both = await newContainer(t);
+  const adds = await Promise.all([cni(envOf('ADD', both, 'eth0'), front), cni(envOf('ADD', both, 'net1'), { ...back, runtimeConfig: {} })]);
+  t.deepEqual(adds.map((r) => r.exit), [0, 0], JSON.stringify(adds.map((r) => r.out)));
+  t.truthy(await linkIn(both.netns.path, 'eth0'));
+  t.truthy(await linkIn(both.netns.path, 'net1'));
+  const dels = await Promise.all([cni(envOf('DEL', both, 'eth0'), front), cni(envOf('DEL', both, 'net1'), back)]);
+  t.deepEqual(dels.map((r) => r.exit), [0, 0], JSON.stringify(dels.map((r) => r.out)));
+  t.deepEqual(await cniSandboxes(d), [sandboxName(peer.id)], 'the sandbox went with its last network');
 });
 
 test.serial('bad configuration, missing or bad environment, an unknown network, an address the daemon refuses and no daemon give the spec codes and change nothing', async (t) => {

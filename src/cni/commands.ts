@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { GATEWAY_BRIDGE } from '../daemon/gateway-bridge.js';
+import type { AttachRequest } from '../daemon/requests.js';
 import { namedNetns } from '../netns/paths.js';
 import { NAME } from '../registry/validate.js';
 import { SUPPORTED_VERSIONS, type NetConf } from './config.js';
@@ -49,25 +50,30 @@ export async function add(inv: Invocation, conf: NetConf): Promise<CniResult> {
   const netns = inv.netns!;
   const name = sandboxName(inv.containerId);
   const alias = podName(inv);
-  const attach = {
+  const attach: Omit<AttachRequest, 'network'> = {
     ifname: inv.ifname,
     aliases: [...new Set([...(alias === undefined ? [] : [alias]), ...conf.aliases])],
     ...(conf.ip === undefined ? {} : { ip: conf.ip }),
     ...(conf.ip6 === undefined ? {} : { ip6: conf.ip6 }),
   };
-  const existing = await daemon.sandbox(name);
-  if (existing === undefined) {
-    await daemon.createSandbox({ name, netns, networks: [{ network: net.Name, ...attach }], dns: conf.upstreams, dnsSearch: conf.search, dnsOptions: conf.options });
-  } else {
-    const mount = mountOf(existing);
-    if (mount === undefined || !sameNamespace(mount, netns)) throw new CniError(Code.refused, `container ${inv.containerId} is on tsnet already (sandbox ${name}) in another namespace than CNI_NETNS ${netns}`);
-    const here = existing.Networks[net.Name];
-    const clash = Object.entries(existing.Networks).find(([n, a]) => a.Interface === inv.ifname && n !== net.Name);
-    if (here !== undefined && here.Interface !== inv.ifname) throw new CniError(Code.refused, `container ${inv.containerId} is on network ${net.Name} already as interface ${here.Interface}, not ${inv.ifname}`);
-    if (clash !== undefined) throw new CniError(Code.refused, `container ${inv.containerId} has interface ${inv.ifname} on network ${clash[0]} already`);
-    if (here === undefined) await daemon.connect(net.Name, name, attach);
-  }
+  const create = { name, netns, networks: [{ network: net.Name, ...attach }], dns: conf.upstreams, dnsSearch: conf.search, dnsOptions: conf.options };
+  let existing = await daemon.sandbox(name);
+  // A runtime may ADD a container's networks in parallel (containerd's go-cni does): the ADD whose
+  // create finds the name taken joins the sandbox the other one made.
+  if (existing === undefined && (await daemon.createSandbox(create)) === undefined) existing = await daemon.sandbox(name);
+  if (existing !== undefined) await join(daemon, inv, net, existing, attach);
   return addResult(conf, await readBack(daemon, conf, name, inv));
+}
+
+/** ADD for a container that has its sandbox: a connect, unless it is on the network already as asked. */
+async function join(daemon: Daemon, inv: Invocation, net: NetworkView, sb: SandboxView, attach: Omit<AttachRequest, 'network'>): Promise<void> {
+  const mount = mountOf(sb);
+  if (mount === undefined || !sameNamespace(mount, inv.netns!)) throw new CniError(Code.refused, `container ${inv.containerId} is on tsnet already (sandbox ${sb.Name}) in another namespace than CNI_NETNS ${inv.netns!}`);
+  const here = sb.Networks[net.Name];
+  if (here !== undefined && here.Interface !== inv.ifname) throw new CniError(Code.refused, `container ${inv.containerId} is on network ${net.Name} already as interface ${here.Interface}, not ${inv.ifname}`);
+  const clash = Object.entries(sb.Networks).find(([n, a]) => a.Interface === inv.ifname && n !== net.Name);
+  if (clash !== undefined) throw new CniError(Code.refused, `container ${inv.containerId} has interface ${inv.ifname} on network ${clash[0]} already`);
+  if (here === undefined) await daemon.connect(net.Name, sb.Name, attach);
 }
 
 /** The sandbox, network and interface as they are after ADD. */
@@ -93,10 +99,17 @@ export async function del(inv: Invocation, conf: NetConf): Promise<void> {
   const net = sb === undefined ? undefined : await daemon.network(conf.network);
   const att = net === undefined ? undefined : sb?.Networks[net.Name];
   if (sb === undefined || net === undefined || att === undefined || att.Interface !== inv.ifname) return;
-  const others = Object.keys(sb.Networks).filter((n) => n !== net.Name && n !== GATEWAY_BRIDGE);
-  if (others.length === 0) await daemon.removeSandbox(name);
-  else await daemon.disconnect(net.Name, name);
+  if (userNetworks(sb, net.Name).length > 0) {
+    await daemon.disconnect(net.Name, name);
+    // A DEL of the container's other network, run in parallel, may have seen this one still there.
+    const left = await daemon.sandbox(name);
+    if (left === undefined || userNetworks(left).length > 0) return;
+  }
+  await daemon.removeSandbox(name);
 }
+
+/** The networks the runtime put the sandbox on (but `except`): not the gateway bridge tsnet adds for overlays. */
+const userNetworks = (sb: SandboxView, except?: string): string[] => Object.keys(sb.Networks).filter((n) => n !== except && n !== GATEWAY_BRIDGE);
 
 /**
  * CHECK: the container's sandbox is there, in CNI_NETNS, with interface CNI_IFNAME up and holding

@@ -65,8 +65,14 @@ export class Daemon {
     return this.#find(`looking up sandbox ${name}`, `/sandboxes/${encodeURIComponent(name)}`);
   }
 
-  createSandbox(req: SandboxCreate): Promise<SandboxView> {
-    return this.#ask(`creating sandbox ${req.name}`, 'POST', '/sandboxes/create', req);
+  /** Creates the sandbox; undefined when its name is taken (another ADD for the same container won the race). */
+  async createSandbox(req: SandboxCreate): Promise<SandboxView | undefined> {
+    try {
+      return await call<SandboxView>(this.socket, 'POST', '/sandboxes/create', req);
+    } catch (err) {
+      if (err instanceof ControlError && err.status === 409) return undefined;
+      throw asCniError(err, `creating sandbox ${req.name}`);
+    }
   }
 
   async connect(network: string, sandbox: string, attach: Omit<AttachRequest, 'network'>): Promise<void> {

@@ -1,9 +1,9 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { call } from '../src/control/client.js';
+import { call, ControlError } from '../src/control/client.js';
 import { sandboxName } from '../src/cni/commands.js';
 import type { CniErrorResult, CniResult } from '../src/cni/types.js';
 import { systemTool } from '../src/net/tools.js';
@@ -50,6 +50,17 @@ const envOf = (command: string, c: Container, ifname = 'eth0', args = ''): Recor
   CNI_ARGS: args,
 });
 
+/**
+ * The README's example configuration, on the test daemon's socket. Its upstream (a documentation
+ * address) is left out: what no tsnet name answers goes to the test's own upstream instead.
+ */
+function readmeConf(d: TestDaemon): Record<string, unknown> {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const conf = JSON.parse(/### As a CNI plugin[\s\S]*?```json\n([\s\S]*?)```/.exec(readme)![1]!) as Record<string, unknown> & { dns: Record<string, unknown> };
+  const { nameservers: _nameservers, ...dns } = conf.dns;
+  return { ...conf, socket: d.socket, dns };
+}
+
 const confOf = (d: TestDaemon, over: Record<string, unknown> = {}): Record<string, unknown> => ({ cniVersion: '1.0.0', name: 'app', type: 'tsnet-cni', socket: d.socket, ...over });
 
 /** The result of an ADD that must succeed. */
@@ -87,7 +98,7 @@ test.serial("ADD puts a runtime's namespace on a tsnet network with a 1.0 result
   const subnet = d.subnet();
   await d.tsnet('network', 'create', '--subnet', subnet, 'app');
   const [web, client] = [await newContainer(t), await newContainer(t)];
-  const conf = confOf(d, { dns: { search: ['example.test'], options: ['ndots:1'] } });
+  const conf = readmeConf(d);
 
   const res = await added(envOf('ADD', web, 'eth0', 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web'), conf);
   const prefix = subnet.replace(/\.0\/24$/, '.');
@@ -105,7 +116,7 @@ test.serial("ADD puts a runtime's namespace on a tsnet network with a 1.0 result
   t.is(ip.interface, 1, 'the address is on the container interface');
   t.false('version' in ip, '1.0.0 results carry no ips[].version');
   t.deepEqual(res.routes, [{ dst: '0.0.0.0/0', gw: gateway }]);
-  t.deepEqual(res.dns, { nameservers: ['127.0.0.11'], search: ['example.test'], options: ['ndots:1'] });
+  t.deepEqual(res.dns, { nameservers: ['127.0.0.11'], search: ['svc.example'], options: ['ndots:1'] });
 
   const link = await linkIn(web.netns.path, 'eth0');
   t.truthy(link, 'eth0 is in the runtime namespace');
@@ -120,6 +131,7 @@ test.serial("ADD puts a runtime's namespace on a tsnet network with a 1.0 result
   t.is(await digIn(client.netns.path, 'web'), webIp, 'the second container resolves the first by name');
   t.is(await digIn(web.netns.path, 'client'), clientIp, 'and the first the second');
   t.is(await digIn(web.netns.path, 'web'), webIp, 'a container resolves its own name');
+  t.deepEqual((await digIn(web.netns.path, 'api')).split('\n').sort(), [clientIp, webIp].sort(), "the configuration's alias names both");
   await run(systemTool('nsenter'), [`--net=${client.netns.path}`, '--', 'ping', '-c', '1', '-W', '2', webIp]);
 
   const checked = await cni(envOf('CHECK', web), { ...conf, prevResult: res });
@@ -205,6 +217,9 @@ test.serial('a container on two networks: ADD with another CNI_IFNAME connects i
   const front = confOf(d);
   const back = confOf(d, { cniVersion: '0.4.0', name: 'backnet', network: 'back', runtimeConfig: { aliases: { backnet: ['db'] } } });
   await added(envOf('ADD', c, 'eth0'), front);
+  const connect = { Container: sandboxName(c.id), EndpointConfig: { DriverOpts: { 'com.docker.network.endpoint.ifname': 'eth0' } } };
+  const status = await call(d.socket, 'POST', '/networks/back/connect', connect).then(() => 200, (err: Error) => (err instanceof ControlError ? err.status : -1));
+  t.is(status, 400, "the daemon refuses an interface name another of the sandbox's networks has");
   const res = await added(envOf('ADD', c, 'net1'), back);
   t.is(res.cniVersion, '0.4.0');
   t.is(res.ips![0]!.version, '4', '0.4.0 results say the family');
@@ -275,6 +290,10 @@ test.serial('bad configuration, missing or bad environment, an unknown network, 
     t.is(e.code, code, `${what}: ${e.msg}`);
     t.regex(e.msg, msg, what);
   }
+  // The daemon's own checks of a chosen interface name, refused before anything is made.
+  const refused = (path: string, body: object): Promise<number> => call(d.socket, 'POST', path, body).then(() => 200, (err: Error) => (err instanceof ControlError ? err.status : -1));
+  for (const ifname of ['lo', 'x'.repeat(16), 'a b']) t.is(await refused('/sandboxes/create', { name: 'iftest', netns: c.netns.path, networks: [{ network: 'app', ifname }] }), 400, ifname);
+  t.false((await call<{ Name: string }[]>(d.socket, 'GET', '/sandboxes')).some((sb) => sb.Name === 'iftest'));
   t.deepEqual(await cniSandboxes(d), [], 'no sandbox was made');
   t.deepEqual((await c.netns.exec('ip', '-o', 'link', 'show')).trim().split('\n').map((l) => l.split(':')[1]!.trim()), ['lo'], 'the namespace has only its loopback');
   t.deepEqual(await cni({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: c.id, CNI_IFNAME: 'eth0' }, { ...conf, network: 'nosuch' }).then((r) => r.exit), 0, 'DEL of what never was succeeds');

@@ -163,7 +163,7 @@ test.serial("ADD puts a runtime's namespace on a tsnet network with a 1.0 result
   t.deepEqual(await cniSandboxes(d), []);
 });
 
-test.serial('CHECK reports code 101 for an address, link or interface that is not as ADD left it, and 3 once the sandbox is gone; DEL still succeeds', async (t) => {
+test.serial('CHECK passes across a daemon restart (11 while it is down), reports code 101 for an address, link or interface that is not as ADD left it, and 3 once the sandbox is gone; DEL still succeeds', async (t) => {
   const up = await startUpstream(t, { behaviour: 'nxdomain' });
   const d = await startDaemon(t, up.label);
   await d.tsnet('network', 'create', '--subnet', d.subnet(), 'app');
@@ -171,6 +171,11 @@ test.serial('CHECK reports code 101 for an address, link or interface that is no
   const conf = confOf(d);
   const res = await added(envOf('ADD', c), conf);
   const address = res.ips![0]!.address;
+  await d.kill9();
+  const down = await failed(envOf('CHECK', c), { ...conf, prevResult: res });
+  t.is(down.code, 11, `no daemon: try again later (${down.msg})`);
+  await d.start();
+  t.is((await cni(envOf('CHECK', c), { ...conf, prevResult: res })).exit, 0, 'the container is as ADD left it after a daemon restart');
   const nsIp = (...args: string[]) => run(systemTool('nsenter'), [`--net=${c.netns.path}`, '--', 'ip', ...args]);
 
   const wrong = { ...res, ips: [{ ...res.ips![0]!, address: '10.0.0.99/24' }] };

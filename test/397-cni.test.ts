@@ -14,12 +14,8 @@ import { startUpstream } from './helpers/upstream.js';
 const run = promisify(execFile);
 const PLUGIN = new URL('../bin/tsnet-cni', import.meta.url).pathname;
 
-interface Invoked {
-  exit: number;
-  /** stdout parsed, undefined when empty. */
-  out: unknown;
-  stderr: string;
-}
+/** An exit code, stdout parsed (undefined when empty), stderr. */
+type Invoked = { exit: number; out: unknown; stderr: string };
 
 /** Runs tsnet-cni as a runtime does: CNI_* in the environment (only those), the configuration on stdin. */
 function cni(env: Record<string, string>, stdin: string | object): Promise<Invoked> {
@@ -88,6 +84,9 @@ async function linkIn(path: string, ifname: string): Promise<{ address: string; 
   const r = await run(systemTool('nsenter'), [`--net=${path}`, '--', 'ip', '-j', 'addr', 'show', 'dev', ifname]).catch(() => undefined);
   return r === undefined ? undefined : JSON.parse(r.stdout)[0];
 }
+
+/** The status the daemon answers a POST with (200 for any success). */
+const statusOf = (d: TestDaemon, path: string, body: object): Promise<number> => call(d.socket, 'POST', path, body).then(() => 200, (err: Error) => (err instanceof ControlError ? err.status : -1));
 
 const cniSandboxes = async (d: TestDaemon): Promise<string[]> =>
   (await call<{ Name: string }[]>(d.socket, 'GET', '/sandboxes')).map((s) => s.Name).filter((n) => n.startsWith('cni-'));
@@ -223,8 +222,7 @@ test.serial('a container on two networks: ADD with another CNI_IFNAME connects i
   const back = confOf(d, { cniVersion: '0.4.0', name: 'backnet', network: 'back', runtimeConfig: { aliases: { backnet: ['db'] } } });
   await added(envOf('ADD', c, 'eth0'), front);
   const connect = { Container: sandboxName(c.id), EndpointConfig: { DriverOpts: { 'com.docker.network.endpoint.ifname': 'eth0' } } };
-  const status = await call(d.socket, 'POST', '/networks/back/connect', connect).then(() => 200, (err: Error) => (err instanceof ControlError ? err.status : -1));
-  t.is(status, 400, "the daemon refuses an interface name another of the sandbox's networks has");
+  t.is(await statusOf(d, '/networks/back/connect', connect), 400, "the daemon refuses an interface name another of the sandbox's networks has");
   const res = await added(envOf('ADD', c, 'net1'), back);
   t.is(res.cniVersion, '0.4.0');
   t.is(res.ips![0]!.version, '4', '0.4.0 results say the family');
@@ -296,8 +294,7 @@ test.serial('bad configuration, missing or bad environment, an unknown network, 
     t.regex(e.msg, msg, what);
   }
   // The daemon's own checks of a chosen interface name, refused before anything is made.
-  const refused = (path: string, body: object): Promise<number> => call(d.socket, 'POST', path, body).then(() => 200, (err: Error) => (err instanceof ControlError ? err.status : -1));
-  for (const ifname of ['lo', 'x'.repeat(16), 'a b']) t.is(await refused('/sandboxes/create', { name: 'iftest', netns: c.netns.path, networks: [{ network: 'app', ifname }] }), 400, ifname);
+  for (const ifname of ['lo', 'x'.repeat(16), 'a b']) t.is(await statusOf(d, '/sandboxes/create', { name: 'iftest', netns: c.netns.path, networks: [{ network: 'app', ifname }] }), 400, ifname);
   t.false((await call<{ Name: string }[]>(d.socket, 'GET', '/sandboxes')).some((sb) => sb.Name === 'iftest'));
   t.deepEqual(await cniSandboxes(d), [], 'no sandbox was made');
   t.deepEqual((await c.netns.exec('ip', '-o', 'link', 'show')).trim().split('\n').map((l) => l.split(':')[1]!.trim()), ['lo'], 'the namespace has only its loopback');

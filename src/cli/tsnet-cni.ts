@@ -14,9 +14,6 @@ import type { CniErrorResult } from '../cni/types.js';
 /** A daemon that neither answers nor refuses within this is reported as "try again later". */
 const DAEMON_DEADLINE_MS = 60_000;
 
-/** The configuration's cniVersion for the error result, when it is one tsnet-cni speaks. */
-let replyVersion = '1.0.0';
-
 function readStdin(): string {
   try {
     return readFileSync(0, 'utf8');
@@ -25,28 +22,34 @@ function readStdin(): string {
   }
 }
 
-async function run(): Promise<unknown> {
-  const inv = parseEnv(process.env);
-  const text = readStdin();
-  if (inv.command === 'VERSION') return version();
-  const json = decode(text);
-  if (typeof json.cniVersion === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(json.cniVersion)) replyVersion = json.cniVersion;
-  const conf = parseConfig(json, inv.command);
-  if (inv.command === 'ADD') return add(inv, conf);
-  await (inv.command === 'DEL' ? del(inv, conf) : check(inv, conf));
-  return undefined;
-}
-
-function fail(err: unknown): never {
+/** The error result on stdout, in the configuration's cniVersion when tsnet-cni speaks it; exit 1. */
+function fail(err: unknown, cniVersion: string): never {
   const e = err instanceof CniError ? err : new CniError(Code.refused, `tsnet-cni: ${(err as Error).message}`);
-  const out: CniErrorResult = { cniVersion: replyVersion, code: e.code, msg: e.message, ...(e.details === undefined ? {} : { details: e.details }) };
+  const out: CniErrorResult = { cniVersion, code: e.code, msg: e.message, ...(e.details === undefined ? {} : { details: e.details }) };
   process.stdout.write(JSON.stringify(out) + '\n');
   process.exit(1);
 }
 
-setTimeout(() => fail(new CniError(Code.tryAgainLater, `the tsnet daemon did not answer within ${DAEMON_DEADLINE_MS / 1000} s`)), DAEMON_DEADLINE_MS).unref();
+async function main(): Promise<never> {
+  let cniVersion = '1.0.0';
+  setTimeout(() => fail(new CniError(Code.tryAgainLater, `the tsnet daemon did not answer within ${DAEMON_DEADLINE_MS / 1000} s`), cniVersion), DAEMON_DEADLINE_MS).unref();
+  try {
+    const inv = parseEnv(process.env);
+    const text = readStdin();
+    let result: unknown;
+    if (inv.command === 'VERSION') result = version();
+    else {
+      const json = decode(text);
+      if (typeof json.cniVersion === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(json.cniVersion)) cniVersion = json.cniVersion;
+      const conf = parseConfig(json, inv.command);
+      if (inv.command === 'ADD') result = await add(inv, conf);
+      else await (inv.command === 'DEL' ? del(inv, conf) : check(inv, conf));
+    }
+    if (result !== undefined) process.stdout.write(JSON.stringify(result) + '\n');
+    process.exit(0);
+  } catch (err) {
+    fail(err, cniVersion);
+  }
+}
 
-run().then((result) => {
-  if (result !== undefined) process.stdout.write(JSON.stringify(result) + '\n');
-  process.exit(0);
-}, fail);
+void main();

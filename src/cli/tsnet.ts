@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ControlError } from '../control/client.js';
+import { ControlError, DEFAULT_SOCKET } from '../control/client.js';
 import { daemonCommand } from './commands/daemon.js';
 import { networkCommand } from './commands/network.js';
 import { nodeCommand } from './commands/node.js';
@@ -8,7 +8,7 @@ import { serviceCommand } from './commands/service.js';
 
 const program = new Command('tsnet')
   .description('container networks with a DNS resolver at 127.0.0.11 in every sandbox')
-  .option('--socket <path>', 'the daemon\'s control socket', '/run/tsnet/tsnet.sock')
+  .option('--socket <path>', 'the daemon\'s control socket', DEFAULT_SOCKET)
   .showHelpAfterError();
 
 daemonCommand(program);

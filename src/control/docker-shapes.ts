@@ -80,6 +80,8 @@ export function parseNetworkCreate(body: Json): NetworkCreate {
   return req;
 }
 
+const IFNAME_OPT = 'com.docker.network.endpoint.ifname';
+
 /** `POST /networks/{id}/connect` body → (sandbox, attach request). */
 export function parseConnect(body: Json): { sandbox: string; attach: Omit<AttachRequest, 'network'> } {
   const sandbox = string(body.Container, 'Container');
@@ -90,6 +92,8 @@ export function parseConnect(body: Json): { sandbox: string; attach: Omit<Attach
     ip: string(ipam.IPv4Address, 'EndpointConfig.IPAMConfig.IPv4Address'),
     ip6: string(ipam.IPv6Address, 'EndpointConfig.IPAMConfig.IPv6Address'),
     aliases: strings(ec.Aliases, 'EndpointConfig.Aliases'),
+    // Docker 28's driver option for the interface's name inside the container.
+    ifname: string(stringMap(ec.DriverOpts, 'EndpointConfig.DriverOpts')?.[IFNAME_OPT], `EndpointConfig.DriverOpts.${IFNAME_OPT}`),
   });
   return { sandbox, attach };
 }
@@ -128,7 +132,7 @@ function attachRequest(v: unknown, path: string): AttachRequest {
   const n = record(v, path);
   const network = string(n.network, `${path}.network`);
   if (network === undefined) throw badRequest(`${path}.network is required`);
-  return { network, ...defined({ ip: string(n.ip, `${path}.ip`), ip6: string(n.ip6, `${path}.ip6`), aliases: strings(n.aliases, `${path}.aliases`) }) };
+  return { network, ...defined({ ip: string(n.ip, `${path}.ip`), ip6: string(n.ip6, `${path}.ip6`), aliases: strings(n.aliases, `${path}.aliases`), ifname: string(n.ifname, `${path}.ifname`) }) };
 }
 
 /** `POST /sandboxes/create` body: tsnet's own field names, checked for type. */

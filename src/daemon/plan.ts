@@ -3,7 +3,7 @@ import { Cidr } from '../net/ipam/cidr.js';
 import { allocateAddress, planSubnet, type AddressSpace, type HostSubnet } from '../net/ipam/ipam.js';
 import { vlanOf } from '../net/drivers/macvlan.js';
 import type { HostFacts } from '../net/link/host.js';
-import { checkBridgeName, checkParent } from '../net/link/names.js';
+import { checkBridgeName, checkIfname, checkParent } from '../net/link/names.js';
 import { domainName, ipAddress, name as validName, NAME, RecordsError, resolvOption, show } from '../registry/validate.js';
 import { hostIfName } from './dataplane.js';
 import { parseExpose, parsePublish, type PortMapping } from '../net/ports/spec.js';
@@ -226,18 +226,33 @@ export function attachRecord(state: DaemonState, sb: SandboxRecord, net: Network
     const ipv4 = allocateAddress(addressSpace(net), inUse, req.ip);
     const ipv6 =
       net.ipam?.subnet6 === undefined ? undefined : allocateAddress({ network: net.name, subnet: net.ipam.subnet6, gateway: net.ipam.gateway6 }, inUse, req.ip6);
-    const used = new Set(Object.values(sb.attachments).map((a) => a.ifname));
-    let n = 0;
-    while (used.has(`eth${n}`)) n++;
+    const ifname = interfaceName(sb, net, req.ifname);
     sb.attachments[net.name] = {
       ...(ipv4 === undefined ? {} : { ipv4 }),
       ...(ipv6 === undefined ? {} : { ipv6 }),
       aliases,
-      ifname: `eth${n}`,
+      ifname,
       hostIf: hostIfName(sb.id, net.name),
       endpointId: newId(),
     };
   } catch (err) {
     throw badRequest((err as Error).message);
   }
+}
+
+/**
+ * The name of `sb`'s interface on `net`: the one asked for (checked: the kernel's syntax, not
+ * `lo`, not another attachment's), or the first ethN no attachment has.
+ */
+function interfaceName(sb: SandboxRecord, net: NetworkRecord, wanted: string | undefined): string {
+  const used = new Set(Object.values(sb.attachments).map((a) => a.ifname));
+  if (wanted !== undefined) {
+    checkIfname(wanted, `network ${net.name}: ifname`);
+    if (wanted === 'lo') throw new Error(`network ${net.name}: ifname lo is the sandbox's loopback`);
+    if (used.has(wanted)) throw new Error(`network ${net.name}: ifname ${wanted} is the sandbox's interface on another network`);
+    return wanted;
+  }
+  let n = 0;
+  while (used.has(`eth${n}`)) n++;
+  return `eth${n}`;
 }

@@ -22,6 +22,8 @@ export interface AttachRequest {
   ip?: string;
   ip6?: string;
   aliases?: string[];
+  /** The interface's name inside the sandbox (a CNI runtime's CNI_IFNAME); default the first free ethN. */
+  ifname?: string;
 }
 
 export interface SandboxCreate {

@@ -7,7 +7,7 @@ import type { DnsMetrics } from '../metrics.js';
 import type { ListenerContext, Pipeline } from '../pipeline.js';
 import type { RateLimitOptions } from '../rate-limit.js';
 import { ednsSlot } from '../replay.js';
-import { addressOf, Batch } from './mmsg.js';
+import { addressOf, Batch, Wakeup } from './mmsg.js';
 import { BUCKET_AT, CONTROL_SLOTS, GENERATION, SENDER_BYTES, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 /** A listener's UDP socket as given to `add`: the fd, its context, where it listens. */
@@ -47,6 +47,7 @@ export class BatchedUdp {
   readonly #o: BatchedUdpOptions;
   readonly #worker: Worker;
   readonly #ctl: Int32Array;
+  readonly #wakeup = new Wakeup();
   readonly #listeners = new Map<number, BatchedListener>();
   readonly #removing = new Map<number, () => void>();
   readonly #scopeIds = new WeakMap<Scope, number>();
@@ -64,7 +65,7 @@ export class BatchedUdp {
       buckets: () => [...tally.subarray(BUCKET_AT, SUM_AT)],
       seconds: () => tally[SUM_AT]!,
     });
-    const init: WorkerInit = { tsnetBatch: true, control, stats, maxEntries: options.maxEntries, maxBytes: options.maxBytes, ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }) };
+    const init: WorkerInit = { tsnetBatch: true, control, stats, wakeup: this.#wakeup.fd, maxEntries: options.maxEntries, maxBytes: options.maxBytes, ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }) };
     this.#worker = startWorker(init);
     this.#worker.on('message', (m: FromWorker) => this.#take(m));
     this.#worker.on('error', (err) => this.#failed(err));
@@ -126,14 +127,18 @@ export class BatchedUdp {
 
   async close(): Promise<void> {
     Atomics.store(this.#ctl, STOP, 1);
-    if (this.#down) return;
-    await new Promise<void>((resolve) => {
-      this.#worker.once('exit', () => resolve());
-    });
+    if (!this.#down) {
+      this.#wakeup.wake();
+      await new Promise<void>((resolve) => {
+        this.#worker.once('exit', () => resolve());
+      });
+    }
+    this.#wakeup.close();
   }
 
   #post(m: ToWorker): void {
     this.#worker.postMessage(m);
+    this.#wakeup.wake();
   }
 
   #scopeId(scope: Scope): number {

@@ -14,6 +14,9 @@ const epollCreate1 = libc.func('int epoll_create1(int flags)') as Fn<[number]>;
 const epollCtl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as Fn<[number, number, number, Buffer]>;
 const epollWait = libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as Fn<[number, bigint, number, number]>;
 const closeFd = libc.func('int close(int fd)') as Fn<[number]>;
+const eventfd = libc.func('int eventfd(unsigned int initval, int flags)') as Fn<[number, number]>;
+const write = libc.func('long write(int fd, const uint8_t *buf, unsigned long count)') as Fn<[number, Buffer, number]>;
+const read = libc.func('long read(int fd, _Out_ uint8_t *buf, unsigned long count)') as Fn<[number, Buffer, number]>;
 const getsockname = libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)') as Fn<[number, Buffer, Uint32Array]>;
 
 export const errno = (): number => koffi.errno();
@@ -159,6 +162,31 @@ export class Poller {
 
   close(): void {
     closeFd(this.#ep);
+  }
+}
+
+/** An eventfd: a thread waiting in epoll on it wakes when another calls `wake`. */
+export class Wakeup {
+  readonly fd: number;
+  readonly #one = Buffer.alloc(8);
+
+  constructor(fd?: number) {
+    this.#one.writeBigUInt64LE(1n);
+    this.fd = fd ?? eventfd(0, 0o4000 | 0o2000000);
+    if (this.fd < 0) throw new Error(`eventfd: errno ${errno()}`);
+  }
+
+  wake(): void {
+    write(this.fd, this.#one, 8);
+  }
+
+  /** Takes the wake-ups so far, so that the next wait blocks again. */
+  drain(): void {
+    read(this.fd, Buffer.alloc(8), 8);
+  }
+
+  close(): void {
+    closeFd(this.fd);
   }
 }
 

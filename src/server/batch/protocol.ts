@@ -21,6 +21,8 @@ export interface WorkerInit {
   tsnetBatch: true;
   control: SharedArrayBuffer;
   stats: SharedArrayBuffer;
+  /** An eventfd the main thread writes after each message, so that a waiting worker reads it at once. */
+  wakeup: number;
   rateLimit?: RateLimitOptions;
   /** The replay table's bounds, as the main thread's (ReplayCache): full, it starts afresh. */
   maxEntries: number;

@@ -5,7 +5,7 @@ import { truncate, udpLimit } from '../../wire/reply.js';
 import { RateLimiter } from '../rate-limit.js';
 import { ednsSlot, ReplayCache } from '../replay.js';
 import type { ShuffleSpan } from '../resolver.js';
-import { addressOf, Batch, EAGAIN, EINTR, Poller } from './mmsg.js';
+import { addressOf, Batch, EAGAIN, EINTR, Poller, Wakeup } from './mmsg.js';
 import { bucketOf } from '../metrics.js';
 import { askerKey, BUCKET_AT, GENERATION, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
@@ -21,15 +21,19 @@ interface Entry {
 }
 
 const BATCH = 64;
-/** How long a wait may last with nothing to read: the longest a `remove` or a stop waits. */
-const WAIT_MS = 50;
+/** A wait with nothing to read ends after this; messages wake it sooner (the wakeup eventfd). */
+const WAIT_MS = 1000;
+/** The wakeup's tag in the epoll set: listeners' are their indexes, from 0. */
+const WAKE = 2 ** 32;
 
-function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): void {
+function run({ control, stats, wakeup, rateLimit, maxEntries, maxBytes }: WorkerInit): void {
   const ctl = new Int32Array(control);
   const port = parentPort!;
   const post = (m: FromWorker): void => port.postMessage(m, m.kind === 'misses' ? [m.data.buffer, m.meta.buffer] : []);
   const fds = new Map<number, number>();
   const poller = new Poller(BATCH);
+  const wake = new Wakeup(wakeup);
+  poller.add(wake.fd, WAKE);
   const batch = new Batch(BATCH);
   const limiter = rateLimit === undefined ? undefined : new RateLimiter(rateLimit);
   /** (listener, asker) → scope id, and scope id → question key → one entry per EDNS form: both emptied on a registry change. */
@@ -118,6 +122,10 @@ function run({ control, stats, rateLimit, maxEntries, maxBytes }: WorkerInit): v
   while (Atomics.load(ctl, STOP) === 0) {
     for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) take(m.message as ToWorker);
     for (const index of poller.wait(WAIT_MS)) {
+      if (index === WAKE) {
+        wake.drain();
+        continue;
+      }
       const fd = fds.get(index);
       if (fd !== undefined) serve(index, fd);
     }

@@ -43,8 +43,8 @@ async function dockerCli(t: ExecutionContext): Promise<DockerCli> {
 /** The ids docker prints are 64 hex; tables show their first 12. */
 const ID = /^[0-9a-f]{64}$/;
 
-/** A ULA /64 of this test's own. */
-const subnet6 = (d: TestDaemon): string => `fd00:${d.tag.slice(0, 4)}:${d.tag.slice(4)}::/64`;
+/** A ULA /64 of this test's own, in canonical form (groups with no leading zero). */
+const subnet6 = (d: TestDaemon): string => `fd00:1${d.tag.slice(0, 3)}:1${d.tag.slice(3)}::/64`;
 
 /** `base` (a /24) with its last octet replaced: `at('10.1.2.0/24', 9)` is 10.1.2.9. */
 const at = (base: string, n: number): string => base.replace(/\.0\/24$/, `.${n}`);
@@ -161,8 +161,12 @@ test.serial('connect takes --alias, --ip and --ip6; inspect lists the container;
   await docker('network', 'connect', 'app', 'peer');
   const containers = JSON.parse(await docker('network', 'inspect', '--format', '{{json .Containers}}', 'app'));
   t.deepEqual(Object.keys(containers).sort(), [box, peer].sort());
-  t.like(containers[box], { Name: 'box', IPv4Address: `${at(v4, 200)}/24`, IPv6Address: `${ip6}/64`, MacAddress: '' });
+  t.like(containers[box], { Name: 'box', IPv4Address: `${at(v4, 200)}/24`, IPv6Address: `${ip6}/64` });
   t.regex(containers[box].EndpointID, ID);
+  // The MAC shown is the interface's own: 02:42 and the IPv4 address's bytes.
+  const mac = `02:42:${at(v4, 200).split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':')}`;
+  t.is(containers[box].MacAddress, mac);
+  t.is(JSON.parse(await d.tsnet('exec', 'box', '--', 'ip', '-j', 'link', 'show', 'eth1'))[0].address, mac);
   // Without --ip the address comes from the --ip-range, its first host.
   t.like(containers[peer], { Name: 'peer', IPv4Address: `${at(v4, 128)}/24` });
   t.regex(containers[peer].IPv6Address, /\/64$/);

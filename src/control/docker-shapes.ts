@@ -1,7 +1,7 @@
 import type { AttachRequest, NetworkCreate, SandboxCreate } from '../daemon/requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from '../daemon/state.js';
 import { badRequest } from '../daemon/errors.js';
-import { macOf } from '../net/drivers/overlay.js';
+import { macOf } from '../net/drivers/bridge.js';
 import { show } from '../registry/validate.js';
 import { boolean, defined, integer, list, object, record, string, stringMap, strings, type Json } from './fields.js';
 
@@ -16,7 +16,8 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
     containers[sb.id] = {
       Name: sb.name,
       EndpointID: a.endpointId,
-      MacAddress: net.driver === 'overlay' && a.ipv4 !== undefined ? macOf(a.ipv4) : '',
+      // A macvlan's MAC is the kernel's: not known without asking it.
+      MacAddress: net.driver !== 'macvlan' && a.ipv4 !== undefined ? macOf(a.ipv4) : '',
       IPv4Address: a.ipv4 === undefined ? '' : `${a.ipv4}/${prefix}`,
       IPv6Address: a.ipv6 === undefined ? '' : `${a.ipv6}/${prefix6}`,
     };

@@ -1,7 +1,8 @@
 import type { AttachRequest, NetworkCreate, SandboxCreate } from '../daemon/requests.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from '../daemon/state.js';
 import { badRequest } from '../daemon/errors.js';
-import { macOf } from '../net/drivers/overlay.js';
+import { macOf } from '../net/drivers/bridge.js';
+import { show } from '../registry/validate.js';
 import { boolean, defined, integer, list, object, record, string, stringMap, strings, type Json } from './fields.js';
 
 /** A network in the Docker Engine API's shape (`GET /networks/{id}`). */
@@ -15,7 +16,8 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
     containers[sb.id] = {
       Name: sb.name,
       EndpointID: a.endpointId,
-      MacAddress: net.driver === 'overlay' && a.ipv4 !== undefined ? macOf(a.ipv4) : '',
+      // A macvlan's MAC is the kernel's: not known without asking it.
+      MacAddress: net.driver !== 'macvlan' && a.ipv4 !== undefined ? macOf(a.ipv4) : '',
       IPv4Address: a.ipv4 === undefined ? '' : `${a.ipv4}/${prefix}`,
       IPv6Address: a.ipv6 === undefined ? '' : `${a.ipv6}/${prefix6}`,
     };
@@ -31,6 +33,7 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
     Created: net.created,
     Scope: net.scope,
     Driver: net.driver,
+    EnableIPv4: net.ipam !== null,
     EnableIPv6: net.ipam?.subnet6 !== undefined,
     IPAM: { Driver: 'default', Options: {}, Config: config },
     Internal: net.internal,
@@ -48,12 +51,17 @@ export function dockerNetwork(net: NetworkRecord, state: DaemonState): Json {
 /** One entry of IPAM.Config: a subnet and its gateway (and, for IPv4, an ip-range). */
 function ipamConfig(v: unknown, path: string): { subnet?: string; gateway?: string; ipRange?: string } {
   const c = record(v, path);
+  // Refused rather than dropped: an address the user reserved must not be handed to a sandbox.
+  if (Object.keys(stringMap(c.AuxiliaryAddresses, `${path}.AuxiliaryAddresses`) ?? {}).length > 0) throw badRequest(`${path}.AuxiliaryAddresses: --aux-address is not supported`);
   return defined({ subnet: string(c.Subnet, `${path}.Subnet`), gateway: string(c.Gateway, `${path}.Gateway`), ipRange: string(c.IPRange, `${path}.IPRange`) });
 }
 
 /** `POST /networks/create` body → a NetworkCreate (Docker's field names), every field type-checked. */
 export function parseNetworkCreate(body: Json): NetworkCreate {
   const ipam = object(body.IPAM, 'IPAM') ?? {};
+  const ipamDriver = string(ipam.Driver, 'IPAM.Driver');
+  if (ipamDriver !== undefined && ipamDriver !== 'default') throw badRequest(`IPAM.Driver: ${show(ipamDriver)} is not supported (default)`);
+  if (Object.keys(stringMap(ipam.Options, 'IPAM.Options') ?? {}).length > 0) throw badRequest('IPAM.Options: --ipam-opt is not supported');
   const configs = list(ipam.Config, 'IPAM.Config', ipamConfig) ?? [];
   const isV6 = (c: { subnet?: string; gateway?: string }): boolean => (c.subnet ?? c.gateway ?? '').includes(':');
   const v4s = configs.filter((c) => !isV6(c));
@@ -74,7 +82,13 @@ export function parseNetworkCreate(body: Json): NetworkCreate {
   set('internal', boolean(body.Internal, 'Internal') === true ? true : undefined);
   set('scope', string(body.Scope, 'Scope'));
   set('attachable', boolean(body.Attachable, 'Attachable') === true ? true : undefined);
-  for (const k of ['EnableIPv6', 'Ingress', 'CheckDuplicate', 'ConfigOnly'] as const) boolean(body[k], k);
+  // A network that says it has IPv6 and has none would be a lie: tsnet has no default IPv6 pool.
+  const ipv6 = boolean(body.EnableIPv6, 'EnableIPv6');
+  if (ipv6 === true && v6 === undefined) throw badRequest('EnableIPv6: tsnet has no default IPv6 pool: give an IPv6 --subnet too');
+  if (ipv6 === false && v6 !== undefined) throw badRequest('EnableIPv6 is false but IPAM.Config has an IPv6 subnet');
+  boolean(body.CheckDuplicate, 'CheckDuplicate');
+  for (const k of ['Ingress', 'ConfigOnly'] as const) if (boolean(body[k], k) === true) throw badRequest(`${k}: ${k === 'Ingress' ? '--ingress' : '--config-only'} networks are not supported`);
+  if (string(object(body.ConfigFrom, 'ConfigFrom')?.Network, 'ConfigFrom.Network') !== undefined) throw badRequest('ConfigFrom: --config-from is not supported');
   set('labels', stringMap(body.Labels, 'Labels'));
   set('options', stringMap(body.Options, 'Options'));
   return req;
@@ -95,6 +109,10 @@ export function parseConnect(body: Json): { sandbox: string; attach: Omit<Attach
     // Docker 28's driver option for the interface's name inside the container.
     ifname: string(stringMap(ec.DriverOpts, 'EndpointConfig.DriverOpts')?.[IFNAME_OPT], `EndpointConfig.DriverOpts.${IFNAME_OPT}`),
   });
+  if ((strings(ec.Links, 'EndpointConfig.Links') ?? []).length > 0) throw badRequest('EndpointConfig.Links: --link on connect is not supported (give links at sandbox create)');
+  if (string(ec.MacAddress, 'EndpointConfig.MacAddress') !== undefined) throw badRequest('EndpointConfig.MacAddress: --mac-address is not supported');
+  const others = Object.keys(stringMap(ec.DriverOpts, 'EndpointConfig.DriverOpts') ?? {}).filter((k) => k !== IFNAME_OPT);
+  if (others.length > 0) throw badRequest(`EndpointConfig.DriverOpts: --driver-opt ${others[0]} is not supported (only ${IFNAME_OPT})`);
   return { sandbox, attach };
 }
 

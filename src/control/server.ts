@@ -12,6 +12,7 @@ import { show } from '../registry/validate.js';
 import { readJsonBody } from './body.js';
 import { dockerNetwork, parseConnect, parseDisconnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
 import { integer } from './fields.js';
+import { LIST_FILTERS, networkListFilter, networkPruneFilter, parseFilters, PRUNE_FILTERS } from './filters.js';
 import { overlayNeighbours, overlayPeers } from './overlay-shapes.js';
 import { parseServiceCreate, parseTaskAdd, parseTaskChange, serviceView } from './service-shapes.js';
 
@@ -59,9 +60,12 @@ const routes: [string, RegExp, Handler][] = [
     c.nodes.forget(id!);
     return [200, null];
   }],
-  ['GET', /^\/networks$/, ({ manager: m }) => [200, m.state.networks.map((n) => dockerNetwork(n, m.state))]],
+  ['GET', /^\/networks$/, ({ manager: m }, _p, _b, url) => {
+    const keep = networkListFilter(parseFilters(url, LIST_FILTERS));
+    return [200, m.state.networks.filter((n) => keep(n, m.networkUsers(n).length > 0)).map((n) => dockerNetwork(n, m.state))];
+  }],
   ['POST', /^\/networks\/create$/, async ({ manager: m }, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],
-  ['POST', /^\/networks\/prune$/, async ({ manager: m }) => [200, { NetworksDeleted: await m.pruneNetworks() }]],
+  ['POST', /^\/networks\/prune$/, async ({ manager: m }, _p, _b, url) => [200, { NetworksDeleted: await m.pruneNetworks(networkPruneFilter(parseFilters(url, PRUNE_FILTERS), Date.now())) }]],
   ['GET', /^\/networks\/([^/]+)$/, async ({ manager: m, nodes }, [id]) => {
     const net = m.network(id!);
     return [200, { ...dockerNetwork(net, m.state), Rules: await m.rules(id!), ...(net.driver === 'overlay' ? { Peers: overlayPeers(m.endpointsOn(net.id), nodes) } : {}) }];

@@ -344,15 +344,20 @@ export class Manager implements DaemonCore {
     return net;
   }
 
+  /** What uses a network: this node's sandboxes, other nodes' endpoints and services (an empty list: it may go). */
+  networkUsers(net: NetworkRecord): string[] {
+    return [
+      ...this.#sandboxes.filter((s) => net.name in s.attachments).map((s) => s.name),
+      ...this.#o.view.endpointsOn(net.id).filter((e) => e.node !== this.node).map((e) => `${e.sandbox.name} on node ${e.node}`),
+      ...(this.state.services ?? []).filter((s) => s.network === net.name).map((s) => `service ${s.name}`),
+    ];
+  }
+
   removeNetwork(ref: string): Promise<void> {
     return this.serial(async () => {
       const net = this.network(ref);
       if (net.name === 'bridge') throw forbidden('bridge is a pre-defined network and cannot be removed');
-      const users = [
-        ...this.#sandboxes.filter((s) => net.name in s.attachments).map((s) => s.name),
-        ...this.#o.view.endpointsOn(net.id).filter((e) => e.node !== this.node).map((e) => `${e.sandbox.name} on node ${e.node}`),
-        ...(this.state.services ?? []).filter((s) => s.network === net.name).map((s) => `service ${s.name}`),
-      ];
+      const users = this.networkUsers(net);
       if (users.length > 0) throw forbidden(`error while removing network: network ${net.name} id ${net.id} has active endpoints (${users.join(', ')})`);
       await this.#dp.deleteNetwork(net);
       this.#realized.delete(net.id);
@@ -361,13 +366,22 @@ export class Manager implements DaemonCore {
     });
   }
 
-  /** Removes every user-defined network no sandbox uses; returns their names. */
-  async pruneNetworks(): Promise<string[]> {
-    const unused = this.state.networks.filter(
-      (n) => n.name !== 'bridge' && !this.#sandboxes.some((s) => n.name in s.attachments) && !(this.state.services ?? []).some((s) => s.network === n.name) && this.#o.view.endpointsOn(n.id).length === 0,
-    );
-    for (const n of unused) await this.removeNetwork(n.id);
-    return unused.map((n) => n.name);
+  /**
+   * Removes every user-defined network that nothing uses and `wanted` keeps; returns their names.
+   * One that is taken (or removed) between the choice and its turn is skipped, as Docker does.
+   */
+  async pruneNetworks(wanted: (net: NetworkRecord) => boolean = () => true): Promise<string[]> {
+    const unused = this.state.networks.filter((n) => n.name !== 'bridge' && wanted(n) && this.networkUsers(n).length === 0);
+    const removed: string[] = [];
+    for (const n of unused) {
+      try {
+        await this.removeNetwork(n.id);
+        removed.push(n.name);
+      } catch (err) {
+        if (!(err instanceof ApiError && (err.status === 403 || err.status === 404))) throw err;
+      }
+    }
+    return removed;
   }
 
   /** A sandbox; `replicaOf` marks one the replica manager makes for a service. */

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { NodeList } from '../cluster/node-list.js';
-import { macOf, overlayNetns } from '../net/drivers/overlay.js';
+import { macOf } from '../net/drivers/bridge.js';
+import { overlayNetns } from '../net/drivers/overlay.js';
 import { kernelPeers, programPeers, type Peer } from '../net/drivers/overlay-peers.js';
 import { namedNetns } from '../netns/netns.js';
 import type { ClusterView } from './cluster-view.js';

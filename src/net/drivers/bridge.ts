@@ -13,6 +13,16 @@ const cidr = (a: { address: string; prefix: number }): string => `${a.address}/$
 export const bridgeMac = (device: string): string =>
   `02:${createHash('sha256').update(`bridge/${device}`).digest('hex').slice(0, 10).match(/../g)!.join(':')}`;
 
+/** `02:42:` and the IPv4 address's four bytes, as Docker derives a MAC from the IP (its bridge until 26, its overlay still). */
+export const macOf = (ipv4: string): string => `02:42:${ipv4.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':')}`;
+
+/**
+ * `info` with the MAC its IPv4 address gives: known without asking the kernel (so `network
+ * inspect` can show it), and a sandbox that takes a freed address takes its MAC too, so the
+ * neighbours' ARP entries for that address stay right.
+ */
+export const withMacOfIp = (info: AttachInfo): AttachInfo => (info.ipv4 === undefined ? info : { ...info, mac: macOf(info.ipv4.address) });
+
 /** Linux bridge networks: one bridge per network with the gateway on it, a veth pair per sandbox. */
 export const bridgeDriver: NetworkDriver = {
   name: 'bridge',
@@ -35,7 +45,7 @@ export const bridgeDriver: NetworkDriver = {
 
   async attach(net, info) {
     if (!linkExists(info.hostIf)) await ipBatch(vethOnBridge(info, net.device!));
-    await configureInside(info);
+    await configureInside(withMacOfIp(info));
   },
 
   async detach(_net, info) {

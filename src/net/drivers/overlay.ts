@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { namedNetns, inNetns, type OwnedNamespaces } from '../../netns/netns.js';
 import { ipBatch, ipJson, linkExists } from '../link/ip.js';
-import { configureInside, vethOnBridge } from './bridge.js';
+import { configureInside, vethOnBridge, withMacOfIp } from './bridge.js';
 import type { NetworkDriver, NetworkInfo } from './driver.js';
 
 /** The UDP port of VXLAN (IANA), as Docker uses it. */
@@ -12,9 +12,6 @@ export const VXLAN_PORT = 4789;
  * name has (theirs are the prefix and the name), so the two never meet.
  */
 export const overlayNetns = (netnsPrefix: string, networkId: string): string => `${netnsPrefix}ov+${networkId.slice(0, 12)}`;
-
-/** `02:42:` and the IPv4 address's four bytes, as Docker's overlay derives a MAC from the IP. */
-export const macOf = (ipv4: string): string => `02:42:${ipv4.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':')}`;
 
 interface Link {
   ifname: string;
@@ -88,7 +85,7 @@ export const overlayDriver = (namespaces: OwnedNamespaces): NetworkDriver => {
       if (!present.includes(info.hostIf)) {
         await ipBatch(vethOnBridge(info, 'br0'), ns);
       }
-      await configureInside({ ...info, ...(info.ipv4 === undefined ? {} : { mac: macOf(info.ipv4.address) }) });
+      await configureInside(withMacOfIp(info));
     },
 
     async detach(net, info) {

@@ -59,6 +59,25 @@ test.serial('a swarm network made on one node is listed on all; node ls shows ev
   t.deepEqual(await n3.dig('client', 'web'), [webIp]);
   t.deepEqual(await a.dig('web', 'client'), [clientIp]);
   t.is((await a.fails('network', 'create', '--scope', 'swarm', 'shared')).code, 1, 'one swarm name in the cluster');
+  // A service on a local network is its node's: its replicas all run there, other nodes neither
+  // list nor answer it, and their own same-named network is another network.
+  await a.tsnet('service', 'create', '--name', 'solo', '--network', 'mine', '--replicas', '2', '--', 'sleep', '1000');
+  await within(15_000, 'both replicas of solo on its node', async () => (await inspectService(a, 'solo')).Tasks.length === 2);
+  await new Promise((r) => setTimeout(r, 1000));
+  const solo = await inspectService(a, 'solo');
+  t.deepEqual(solo.Tasks.map((x) => x.Node), [a.name, a.name], 'no slot of a local service is placed on another node');
+  const mineSubnet = Cidr.parse((await networks(a)).find((n) => n.Name === 'mine')!.IPAM.Config[0]!.Subnet);
+  t.true(mineSubnet.contains(solo.VirtualIP!), 'the VIP is on the local network');
+  for (const h of [b, n3]) t.deepEqual(JSON.parse(await h.tsnet('service', 'ls', '--format', 'json')), [], `${h.name} does not list another node's local service`);
+  await b.tsnet('network', 'create', 'mine');
+  await b.tsnet('service', 'create', '--name', 'own', '--network', 'mine');
+  await b.tsnet('sandbox', 'create', '--name', 'asker', '--network', 'mine');
+  const own = await inspectService(b, 'own');
+  const bMine = Cidr.parse((await networks(b)).find((n) => n.Name === 'mine')!.IPAM.Config[0]!.Subnet);
+  t.true(bMine.contains(own.VirtualIP!) && !mineSubnet.overlaps(bMine), `b's service is on b's own network (${bMine.toString()}, a's ${mineSubnet.toString()})`);
+  t.deepEqual(await b.dig('asker', 'own'), [own.VirtualIP]);
+  t.deepEqual(await b.dig('asker', 'solo'), [], 'a local service of another node does not answer');
+  t.deepEqual((JSON.parse(await a.tsnet('service', 'ls', '--format', 'json')) as ServiceJson[]).map((s) => s.Name), ['solo'], "a does not list b's");
 });
 
 test.serial('30 networks made at once from three nodes get pool subnets that never overlap; concurrent service VIPs are unique', async (t) => {
@@ -158,7 +177,7 @@ test.serial('with etcd unreachable a node keeps answering names, /_ping answers,
   t.pass();
 });
 
-test.serial('node rm takes a down node’s leftovers: the address it held on a swarm network is free again; a ready node or this one cannot be removed', async (t) => {
+test.serial('node rm takes a down node’s leftovers: the address it held on a swarm network and the services of its local networks are free again; a ready node or this one cannot be removed', async (t) => {
   const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
   await startAll(c.hosts);
   const [a, b, n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
@@ -167,6 +186,8 @@ test.serial('node rm takes a down node’s leftovers: the address it held on a s
   await a.tsnet('network', 'create', '--scope', 'swarm', '--subnet', subnet, 'sw');
   await within(5000, 'sw on n3', async () => (await networks(n3)).some((n) => n.Name === 'sw'));
   await n3.tsnet('sandbox', 'create', '--name', 'gone', '--network', `sw:ip=${held}`);
+  await n3.tsnet('network', 'create', 'n3net');
+  await n3.tsnet('service', 'create', '--name', 'n3svc', '--network', 'n3net');
   await n3.kill9();
   const nodeState = async (h: ClusterHost, name: string): Promise<string | undefined> =>
     (JSON.parse(await h.tsnet('node', 'ls', '--format', 'json')) as { ID: string; Status: { State: string } }[]).find((n) => n.ID === name)?.Status.State;
@@ -181,4 +202,6 @@ test.serial('node rm takes a down node’s leftovers: the address it held on a s
   await a.tsnet('sandbox', 'create', '--name', 'late', '--network', `sw:ip=${held}`);
   await b.tsnet('sandbox', 'create', '--name', 'probe', '--network', 'sw');
   t.deepEqual(await b.dig('probe', 'late'), [held], 'the address is the new sandbox’s across the cluster');
+  await b.tsnet('service', 'create', '--name', 'n3svc', '--network', 'sw');
+  t.pass('the name of a service on the removed node’s local network is free again');
 });

@@ -54,6 +54,17 @@ export interface NetworkObject {
 /** Whether a network is `node`'s to use: the cluster's, or a local one of that node. */
 export const visibleOn = (n: NetworkObject, node: string): boolean => n.scope === 'swarm' || n.node === node;
 
+/**
+ * Whether a service is `node`'s to see: one on a swarm network is everyone's, one on a local
+ * network only its node's (other nodes' same-named networks are other networks). `networks` is
+ * every network in the cluster, by id.
+ */
+export function serviceVisibleOn(svc: ServiceObject, networks: ReadonlyMap<string, NetworkObject>, node: string): boolean {
+  if (svc.networkId === undefined) return true;
+  const n = networks.get(svc.networkId);
+  return n !== undefined && visibleOn(n, node);
+}
+
 /** Who holds a subnet taken from the default pools (or given): no two networks get one. */
 export interface SubnetClaim {
   network: string;
@@ -138,6 +149,12 @@ export interface ServiceObject {
   name: string;
   /** Network name. */
   network: string;
+  /**
+   * Network id: which network of that name, since every node has local networks of its own
+   * (each its `bridge`). Absent in records written before services carried it; those mean the
+   * network of that name wherever they are read.
+   */
+  networkId?: string;
   mode: 'vip' | 'dnsrr';
   /** In vip mode: the virtual IP, from the network's subnet. */
   vip?: string;

@@ -1,4 +1,4 @@
-import { ADDRESSES, addressesOf, addressKey, ENDPOINTS, NETWORKS, networkKey, networkNameKey, sandboxesOf, serviceKey, serviceNameKey, subnetKey, TASKS, tasksOf, vniKey } from '../cluster/keys.js';
+import { ADDRESSES, addressesOf, addressKey, ENDPOINTS, NETWORKS, networkKey, networkNameKey, sandboxesOf, serviceKey, SERVICES, serviceNameKey, subnetKey, TASKS, tasksOf, vniKey } from '../cluster/keys.js';
 import type { AddressClaim, EndpointObject, NetworkObject, ServiceObject, TaskObject, VniClaim } from '../cluster/objects.js';
 import type { Condition, Operation, Store } from '../store/store.js';
 import { conflict } from './errors.js';
@@ -64,7 +64,7 @@ export async function serviceDeletes(store: Store, svc: ServiceObject, networkId
 export function legacyShared(state: DaemonState, node: string): Operation[] {
   return [
     ...state.networks.flatMap((n) => networkPuts({ ...n, scope: 'local', node })),
-    ...(state.services ?? []).flatMap(({ tasks: _tasks, ...svc }) => servicePuts(svc)),
+    ...(state.services ?? []).flatMap(({ tasks: _tasks, ...svc }) => servicePuts({ ...svc, networkId: state.networks.find((n) => n.name === svc.network)?.id })),
   ];
 }
 
@@ -75,15 +75,22 @@ export function legacyShared(state: DaemonState, node: string): Operation[] {
  * and any endpoint or task of it a lease has not taken yet.
  */
 export async function nodeLeftovers(store: Store, node: string): Promise<Operation[]> {
-  const [addresses, sandboxes, networks, endpoints, tasks] = await Promise.all([ADDRESSES, sandboxesOf(node), NETWORKS, ENDPOINTS, TASKS].map((p) => store.list(p)));
+  const [addresses, sandboxes, networks, endpoints, tasks, services] = await Promise.all([ADDRESSES, sandboxesOf(node), NETWORKS, ENDPOINTS, TASKS, SERVICES].map((p) => store.list(p)));
   const del = (key: string): Operation => ({ op: 'delete', key });
   const its = <T extends { node?: string }>(kvs: { key: string; value: unknown }[]): { key: string; value: T }[] => (kvs as { key: string; value: T }[]).filter((kv) => kv.value.node === node);
   const local = its<NetworkObject>(networks!.kvs).filter((kv) => kv.value.scope === 'local');
-  return [
+  const localIds = new Set(local.map((kv) => kv.value.id));
+  // A service on one of its local networks was that node's alone; it goes with them (its VIP's claim with the network's).
+  const onLocal = (services!.kvs as { value: ServiceObject }[]).filter((kv) => kv.value.networkId !== undefined && localIds.has(kv.value.networkId));
+  return dedupe([
     ...its<AddressClaim>(addresses!.kvs).map((kv) => del(kv.key)),
     ...sandboxes!.kvs.map((kv) => del(kv.key)),
     ...its<EndpointObject>(endpoints!.kvs).map((kv) => del(kv.key)),
     ...its<TaskObject>(tasks!.kvs).map((kv) => del(kv.key)),
+    ...(await Promise.all(onLocal.map((kv) => serviceDeletes(store, kv.value, undefined)))).flat(),
     ...(await Promise.all(local.map((kv) => networkDeletes(store, kv.value)))).flat(),
-  ];
+  ]);
 }
+
+/** One delete per key: a transaction may not name a key twice (etcd refuses it), and a task can be both the node's and its service's. */
+const dedupe = (ops: Operation[]): Operation[] => [...new Map(ops.map((op) => [op.key, op])).values()];

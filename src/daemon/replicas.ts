@@ -164,7 +164,9 @@ export class Replicas {
     const spec = svc.replicas;
     if (spec === undefined) throw new Error(`service ${svc.name} has no replicas of tsnet's (add tasks instead)`);
     const me = this.m.node;
-    const plan = place({ count: spec.count, nodes: this.readyNodes(), tasks: this.m.placedTasks(svc.id) });
+    // A service on a local network is its node's alone (no other node sees it): every slot is placed here.
+    const local = this.m.state.networks.find((n) => n.id === svc.networkId)?.scope === 'local';
+    const plan = place({ count: spec.count, nodes: local ? [me] : this.readyNodes(), tasks: this.m.placedTasks(svc.id) });
     for (const slot of plan.claims.get(me) ?? []) {
       const name = replicaName(svc.name, slot);
       const existing = this.m.state.sandboxes.find((s) => s.name === name);

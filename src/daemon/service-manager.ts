@@ -50,7 +50,7 @@ export class ServiceManager {
       } catch (err) {
         throw badRequest((err as Error).message);
       }
-      const svc: ServiceRecord = { id: randomBytes(12).toString('hex'), name: req.name, network: net.name, mode, ports, tasks: [], created: new Date().toISOString() };
+      const svc: ServiceRecord = { id: randomBytes(12).toString('hex'), name: req.name, network: net.name, networkId: net.id, mode, ports, tasks: [], created: new Date().toISOString() };
       if (req.replicas !== undefined) {
         const { count, command, healthCmd, healthTcp, healthInterval } = req.replicas;
         if (typeof command !== 'string' || command.trim() === '') throw badRequest('replicas need a command to run');

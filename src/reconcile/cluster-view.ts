@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ENDPOINTS, idOf, NETWORKS, SERVICES, TASKS } from '../cluster/keys.js';
-import { visibleOn, type EndpointObject, type NetworkObject, type ServiceObject, type TaskObject } from '../cluster/objects.js';
+import { serviceVisibleOn, visibleOn, type EndpointObject, type NetworkObject, type ServiceObject, type TaskObject } from '../cluster/objects.js';
 import type { KeyValue, Store, StoreEvent, Watch } from '../store/store.js';
 
 /** What one store transaction (or a relist) changed, by the ids the reconcilers work with. */
@@ -82,12 +82,14 @@ export class ClusterView {
     return [...(this.#byNetwork.get(id)?.values() ?? [])];
   }
 
+  /** The services on networks visible here (a service on another node's local network is that node's alone). */
   services(): ServiceObject[] {
-    return [...this.#services.values()];
+    return [...this.#services.values()].filter((s) => serviceVisibleOn(s, this.#networks, this.node));
   }
 
   service(id: string): ServiceObject | undefined {
-    return this.#services.get(id);
+    const s = this.#services.get(id);
+    return s !== undefined && serviceVisibleOn(s, this.#networks, this.node) ? s : undefined;
   }
 
   tasksOf(service: string): KeyValue<TaskObject>[] {

@@ -25,7 +25,7 @@ import { claimAddress, claimSubnet, freeVni } from '../cluster/ipam-claims.js';
 import { addressKey, taskKey, vniKey } from '../cluster/keys.js';
 import type { AddressClaim } from '../cluster/objects.js';
 import type { ClusterView, ViewChange } from '../reconcile/cluster-view.js';
-import { SandboxUpkeep } from './sandbox-upkeep.js';
+import { SandboxUpkeep, UpkeepError } from './sandbox-upkeep.js';
 import { create, StoreUnavailableError, writeInChunks, type Condition, type Operation, type Store } from '../store/store.js';
 import { explainNetworkConflict, networkClaims, networkDeletes, networkPuts, nodeLeftovers } from './cluster-writes.js';
 import type { SavedState } from './saved-state.js';
@@ -104,7 +104,7 @@ export class Manager implements DaemonCore {
     this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir, options.netnsPrefix ?? 'tsnet-');
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }), options.readyNodes ?? (() => [this.node]));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
-    this.#upkeep = new SandboxUpkeep({ dns: options.dns, state: () => this.state, hostSearch: options.hostSearch });
+    this.#upkeep = new SandboxUpkeep({ dns: options.dns, state: () => this.state, view: options.view, hostSearch: options.hostSearch, logger: options.logger.child({ part: 'sandbox-upkeep' }) });
     this.#sandboxes = options.sandboxes;
     options.view.onChange((change) => this.#changed(change));
   }
@@ -214,6 +214,8 @@ export class Manager implements DaemonCore {
           this.#o.logger.error({ sandbox: sb.name, err: (err as Error).message }, 'restore: sandbox could not be rewired');
         }
       });
+      // Those whose namespace had to be made again get their files and resolver now.
+      await this.#upkeep.converge().catch((err: Error) => this.#o.logger.error({ err: err.message }, 'restore: sandbox files or resolvers'));
       const stale = await this.#dp.removeStale(this.state);
       if (stale.length > 0) this.#o.logger.warn({ removed: stale }, 'restore: removed what the state no longer names');
       await this.#commit();
@@ -410,7 +412,14 @@ export class Manager implements DaemonCore {
         await this.#releaseAddresses(sb, Object.keys(sb.attachments)).catch(() => {});
         throw err;
       }
-      await this.#commit([sb]);
+      try {
+        await this.#commit([sb]);
+      } catch (err) {
+        // Stored, but its files or resolver could not be made (a port 53 taken in an adopted
+        // namespace): a create that fails leaves nothing behind.
+        if (err instanceof UpkeepError) await this.#remove(sb).catch(() => {});
+        throw err;
+      }
       return sb;
     });
   }
@@ -420,22 +429,25 @@ export class Manager implements DaemonCore {
       const sb = this.sandbox(ref);
       const sharers = this.#sandboxes.filter((s) => s.mode === `container:${sb.name}`).map((s) => s.name);
       if (sharers.length > 0) throw forbidden(`sandbox ${sb.name} shares its namespace with ${sharers.join(', ')}: remove them first`);
-      // A failed teardown keeps the record and its host ports: nobody else may take them while it stands.
-      await this.#teardown(sb);
-      this.#sandboxes = this.#sandboxes.filter((s) => s !== sb);
-      vipTableIs(this.vipBackend, sb.id, 'unknown');
-      this.releaseHostPorts(sb.ports ?? []);
-      try {
-        await this.#dropTasks(sb, Object.keys(sb.attachments));
-        await this.#firewall();
-        await this.#releaseAddresses(sb, Object.keys(sb.attachments));
-        // The hosts files that named it by --link lose its entry.
-        await this.#upkeep.converge([sb]);
-      } finally {
-        // The sandbox is gone from the kernel whatever the re-render did: so it goes from the state.
-        await this.#commit([sb]);
-      }
+      await this.#remove(sb);
     });
+  }
+
+  async #remove(sb: SandboxRecord): Promise<void> {
+    // A failed teardown keeps the record and its host ports: nobody else may take them while it stands.
+    await this.#teardown(sb);
+    this.#sandboxes = this.#sandboxes.filter((s) => s !== sb);
+    vipTableIs(this.vipBackend, sb.id, 'unknown');
+    this.releaseHostPorts(sb.ports ?? []);
+    try {
+      await this.#dropTasks(sb, Object.keys(sb.attachments));
+      await this.#firewall();
+      await this.#releaseAddresses(sb, Object.keys(sb.attachments));
+    } finally {
+      // The sandbox is gone from the kernel whatever else failed: so it goes from the store, whose
+      // event takes its entry out of the hosts files that named it by --link.
+      await this.#commit([sb]);
+    }
   }
 
   /**
@@ -590,7 +602,6 @@ export class Manager implements DaemonCore {
         await this.#firewall().catch(() => {});
         throw err;
       }
-      await this.#upkeep.converge([sb]);
       await this.#commit([sb]);
     });
   }
@@ -612,24 +623,21 @@ export class Manager implements DaemonCore {
       }
       await this.#firewall();
       await balance([sb], this.state.services ?? [], this.vipBackend);
-      await this.#upkeep.converge([sb]);
       await this.#commit([sb]);
     });
   }
 
-  /** Wires a sandbox whose namespace exists: links (but to `skip`), VIPs, files and resolver. Safe to repeat. */
+  /** Wires a sandbox whose namespace exists: links (but to `skip`) and VIPs; its files and resolver follow its stored record (SandboxUpkeep). Safe to repeat. */
   async #wire(sb: SandboxRecord, skip: ReadonlySet<string> = new Set()): Promise<void> {
     if (!this.#sandboxes.includes(sb) || !ownNamespace(sb.mode)) return;
     if (sb.ownsNetns) await this.#dp.createNetns(sb.netns!);
     if (sb.mode === 'none') {
-      await this.#dp.loopbackUp(sb.netns!);
-      return this.#upkeep.converge([sb]);
+      return this.#dp.loopbackUp(sb.netns!);
     }
     const nets = Object.keys(sb.attachments).map((n) => this.network(n));
     for (const net of nets) if (!skip.has(net.name)) await this.#dp.attach(net, sb, defaultRouteNetwork(sb) === net.name);
     await balance([sb], this.state.services ?? [], this.vipBackend);
     if (sb.replicaOf === INGRESS_ROLE) await this.#ingressRules();
-    await this.#upkeep.converge([sb]);
   }
 
   async #teardown(sb: SandboxRecord): Promise<void> {
@@ -707,10 +715,17 @@ export class Manager implements DaemonCore {
    * Writes this node's sandboxes to the store; they reach the registry through the view, and the
    * call returns once they have: on disk before anyone sees it, seen before the caller is told.
    * `touched` names the sandboxes the change made, edited or removed; without it every sandbox
-   * is compared.
+   * is compared. The reconcilers that follow the view have run when it returns: the sandboxes'
+   * files and resolvers too, whose file hashes (this host's alone) are then saved beside them.
    */
   async #commit(touched?: readonly SandboxRecord[]): Promise<void> {
-    await this.#o.view.caughtUp(await this.#o.saved.save(this.#sandboxes, this.state.networks, touched?.map((sb) => sb.id)));
+    const ids = touched?.map((sb) => sb.id);
+    await this.#o.view.caughtUp(await this.#o.saved.save(this.#sandboxes, this.state.networks, ids));
     await this.#o.settled?.();
+    try {
+      await this.#upkeep.settled(ids ?? []);
+    } finally {
+      await this.#o.saved.save(this.#sandboxes, this.state.networks, ids);
+    }
   }
 }

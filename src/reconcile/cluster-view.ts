@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ENDPOINTS, idOf, NETWORKS, SERVICES, TASKS } from '../cluster/keys.js';
+import { ENDPOINTS, idOf, NETWORKS, sandboxesOf, SERVICES, TASKS } from '../cluster/keys.js';
 import { serviceVisibleOn, visibleOn, type EndpointObject, type NetworkObject, type ServiceObject, type TaskObject } from '../cluster/objects.js';
 import type { KeyValue, Store, StoreEvent, Watch } from '../store/store.js';
 
@@ -13,6 +13,8 @@ export interface ViewChange {
   removed: NetworkObject[];
   /** Sandbox ids whose endpoints changed. */
   sandboxes: Set<string>;
+  /** Ids of this node's sandboxes whose records were put or deleted (one with no network has no endpoint to tell). */
+  ownSandboxes: Set<string>;
   /** Service ids whose object or tasks changed. */
   services: Set<string>;
 }
@@ -162,6 +164,8 @@ export class ClusterView {
       setInGroup(this.#endpoints, sandbox, key, value as EndpointObject | undefined);
       setInGroup(this.#byNetwork, key.slice(ENDPOINTS.length, key.lastIndexOf('/')), key, value as EndpointObject | undefined);
       change.sandboxes.add(sandbox);
+    } else if (key.startsWith(sandboxesOf(this.node))) {
+      change.ownSandboxes.add(idOf(key));
     } else if (key.startsWith(SERVICES)) {
       const id = idOf(key);
       setOrDelete(this.#services, id, value as ServiceObject | undefined);
@@ -180,7 +184,7 @@ export class ClusterView {
   }
 }
 
-const emptyChange = (revision: number, relisted: boolean): ViewChange => ({ revision, relisted, networks: new Set(), removed: [], sandboxes: new Set(), services: new Set() });
+const emptyChange = (revision: number, relisted: boolean): ViewChange => ({ revision, relisted, networks: new Set(), removed: [], sandboxes: new Set(), ownSandboxes: new Set(), services: new Set() });
 
 /** Keeps `value` under `key`, or forgets the key when there is none (a delete). */
 function setOrDelete<V>(map: Map<string, V>, key: string, value: V | undefined): void {

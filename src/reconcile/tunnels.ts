@@ -78,6 +78,9 @@ export class Tunnels {
   readonly #device: WgDevice;
   readonly #pool = Cidr.parse(TUNNEL_POOL);
   #address: string | undefined;
+  /** The public key of the private key set on the device, and its MTU, as last set. */
+  #deviceKey: string | undefined;
+  #deviceMtu: number | undefined;
   #guard: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #dirty = false;
@@ -129,7 +132,8 @@ export class Tunnels {
       writeKeyFile(this.#o.keyFile, generatePrivateKey());
       const publicKey = publicKeyOf(loadOrCreateKey(this.#o.keyFile));
       if (this.#device.kind !== undefined) {
-        await wgSetKey(this.#o.ifname, this.#o.keyFile, this.#o.listenPort);
+        await wgSetKey(this.#o.ifname, this.#o.keyFile);
+        this.#deviceKey = publicKey;
         await this.#publish(publicKey);
       }
       this.#o.logger.info({ publicKey }, 'WireGuard key rotated');
@@ -207,14 +211,21 @@ export class Tunnels {
     this.#address ??= await claimTunnelAddress(this.store, this.#o.node);
     const publicKey = publicKeyOf(loadOrCreateKey(this.#o.keyFile));
     const fresh = this.#device.kind === undefined;
-    const kind = await this.#device.create();
-    await wgSetKey(this.#o.ifname, this.#o.keyFile, this.#o.listenPort);
+    const kind = fresh ? await this.#device.create() : this.#device.kind!;
+    // Each pass sets only what differs: a device already keyed and addressed is left alone.
+    if (fresh || this.#deviceKey !== publicKey) {
+      await wgSetKey(this.#o.ifname, this.#o.keyFile, fresh ? this.#o.listenPort : undefined);
+      this.#deviceKey = publicKey;
+    }
     // Large enough for the largest encrypted network's VXLAN packets (1440 for a 1500 underlay).
     const mtu = Math.max(1500 - WIREGUARD_OVERHEAD, ...encrypted.map((n) => n.mtu + VXLAN_OVERHEAD));
-    await ipBatch([
-      ['addr', 'replace', `${this.#address}/${poolBits()}`, 'dev', this.#o.ifname],
-      ['link', 'set', 'dev', this.#o.ifname, 'mtu', String(mtu), 'up'],
-    ]);
+    if (fresh || this.#deviceMtu !== mtu) {
+      await ipBatch([
+        ['addr', 'replace', `${this.#address}/${poolBits()}`, 'dev', this.#o.ifname],
+        ['link', 'set', 'dev', this.#o.ifname, 'mtu', String(mtu), 'up'],
+      ]);
+      this.#deviceMtu = mtu;
+    }
     await this.#publish(publicKey);
     if (!fresh) return;
     this.#o.logger.info({ ifname: this.#o.ifname, kind, address: this.#address }, 'WireGuard tunnel up');

@@ -52,13 +52,25 @@ const checkPeer = (p: { publicKey: string; endpoint: string; allowedIp: string }
 
 const wg = (args: readonly string[]): Promise<string> => toolOutput(systemTool('wg'), args, { timeoutMs: 10_000 });
 
-/** Sets the device's private key (read by `wg` from `keyFile`, never a command line) and its UDP port. */
-export async function wgSetKey(ifname: string, keyFile: string, listenPort: number): Promise<void> {
+/**
+ * Sets the device's private key (read by `wg` from `keyFile`, never from a command line) and,
+ * when given, its UDP port. The port only on a new device: setting it rebinds wireguard-go's
+ * socket, and a `wg set … listen-port` under a running stream hung for over 20 s here.
+ */
+export async function wgSetKey(ifname: string, keyFile: string, listenPort?: number): Promise<void> {
   checkIfname(ifname, 'wireguard/wg: interface');
-  if (!Number.isInteger(listenPort) || listenPort < 1 || listenPort > 65535) throw fail(`listen port ${listenPort} is not a port`);
+  if (listenPort !== undefined && (!Number.isInteger(listenPort) || listenPort < 1 || listenPort > 65535)) throw fail(`listen port ${listenPort} is not a port`);
   if (!/^\/[^\0\s]+$/.test(keyFile)) throw fail(`key file ${JSON.stringify(keyFile.slice(0, 80))} is not an absolute path without spaces`);
-  await wg(['set', ifname, 'private-key', keyFile, 'listen-port', String(listenPort)]);
+  await wg(['set', ifname, 'private-key', keyFile, ...(listenPort === undefined ? [] : ['listen-port', String(listenPort)])]);
 }
+
+/**
+ * Seconds between keepalives to each peer. Also what makes a rotation quick: `wg` sends one at
+ * once when it sets the interval, so a peer put with a new key is handshaken with now, not when
+ * the rotated node's own retry comes (5 s later: a stream towards the rotated node, whose
+ * receiver had nothing to send, paused 3.3 s without it).
+ */
+export const KEEPALIVE_SECONDS = 25;
 
 /**
  * Adds or replaces `put` (endpoint set; `wg set` replaces the allowed addresses) and removes the peers keyed
@@ -75,7 +87,7 @@ export async function wgSetPeers(ifname: string, put: readonly WgPeer[], drop: r
     'set',
     ifname,
     ...drop.flatMap((k) => ['peer', k, 'remove']),
-    ...put.flatMap((p) => ['peer', p.publicKey, 'endpoint', p.endpoint, 'allowed-ips', `${p.allowedIp}/${bits(p.allowedIp)}`]),
+    ...put.flatMap((p) => ['peer', p.publicKey, 'endpoint', p.endpoint, 'persistent-keepalive', String(KEEPALIVE_SECONDS), 'allowed-ips', `${p.allowedIp}/${bits(p.allowedIp)}`]),
   ]);
 }
 

@@ -158,6 +158,20 @@ test.serial('an encrypted overlay between two hosts: MTU 1390, VXLAN towards the
   await within(10_000, 'the restarted daemon’s tunnel', async () => (await tunnelOf(b, 'sec')).Kind === 'wireguard-go');
   t.is((await tunnelOf(b, 'sec')).Address, tb.Address, 'with the same address');
   t.is((await tunnelOf(b, 'sec')).PublicKey, tb.PublicKey, 'and the same key');
+  // wireguard-go is tied to its daemon's life (pdeathsig): a kill -9 leaves none behind either.
+  const linkIndex = async (): Promise<string> => /^(\d+):/.exec((await run('ip', ['-n', b.netns, '-o', 'link', 'show', 'dev', b.wgIfname])).stdout)?.[1] ?? '';
+  const before = await linkIndex();
+  await b.kill9();
+  await within(3000, 'the killed daemon’s wireguard-go ends', async () => (await wgProcesses(b.wgIfname)) === '');
+  await b.start();
+  await within(10_000, 'the tunnel once more', async () => (await tunnelOf(b, 'sec')).Kind === 'wireguard-go');
+  const after = await linkIndex();
+  await new Promise((r) => setTimeout(r, 1000));
+  t.is(await linkIndex(), after, 'the restart’s sweep of stale links leaves the new tunnel alone');
+  t.not(after, before);
+  await b.tsnet('sandbox', 'create', '--name', 'again', '--network', 'sec');
+  await a.tsnet('sandbox', 'create', '--name', 'back', '--network', 'sec');
+  t.regex(await ping(b, 'client', await ipOf(a, 'back', 'sec')), /2 received/, 'and it carries traffic');
 });
 
 test.serial('key rotation (by hand on one node, automatic every 3 s on the other) under a running TCP stream: every byte arrives in order, the connection is never reset', async (t) => {

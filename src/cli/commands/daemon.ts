@@ -144,7 +144,8 @@ export function daemonCommand(program: Command): void {
         ifname: opts.wgIfname,
         listenPort: wireguard.port,
         keyFile: join(opts.stateDir, 'wg.key'),
-        owner: ownerMark(opts.stateDir),
+        // Not the bare mark: a restart's sweep removes the links with that alias its state does not name.
+        owner: `${ownerMark(opts.stateDir)}/wg`,
         netnsPrefix: opts.netnsPrefix,
         guardTable: `${opts.nftTable}_ovenc`,
         rotateEveryMs: wireguard.rotateEveryMs,

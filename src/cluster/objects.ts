@@ -68,6 +68,9 @@ export interface NetworkObject {
   options: Record<string, string>;
 }
 
+/** An overlay whose VXLAN crosses between nodes only inside WireGuard (`-o encrypted=true`). */
+export const isEncrypted = (n: NetworkObject): boolean => n.driver === 'overlay' && n.options.encrypted === 'true';
+
 /** Whether a network is `node`'s to use: the cluster's, or a local one of that node. */
 export const visibleOn = (n: NetworkObject, node: string): boolean => n.scope === 'swarm' || n.node === node;
 

@@ -14,7 +14,8 @@ import { dockerNetwork, parseConnect, parseDisconnect, parseNetworkCreate, parse
 import { integer } from './fields.js';
 import { LIST_FILTERS, networkListFilter, networkPruneFilter, parseFilters, PRUNE_FILTERS } from './filters.js';
 import { overlayNeighbours, overlayPeers, tunnelView } from './overlay-shapes.js';
-import { isEncrypted, type Tunnels } from '../reconcile/tunnels.js';
+import type { Tunnels } from '../reconcile/tunnels.js';
+import { isEncrypted } from '../cluster/objects.js';
 import { parseServiceCreate, parseTaskAdd, parseTaskChange, serviceView } from './service-shapes.js';
 
 /** The Engine API version whose /networks shapes tsnet follows. */

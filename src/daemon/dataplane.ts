@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bridgeDriver } from '../net/drivers/bridge.js';
+import { isEncrypted } from '../cluster/objects.js';
 import { toolOutput } from '../net/exec/tool-runner.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
 import type { AttachInfo, NetworkDriver, NetworkInfo } from '../net/drivers/driver.js';
@@ -25,7 +26,7 @@ export function networkInfo(net: NetworkRecord, owner: string, netnsPrefix: stri
   if (net.device !== undefined) info.device = net.device;
   if (net.driver === 'overlay') info.netns = overlayNetns(netnsPrefix, net.id);
   if (net.vni !== undefined) info.vni = net.vni;
-  if (net.driver === 'overlay' && net.options.encrypted === 'true') info.encrypted = true;
+  if (isEncrypted(net)) info.encrypted = true;
   if (net.options.parent !== undefined) info.parent = net.options.parent;
   if (net.options.shim !== undefined) info.shim = net.options.shim;
   if (net.ipam !== null) info.subnet = net.ipam.subnet;

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import type { NodeList } from '../cluster/node-list.js';
+import { isEncrypted } from '../cluster/objects.js';
 import { macOf } from '../net/drivers/bridge.js';
 import { overlayNetns } from '../net/drivers/overlay.js';
 import { kernelPeers, programPeers, type Peer } from '../net/drivers/overlay-peers.js';
@@ -72,7 +73,7 @@ export class OverlayPeers {
         continue;
       }
       try {
-        await this.#sync(net.id, ns, net.options.encrypted === 'true');
+        await this.#sync(net.id, ns, isEncrypted(net));
       } catch (err) {
         this.#programmed.delete(net.id);
         // Being built right now (the namespace comes before its devices): the attach's own commit converges it.

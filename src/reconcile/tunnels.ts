@@ -3,7 +3,7 @@ import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import type { NodeList } from '../cluster/node-list.js';
 import type { Membership } from '../cluster/nodes.js';
-import type { NetworkObject, WireguardObject } from '../cluster/objects.js';
+import { isEncrypted, type NetworkObject, type WireguardObject } from '../cluster/objects.js';
 import { claimTunnelAddress, poolBits, TUNNEL_POOL } from '../cluster/tunnel-claims.js';
 import { overlayNetns, VXLAN_OVERHEAD, VXLAN_PORT, WIREGUARD_OVERHEAD } from '../net/drivers/overlay.js';
 import { ipBatch } from '../net/link/ip.js';
@@ -49,8 +49,6 @@ export interface TunnelStatus {
   /** Peers by node name, as `wg` reports them. */
   peers: (WgState['peers'][number] & { node: string })[];
 }
-
-export const isEncrypted = (n: NetworkObject): boolean => n.driver === 'overlay' && n.options.encrypted === 'true';
 
 /** A node record's tunnel, when every field is fit to reach `wg` (a bad one is skipped, never passed on). */
 function peerOf(wg: WireguardObject | undefined, pool: Cidr): WgPeer | undefined {
@@ -285,8 +283,10 @@ export class Tunnels {
       const age = existsSync(this.#o.keyFile) ? Date.now() - statSync(this.#o.keyFile).mtimeMs : Infinity;
       if (age + 50 < this.#o.rotateEveryMs) return this.#arm();
       this.rotate().catch((err: Error) => {
-        this.#o.logger.error({ err: err.message }, 'WireGuard key rotation failed; tried again at the next interval');
-        this.#arm();
+        // Not #arm at once: a key file that could not be written is still overdue, and would be retried in a loop.
+        this.#o.logger.error({ err: err.message }, 'WireGuard key rotation failed; tried again within a minute');
+        this.#timer = setTimeout(() => this.#arm(), Math.min(this.#o.rotateEveryMs, 60_000));
+        this.#timer.unref();
       });
     }, delay);
     this.#timer.unref();

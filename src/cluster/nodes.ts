@@ -96,10 +96,10 @@ export class Membership {
    */
   async updateRecord(fields: Partial<Omit<NodeObject, 'name'>>): Promise<void> {
     this.#live();
-    const next: Record<string, unknown> = { ...this.#node, ...fields };
+    const next = { ...this.#node, ...fields } as NodeObject;
     // A field given as undefined is removed (JSON would drop it anyway; the comparisons must too).
-    for (const [k, v] of Object.entries(fields)) if (v === undefined) delete next[k];
-    this.#node = next as unknown as NodeObject;
+    for (const [k, v] of Object.entries(fields)) if (v === undefined) delete (next as Partial<NodeObject>)[k as keyof NodeObject];
+    this.#node = next;
     await this.#write(nodeKey(this.#node.name), this.#node, false);
   }
 

@@ -54,8 +54,8 @@ const wg = (args: readonly string[]): Promise<string> => toolOutput(systemTool('
 
 /**
  * Sets the device's private key (read by `wg` from `keyFile`, never from a command line) and,
- * when given, its UDP port. The port only on a new device: setting it rebinds wireguard-go's
- * socket, and a `wg set … listen-port` under a running stream hung for over 20 s here.
+ * when given, its UDP port. The port only on a new device: setting it again makes wireguard-go
+ * close and rebind its socket, for nothing.
  */
 export async function wgSetKey(ifname: string, keyFile: string, listenPort?: number): Promise<void> {
   checkIfname(ifname, 'wireguard/wg: interface');

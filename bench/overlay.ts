@@ -1,6 +1,7 @@
 // `npm run bench:overlay` (root): the overlay's costs, on three hosts in namespaces on one LAN
 // bridge with a daemon each and one etcd (test/helpers/cluster-hosts.ts, as test/380 runs them):
-// TCP throughput sandbox to sandbox across hosts over the overlay against the same between the
+// TCP throughput sandbox to sandbox across hosts over the overlay, plain and encrypted (VXLAN
+// inside WireGuard; wireguard-go where the kernel has none), against the same between the
 // hosts themselves (iperf3, the ratio), and connections per second through a VIP whose tasks run
 // on other hosts against straight to one task.
 import { execFile, spawn } from 'node:child_process';
@@ -52,12 +53,19 @@ async function main(): Promise<void> {
     await a.tsnet('sandbox', 'create', '--name', 'server', '--network', 'bench');
     await n3.tsnet('sandbox', 'create', '--name', 'client', '--network', 'bench');
     const serverIp = (JSON.parse(await a.tsnet('sandbox', 'inspect', 'server')) as { Networks: { bench: { IPv4Address: string } } }[])[0]!.Networks.bench.IPv4Address;
+    await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '-o', 'encrypted=true', '--subnet', c.subnet(), 'benchenc');
+    await within(5000, 'benchenc on n3', async () => (await n3.tsnet('network', 'ls')).includes('benchenc'));
+    await a.tsnet('sandbox', 'create', '--name', 'encserver', '--network', 'benchenc');
+    await n3.tsnet('sandbox', 'create', '--name', 'encclient', '--network', 'benchenc');
+    const encServerIp = (JSON.parse(await a.tsnet('sandbox', 'inspect', 'encserver')) as { Networks: { benchenc: { IPv4Address: string } } }[])[0]!.Networks.benchenc.IPv4Address;
+    const kind = (JSON.parse(await a.tsnet('network', 'inspect', 'benchenc')) as { Tunnel: { Kind: string } }[])[0]!.Tunnel.Kind;
 
-    stops.push(iperfServer(a.netns), iperfServer(sb(a, 'server')));
+    stops.push(iperfServer(a.netns), iperfServer(sb(a, 'server')), iperfServer(sb(a, 'encserver')));
     await new Promise((r) => setTimeout(r, 500));
     const underlay = await iperf(n3.netns, a.address);
     const overlay = await iperf(sb(n3, 'client'), serverIp);
-    process.stderr.write(`iperf3: underlay ${underlay.toFixed(2)}, overlay ${overlay.toFixed(2)} Gbit/s\n`);
+    const encrypted = await iperf(sb(n3, 'encclient'), encServerIp);
+    process.stderr.write(`iperf3: underlay ${underlay.toFixed(2)}, overlay ${overlay.toFixed(2)}, encrypted ${encrypted.toFixed(2)} Gbit/s\n`);
 
     // A VIP whose three tasks run one per node, asked from n3's client: two of three connections cross hosts.
     await a.tsnet('service', 'create', '--name', 'web', '--network', 'bench', '--port', 'http:tcp:80', '--replicas', '3', '--health-tcp', '80', '--health-interval', '200', '--', process.execPath, fixture('self-echo.mjs'), '80');
@@ -75,6 +83,7 @@ async function main(): Promise<void> {
       '|---|---|',
       `| TCP n3 → n1, host to host on the underlay (iperf3) | ${underlay.toFixed(2)} Gbit/s |`,
       `| TCP sandbox on n3 → sandbox on n1 over the overlay (VXLAN, MTU 1450) | ${overlay.toFixed(2)} Gbit/s (${(overlay / underlay).toFixed(2)} × the underlay) |`,
+      `| TCP sandbox on n3 → sandbox on n1 over an encrypted overlay (VXLAN in WireGuard, ${kind}, MTU 1390) | ${encrypted.toFixed(2)} Gbit/s (${(encrypted / underlay).toFixed(2)} × the underlay) |`,
       `| connections/s from n3 through a VIP over tasks on n1, n2, n3 | ${viaVip.rate.toFixed(0)}/s, ${viaVip.failed} failed |`,
       `| the same straight to the task on n1 | ${direct.rate.toFixed(0)}/s, ${direct.failed} failed (VIP ${(viaVip.rate / direct.rate).toFixed(2)} ×) |`,
     ];

@@ -31,6 +31,11 @@ async function find(runId, ledger) {
   for (const dir of (existsSync('/etc/netns') ? readdirSync('/etc/netns', { withFileTypes: true }) : []).filter((d) => d.isDirectory() && ours(d.name))) {
     found.push({ what: `/etc/netns/${dir.name} (${whose(dir.name)})`, remove: async () => rmSync(`/etc/netns/${dir.name}`, { recursive: true, force: true }) });
   }
+  // wireguard-go's UAPI sockets: one directory for every namespace, so a tagged name is this run's.
+  const uapi = '/var/run/wireguard';
+  for (const name of (existsSync(uapi) ? readdirSync(uapi) : []).filter((n) => n.endsWith('.sock') && ours(n))) {
+    found.push({ what: `${uapi}/${name} (${whose(name)})`, remove: async () => rmSync(join(uapi, name), { force: true }) });
+  }
   // Temp dirs named with a tag (etcd's data, test/helpers/etcd.ts).
   const dirTagged = (name) => name.startsWith('tsnet-') && ledger.some(({ tag }) => tag.length >= 12 && name.includes(tag));
   for (const name of readdirSync(tmpdir()).filter(dirTagged)) {

@@ -11,6 +11,7 @@
  * | ipam/subnet-guard                 | SubnetClaim      |       | every subnet claim's txn  |
  * | ipam/addresses/<network id>/<ip>  | AddressClaim     |       | the allocating node, CAS  |
  * | ipam/vnis/<vni>                   | VniClaim         |       | same txn as the network   |
+ * | ipam/tunnels/<ip>                 | TunnelClaim      |       | the node, CAS             |
  * | sandboxes/<node>/<sandbox id>     | SandboxObject    |       | its node                  |
  * | endpoints/<network id>/<endpoint> | EndpointObject   | node  | its node                  |
  * | services/<service id>             | ServiceObject    |       | the API node, CAS on name |
@@ -34,6 +35,7 @@ export const TASKS = 'tasks/';
 export const SUBNETS = 'ipam/subnets/';
 export const ADDRESSES = 'ipam/addresses/';
 export const VNIS = 'ipam/vnis/';
+export const TUNNELS = 'ipam/tunnels/';
 
 export const nodeKey = (node: string): string => `${NODES}${node}`;
 export const networkKey = (id: string): string => `${NETWORKS}${id}`;
@@ -49,6 +51,7 @@ export const subnetKey = (cidr: string): string => `${SUBNETS}${cidr.replace('/'
 export const subnetOfKey = (key: string): string => key.slice(SUBNETS.length).replace('_', '/');
 export const SUBNET_GUARD = 'ipam/subnet-guard';
 export const vniKey = (vni: number): string => `${VNIS}${vni}`;
+export const tunnelKey = (ip: string): string => `${TUNNELS}${ip}`;
 export const addressKey = (networkId: string, ip: string): string => `${ADDRESSES}${networkId}/${ip}`;
 export const addressesOf = (networkId: string): string => `${ADDRESSES}${networkId}/`;
 export const sandboxKey = (node: string, id: string): string => `${SANDBOXES}${node}/${id}`;

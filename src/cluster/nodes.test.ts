@@ -38,6 +38,20 @@ for (const { name, open } of backends) {
     t.truthy(await b!.get(nodeKey('n2')));
   });
 
+  test(`${name}: the node record is rewritten under its lease with a field added, then removed`, async (t) => {
+    const [a, b] = await open(t, 2);
+    const m = await joinCluster(a!, { name: 'n1', address: '127.0.0.1', leaseTtl: 3 });
+    t.teardown(() => m.leave());
+    const wireguard = { publicKey: `${'A'.repeat(43)}=`, endpoint: '127.0.0.1:51820', address: '100.64.0.1' };
+    await m.updateRecord({ wireguard });
+    const kv = await b!.get<Record<string, unknown>>(nodeKey('n1'));
+    t.is(kv?.lease, m.lease);
+    t.like(kv?.value, { name: 'n1', address: '127.0.0.1', wireguard });
+    await m.updateRecord({ wireguard: undefined });
+    t.false('wireguard' in (await b!.get<Record<string, unknown>>(nodeKey('n1')))!.value, 'gone from the record, not written as null');
+    t.false('wireguard' in m.node);
+  });
+
   test(`${name}: a join waits up to waitMs for a held name to be freed`, async (t) => {
     const [a, b] = await open(t, 2);
     const old = await joinCluster(a!, { name: 'n1', address: '127.0.0.1', leaseTtl: 3 });

@@ -59,7 +59,7 @@ interface Held {
 }
 
 export class Membership {
-  readonly node: NodeObject;
+  #node: NodeObject;
   readonly #store: Store;
   readonly #ttl: number;
   readonly #retryMs: number;
@@ -78,11 +78,29 @@ export class Membership {
   /** Use `joinCluster`. */
   constructor(store: Store, node: NodeObject, lease: Lease, { ttl, retryMs, previous }: { ttl: number; retryMs: number; previous?: LeaseId }) {
     this.#store = store;
-    this.node = node;
+    this.#node = node;
     this.#ttl = ttl;
     this.#retryMs = retryMs;
     if (previous !== undefined) this.#mine.add(previous);
     this.#held = this.#watchLoss(lease);
+  }
+
+  /** This node's record as last written (or to be written by a renewal). */
+  get node(): NodeObject {
+    return this.#node;
+  }
+
+  /**
+   * Rewrites this node's record with `fields` changed (its WireGuard tunnel, up or down); the
+   * name stays. While the lease is being renewed the renewal writes it.
+   */
+  async updateRecord(fields: Partial<Omit<NodeObject, 'name'>>): Promise<void> {
+    this.#live();
+    const next = { ...this.#node, ...fields } as NodeObject;
+    // A field given as undefined is removed (JSON would drop it anyway; the comparisons must too).
+    for (const [k, v] of Object.entries(fields)) if (v === undefined) delete (next as Partial<NodeObject>)[k as keyof NodeObject];
+    this.#node = next;
+    await this.#write(nodeKey(this.#node.name), this.#node, false);
   }
 
   /** The lease owned keys are written under now; undefined while it is being renewed. */

@@ -13,6 +13,23 @@ export interface NodeObject {
   address: string;
   /** ISO time the daemon started. */
   startedAt: string;
+  /** Its WireGuard tunnel, while it has one up (while it has a sandbox on an encrypted overlay). */
+  wireguard?: WireguardObject;
+}
+
+/** What other nodes need to reach a node through WireGuard; its private key never leaves it. */
+export interface WireguardObject {
+  /** Base64, as `wg` prints it. */
+  publicKey: string;
+  /** `ADDR:PORT` its WireGuard listens at (the advertise address; IPv6 as `[ADDR]:PORT`). */
+  endpoint: string;
+  /** Its tunnel address (claimed in `ipam/tunnels/`): the VTEP of its encrypted overlays. */
+  address: string;
+}
+
+/** Who holds a tunnel address: one node, for good (not leased: its address must outlive a lost lease). */
+export interface TunnelClaim {
+  node: string;
 }
 
 export interface IpamConfig {
@@ -50,6 +67,9 @@ export interface NetworkObject {
   labels: Record<string, string>;
   options: Record<string, string>;
 }
+
+/** An overlay whose VXLAN crosses between nodes only inside WireGuard (`-o encrypted=true`). */
+export const isEncrypted = (n: NetworkObject): boolean => n.driver === 'overlay' && n.options.encrypted === 'true';
 
 /** Whether a network is `node`'s to use: the cluster's, or a local one of that node. */
 export const visibleOn = (n: NetworkObject, node: string): boolean => n.scope === 'swarm' || n.node === node;

@@ -13,7 +13,9 @@ import { readJsonBody } from './body.js';
 import { dockerNetwork, parseConnect, parseDisconnect, parseNetworkCreate, parseSandboxCreate, sandboxView } from './docker-shapes.js';
 import { integer } from './fields.js';
 import { LIST_FILTERS, networkListFilter, networkPruneFilter, parseFilters, PRUNE_FILTERS } from './filters.js';
-import { overlayNeighbours, overlayPeers } from './overlay-shapes.js';
+import { overlayNeighbours, overlayPeers, tunnelView } from './overlay-shapes.js';
+import type { Tunnels } from '../reconcile/tunnels.js';
+import { isEncrypted } from '../cluster/objects.js';
 import { parseServiceCreate, parseTaskAdd, parseTaskChange, serviceView } from './service-shapes.js';
 
 /** The Engine API version whose /networks shapes tsnet follows. */
@@ -30,11 +32,12 @@ function lingerThenClose(req: IncomingMessage): void {
 
 export const API_VERSION = '1.41';
 
-/** What the API serves from: this node's manager, the cluster's nodes, and the store they live in. */
+/** What the API serves from: this node's manager, the cluster's nodes, the store they live in, and its WireGuard tunnel. */
 export interface Control {
   manager: Manager;
   nodes: NodeList;
   store: Store;
+  tunnels: Tunnels;
 }
 
 type Handler = (c: Control, params: string[], body: Record<string, unknown>, url: URL) => Promise<[number, unknown]> | [number, unknown];
@@ -66,9 +69,13 @@ const routes: [string, RegExp, Handler][] = [
   }],
   ['POST', /^\/networks\/create$/, async ({ manager: m }, _p, body) => [201, { Id: (await m.createNetwork(parseNetworkCreate(body))).id, Warning: '' }]],
   ['POST', /^\/networks\/prune$/, async ({ manager: m }, _p, _b, url) => [200, { NetworksDeleted: await m.pruneNetworks(networkPruneFilter(parseFilters(url, PRUNE_FILTERS), Date.now())) }]],
-  ['GET', /^\/networks\/([^/]+)$/, async ({ manager: m, nodes }, [id]) => {
+  // The key is this node's, one for every encrypted overlay on it (one WireGuard interface per node): no network is named.
+  ['POST', /^\/networks\/rotate-key$/, async ({ manager: m, tunnels }) => [200, { Node: m.node, PublicKey: (await tunnels.rotate()).publicKey }]],
+  ['GET', /^\/networks\/([^/]+)$/, async ({ manager: m, nodes, tunnels }, [id]) => {
     const net = m.network(id!);
-    return [200, { ...dockerNetwork(net, m.state), Rules: await m.rules(id!), ...(net.driver === 'overlay' ? { Peers: overlayPeers(m.endpointsOn(net.id), nodes) } : {}) }];
+    const overlay = net.driver === 'overlay' ? { Peers: overlayPeers(m.endpointsOn(net.id), nodes) } : {};
+    const tunnel = isEncrypted(net) ? { Tunnel: await tunnelView(tunnels) } : {};
+    return [200, { ...dockerNetwork(net, m.state), Rules: await m.rules(id!), ...overlay, ...tunnel }];
   }],
   ['DELETE', /^\/networks\/([^/]+)$/, async ({ manager: m }, [id]) => (await m.removeNetwork(id!), [204, null])],
   ['POST', /^\/networks\/([^/]+)\/connect$/, async ({ manager: m }, [id], body) => {

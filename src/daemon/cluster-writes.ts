@@ -1,5 +1,5 @@
-import { ADDRESSES, addressesOf, addressKey, ENDPOINTS, NETWORKS, networkKey, networkNameKey, sandboxesOf, serviceKey, SERVICES, serviceNameKey, subnetKey, TASKS, tasksOf, vniKey } from '../cluster/keys.js';
-import type { AddressClaim, EndpointObject, NetworkObject, ServiceObject, TaskObject, VniClaim } from '../cluster/objects.js';
+import { ADDRESSES, addressesOf, addressKey, ENDPOINTS, NETWORKS, networkKey, networkNameKey, sandboxesOf, serviceKey, SERVICES, serviceNameKey, subnetKey, TASKS, tasksOf, TUNNELS, vniKey } from '../cluster/keys.js';
+import type { AddressClaim, EndpointObject, NetworkObject, ServiceObject, TaskObject, TunnelClaim, VniClaim } from '../cluster/objects.js';
 import type { Condition, Operation, Store } from '../store/store.js';
 import { conflict } from './errors.js';
 import type { DaemonState } from './state.js';
@@ -71,11 +71,11 @@ export function legacyShared(state: DaemonState, node: string): Operation[] {
 /**
  * What a node that is gone for good leaves in the store, to delete (`tsnet node rm`): the
  * addresses it claimed on swarm networks (kept past its lease, since a node cut off may still
- * run what holds them), its sandbox records, its local networks with their names and subnets,
- * and any endpoint or task of it a lease has not taken yet.
+ * run what holds them), its tunnel address, its sandbox records, its local networks with their
+ * names and subnets, and any endpoint or task of it a lease has not taken yet.
  */
 export async function nodeLeftovers(store: Store, node: string): Promise<Operation[]> {
-  const [addresses, sandboxes, networks, endpoints, tasks, services] = await Promise.all([ADDRESSES, sandboxesOf(node), NETWORKS, ENDPOINTS, TASKS, SERVICES].map((p) => store.list(p)));
+  const [addresses, sandboxes, networks, endpoints, tasks, services, tunnels] = await Promise.all([ADDRESSES, sandboxesOf(node), NETWORKS, ENDPOINTS, TASKS, SERVICES, TUNNELS].map((p) => store.list(p)));
   const del = (key: string): Operation => ({ op: 'delete', key });
   const its = <T extends { node?: string }>(kvs: { key: string; value: unknown }[]): { key: string; value: T }[] => (kvs as { key: string; value: T }[]).filter((kv) => kv.value.node === node);
   const local = its<NetworkObject>(networks!.kvs).filter((kv) => kv.value.scope === 'local');
@@ -84,6 +84,7 @@ export async function nodeLeftovers(store: Store, node: string): Promise<Operati
   const onLocal = (services!.kvs as { value: ServiceObject }[]).filter((kv) => kv.value.networkId !== undefined && localIds.has(kv.value.networkId));
   return dedupe([
     ...its<AddressClaim>(addresses!.kvs).map((kv) => del(kv.key)),
+    ...its<TunnelClaim>(tunnels!.kvs).map((kv) => del(kv.key)),
     ...sandboxes!.kvs.map((kv) => del(kv.key)),
     ...its<EndpointObject>(endpoints!.kvs).map((kv) => del(kv.key)),
     ...its<TaskObject>(tasks!.kvs).map((kv) => del(kv.key)),

@@ -3,11 +3,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bridgeDriver } from '../net/drivers/bridge.js';
+import { isEncrypted } from '../cluster/objects.js';
 import { toolOutput } from '../net/exec/tool-runner.js';
 import { ipBatch, ipJson } from '../net/link/ip.js';
 import type { AttachInfo, NetworkDriver, NetworkInfo } from '../net/drivers/driver.js';
 import { macvlanDriver } from '../net/drivers/macvlan.js';
-import { overlayDriver, overlayNetns } from '../net/drivers/overlay.js';
+import { overlayDriver, overlayNetns, type TunnelUp } from '../net/drivers/overlay.js';
 import { nftApply } from '../net/nft/apply.js';
 import { renderDelete, renderRuleset, type PublishRule } from '../net/nft/ruleset.js';
 import { OwnedNamespaces } from '../netns/netns.js';
@@ -25,6 +26,7 @@ export function networkInfo(net: NetworkRecord, owner: string, netnsPrefix: stri
   if (net.device !== undefined) info.device = net.device;
   if (net.driver === 'overlay') info.netns = overlayNetns(netnsPrefix, net.id);
   if (net.vni !== undefined) info.vni = net.vni;
+  if (isEncrypted(net)) info.encrypted = true;
   if (net.options.parent !== undefined) info.parent = net.options.parent;
   if (net.options.shim !== undefined) info.shim = net.options.shim;
   if (net.ipam !== null) info.subnet = net.ipam.subnet;
@@ -57,12 +59,13 @@ export function attachInfo(net: NetworkRecord, sb: SandboxRecord, defaultRoute: 
 /**
  * Kernel side of networks and sandboxes: namespaces, bridges, veths and the nft table. `owner`
  * marks the links and namespaces one daemon made, so that reconciling never touches another's;
- * `stateDir` holds its namespace intents.
+ * `stateDir` holds its namespace intents. `tunnel` brings this node's WireGuard tunnel up for an
+ * encrypted overlay and gives its address (none: encrypted overlays cannot be attached here).
  */
-export const dataplane = (owner: string, stateDir: string, netnsPrefix: string, namespaces = new OwnedNamespaces(owner, join(stateDir, 'netns'))) => {
+export const dataplane = (owner: string, stateDir: string, netnsPrefix: string, tunnel?: TunnelUp, namespaces = new OwnedNamespaces(owner, join(stateDir, 'netns'))) => {
   /** Table → the ruleset last applied to it: a reconcile pass that renders the same one applies nothing. */
   const applied = new Map<string, string>();
-  const overlay = overlayDriver(namespaces);
+  const overlay = overlayDriver(namespaces, tunnel);
   const driverOf = (net: NetworkRecord): NetworkDriver => (net.driver === 'macvlan' ? macvlanDriver : net.driver === 'overlay' ? overlay : bridgeDriver);
   const infoOf = (net: NetworkRecord): NetworkInfo => networkInfo(net, owner, netnsPrefix);
   return {

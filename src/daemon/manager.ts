@@ -13,6 +13,7 @@ import { inNetns } from '../netns/netns.js';
 import { defaultRouteNetwork, GATEWAY_BRIDGE, gatewayBridgeRequest, needsGatewayBridge } from './gateway-bridge.js';
 import type { DaemonCore } from './core.js';
 import { dataplane, netnsPath, type Dataplane } from './dataplane.js';
+import type { TunnelUp } from '../net/drivers/overlay.js';
 import { ApiError, badRequest, conflict, forbidden, notFound } from './errors.js';
 import { addressSpace, attachRecord, findNetwork, findSandbox, ownNamespace, planNetwork, planSandbox, vxlanDevice } from './plan.js';
 import { publishRules } from './projection.js';
@@ -70,6 +71,8 @@ export interface ManagerOptions {
   vipBackend?: VipBackend;
   /** The nodes replicas may be placed on now (default: this one). */
   readyNodes?: () => readonly string[];
+  /** Brings this node's WireGuard tunnel up and gives its address, for encrypted overlays (src/reconcile/tunnels.ts). */
+  tunnel?: TunnelUp;
 }
 
 /**
@@ -101,7 +104,7 @@ export class Manager implements DaemonCore {
 
   constructor(options: ManagerOptions) {
     this.#o = options;
-    this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir, options.netnsPrefix ?? 'tsnet-');
+    this.#dp = dataplane(options.owner ?? 'tsnet', options.stateDir, options.netnsPrefix ?? 'tsnet-', options.tunnel);
     this.replicas = new Replicas(this, options.logger.child({ part: 'replicas' }), options.readyNodes ?? (() => [this.node]));
     this.vipBackend = options.vipBackend ?? nftVipBackend;
     this.#upkeep = new SandboxUpkeep({ dns: options.dns, state: () => this.state, view: options.view, hostSearch: options.hostSearch, logger: options.logger.child({ part: 'sandbox-upkeep' }) });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Cidr } from '../net/ipam/cidr.js';
 import { allocateAddress, planSubnet, type AddressSpace, type HostSubnet } from '../net/ipam/ipam.js';
 import { vlanOf } from '../net/drivers/macvlan.js';
+import { VXLAN_OVERHEAD, WIREGUARD_OVERHEAD } from '../net/drivers/overlay.js';
 import type { HostFacts } from '../net/link/host.js';
 import { checkBridgeName, checkIfname, checkParent } from '../net/link/names.js';
 import { domainName, ipAddress, name as validName, NAME, RecordsError, resolvOption, show } from '../registry/validate.js';
@@ -88,8 +89,6 @@ function planDevice(state: DaemonState, req: NetworkCreate, driver: NetworkRecor
   }
 }
 
-/** VXLAN's encapsulation: inner Ethernet 14, outer IPv4 20, UDP 8, VXLAN 8. */
-const VXLAN_OVERHEAD = 50;
 
 /** An overlay's VXLAN device in the host namespace before it moves: 15 characters, like Docker's `vx-%06x-<id5>`. */
 export const vxlanDevice = (vni: number, id: string): string => `vx-${vni.toString(16).padStart(6, '0')}-${id.slice(0, 5)}`;
@@ -110,15 +109,15 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
   if (driver === 'macvlan' && req.options?.parent === undefined) throw badRequest('macvlan needs -o parent=IFACE or parent=IFACE.VLAN');
   if (driver !== 'macvlan' && req.options?.parent !== undefined) throw badRequest('-o parent is a macvlan option');
   if (driver !== 'overlay' && req.attachable === true) throw badRequest('--attachable is an overlay option');
-  const encrypted = req.options?.encrypted;
+  // `docker network create --opt encrypted` sends an empty value, which Docker takes as true.
+  const encrypted = req.options?.encrypted === '' ? 'true' : req.options?.encrypted;
   if (encrypted !== undefined && (driver !== 'overlay' || (encrypted !== 'true' && encrypted !== 'false'))) throw badRequest(`-o encrypted=${show(encrypted)}: an overlay option, true or false`);
-  // Refused rather than taken and not honoured: traffic marked encrypted must never cross in clear.
-  if (encrypted === 'true') throw badRequest('-o encrypted=true: encrypted overlays (WireGuard between the nodes) are not built yet');
   const mtuText = req.options?.['com.docker.network.driver.mtu'] ?? '1500';
   const linkMtu = /^\d{1,5}$/.test(mtuText) ? Number(mtuText) : NaN;
   if (!(linkMtu >= 576 && linkMtu <= 65535)) throw badRequest(`com.docker.network.driver.mtu: ${show(mtuText)} is not a decimal integer from 576 to 65535`);
-  // As Docker's overlay: the option (or 1500) is the underlay's, less VXLAN's 50 bytes.
-  const mtu = driver === 'overlay' ? linkMtu - VXLAN_OVERHEAD : linkMtu;
+  // As Docker's overlay: the option (or 1500) is the underlay's, less VXLAN's 50 bytes, and less
+  // WireGuard's 60 when the VXLAN travels inside it.
+  const mtu = driver === 'overlay' ? linkMtu - VXLAN_OVERHEAD - (encrypted === 'true' ? WIREGUARD_OVERHEAD : 0) : linkMtu;
   const parent = driver === 'macvlan' ? req.options!.parent! : undefined;
   // A macvlan network shares its parent's segment, so the parent's own subnet is expected.
   const hostSubnets = (host?.subnets ?? []).filter((h) => parent === undefined || (h.dev !== parent && h.dev !== vlanOf(parent)?.base));
@@ -140,7 +139,7 @@ export function planNetwork(state: DaemonState, req: NetworkCreate, dns: boolean
     ...(driver === 'overlay' ? { attachable: req.attachable === true } : {}),
     mtu,
     labels: req.labels ?? {},
-    options: req.options ?? {},
+    options: { ...req.options, ...(encrypted === undefined ? {} : { encrypted }) },
   };
 }
 

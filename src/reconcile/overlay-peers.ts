@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import { isIP, isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import type { NodeList } from '../cluster/node-list.js';
+import { isEncrypted } from '../cluster/objects.js';
 import { macOf } from '../net/drivers/bridge.js';
 import { overlayNetns } from '../net/drivers/overlay.js';
 import { kernelPeers, programPeers, type Peer } from '../net/drivers/overlay-peers.js';
@@ -71,7 +73,7 @@ export class OverlayPeers {
         continue;
       }
       try {
-        await this.#sync(net.id, ns);
+        await this.#sync(net.id, ns, isEncrypted(net));
       } catch (err) {
         this.#programmed.delete(net.id);
         // Being built right now (the namespace comes before its devices): the attach's own commit converges it.
@@ -81,13 +83,19 @@ export class OverlayPeers {
     }
   }
 
-  async #sync(id: string, ns: string): Promise<void> {
+  /**
+   * An encrypted network's VTEP is the peer's tunnel address, so its VXLAN is routed into
+   * WireGuard; a peer with no tunnel up gets no entry (never one towards its underlay address).
+   */
+  async #sync(id: string, ns: string, encrypted: boolean): Promise<void> {
     const want = new Map<string, Peer>();
     for (const ep of this.view.endpointsOn(id)) {
       if (ep.node === this.options.node || ep.ipv4 === undefined) continue;
       const node = this.nodes.get(ep.node);
       if (node?.state !== 'ready') continue;
-      want.set(ep.ipv4, { ip: ep.ipv4, mac: macOf(ep.ipv4), vtep: node.node.address });
+      const vtep = encrypted ? node.node.wireguard?.address : node.node.address;
+      if (vtep === undefined || isIP(vtep) === 0 || !isIPv4(ep.ipv4)) continue;
+      want.set(ep.ipv4, { ip: ep.ipv4, mac: macOf(ep.ipv4), vtep });
     }
     const have = this.#programmed.get(id) ?? (await kernelPeers(ns));
     const put = [...want.values()].filter((p) => !have.has(p.ip) || !same(have.get(p.ip)!, p));

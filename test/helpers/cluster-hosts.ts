@@ -39,6 +39,8 @@ export interface ClusterHost extends Pick<TestDaemon, 'tsnet' | 'fails'> {
   nftTable: string;
   /** Device of the default bridge network. */
   bridge: string;
+  /** Its WireGuard interface (`--wg-ifname`): tagged, since wireguard-go's sockets share one directory on the machine. */
+  wgIfname: string;
   /** Subnet of the default bridge network. */
   bip: string;
   /** Starts the daemon (again) inside the host; resolves once it answers /_ping (within `timeoutMs`, 10 s by default). */
@@ -134,10 +136,11 @@ function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl, sto
   const netnsPrefix = `tsnet-c${tag}${n}-`;
   const nftTable = `tsnet_c${tag}${n}`;
   const bridge = `tsc${tag}${n}`;
+  const wgIfname = `tsw${tag}${n}`;
   let child: ChildProcess | undefined;
   let logs = '';
   const start = async (extraArgs: string[] = [], timeoutMs?: number): Promise<void> => {
-    const daemon = ['daemon', '--state-dir', stateDir, '--upstream', '127.0.0.1:1', '--bridge', bridge, '--bip', bip, '--nft-table', nftTable, '--netns-prefix', netnsPrefix, '--log-level', 'warn'];
+    const daemon = ['daemon', '--state-dir', stateDir, '--upstream', '127.0.0.1:1', '--bridge', bridge, '--bip', bip, '--nft-table', nftTable, '--netns-prefix', netnsPrefix, '--wg-ifname', wgIfname, '--log-level', 'warn'];
     const cluster = store === 'file' ? [] : ['--store', storeUrl, '--node', name, '--advertise-addr', address, '--lease-ttl', String(leaseTtl)];
     // nsenter, not `ip netns exec`: that one gives the daemon a mount namespace of its own, where
     // the sandbox namespaces it mounts under /run/netns would stay, out of reach of `tsnet exec`,
@@ -166,6 +169,7 @@ function clusterHost({ n, tag, netns, address, dir, bip, storeUrl, leaseTtl, sto
     netnsPrefix,
     nftTable,
     bridge,
+    wgIfname,
     bip,
     start,
     stop: () => signal('SIGTERM'),

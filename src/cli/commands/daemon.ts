@@ -15,6 +15,8 @@ import { joinCluster } from '../../cluster/nodes.js';
 import { NodeList } from '../../cluster/node-list.js';
 import { ClusterView } from '../../reconcile/cluster-view.js';
 import { OverlayPeers } from '../../reconcile/overlay-peers.js';
+import { Tunnels } from '../../reconcile/tunnels.js';
+import { checkIfname } from '../../net/link/names.js';
 import { RegistryFeed } from '../../reconcile/registry-feed.js';
 import { EtcdStore, parseStoreUrl } from '../../store/etcd-store.js';
 import type { Store } from '../../store/store.js';
@@ -61,6 +63,16 @@ function checkClusterOptions(opts: { store?: string; node?: string; advertiseAdd
   return { store: new EtcdStore({ hosts: parseStoreUrl(opts.store) }), leaseTtl };
 }
 
+/** The WireGuard options, checked before anything is locked or made. */
+function checkWireguardOptions(opts: { wgIfname: string; wgPort: string; wgKeyRotation: string }): { port: number; rotateEveryMs: number } {
+  checkIfname(opts.wgIfname, '--wg-ifname');
+  const port = /^\d{1,5}$/.test(opts.wgPort) ? Number(opts.wgPort) : NaN;
+  if (!(port >= 1 && port <= 65535)) throw new Error(`--wg-port ${JSON.stringify(opts.wgPort)}: a UDP port from 1 to 65535`);
+  const seconds = /^\d{1,7}$/.test(opts.wgKeyRotation) ? Number(opts.wgKeyRotation) : NaN;
+  if (!(seconds === 0 || seconds >= 1)) throw new Error(`--wg-key-rotation ${JSON.stringify(opts.wgKeyRotation)}: whole seconds (0: never)`);
+  return { port, rotateEveryMs: seconds * 1000 };
+}
+
 export function daemonCommand(program: Command): void {
   program
     .command('daemon')
@@ -78,10 +90,14 @@ export function daemonCommand(program: Command): void {
     .option('--node <name>', "this node's name in the cluster (default: the host name; kept in --state-dir)")
     .option('--advertise-addr <ip>', 'the address other nodes reach this one at', '127.0.0.1')
     .option('--lease-ttl <seconds>', "seconds a dead node's endpoints and tasks outlive it", '10')
-    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string; lb: string; store?: string; node?: string; advertiseAddr: string; leaseTtl: string }) => {
+    .option('--wg-ifname <name>', "encrypted overlays: this node's WireGuard interface (unique on the machine: wireguard-go's sockets share /var/run/wireguard)", 'tsnet-wg0')
+    .option('--wg-port <port>', 'encrypted overlays: the UDP port WireGuard listens at, on the advertise address', '51820')
+    .option('--wg-key-rotation <seconds>', "encrypted overlays: seconds between automatic rotations of this node's WireGuard key (0: never)", '43200')
+    .action(async (opts: { stateDir: string; upstream?: Upstream[]; logLevel: string; metrics?: string; bridge: string; bip: string; nftTable: string; netnsPrefix: string; lb: string; store?: string; node?: string; advertiseAddr: string; leaseTtl: string; wgIfname: string; wgPort: string; wgKeyRotation: string }) => {
       const socket = program.opts<{ socket: string }>().socket;
       const metricsAt = opts.metrics === undefined ? undefined : metricsAddress(opts.metrics);
       const cluster = checkClusterOptions(opts);
+      const wireguard = checkWireguardOptions(opts);
       claim(socket, opts.stateDir);
       const logger = pino({ level: opts.logLevel, base: { name: 'tsnet' } });
       // A promise nobody awaited (a watch callback, a timer) is logged with its cause instead of ending the daemon.
@@ -122,8 +138,26 @@ export function daemonCommand(program: Command): void {
       await view.start();
       const nodes = await NodeList.open(stores.cluster);
       const peers = new OverlayPeers(view, nodes, { node: stores.node, netnsPrefix: opts.netnsPrefix, logger: logger.child({ part: 'overlay-peers' }) });
+      const tunnels = new Tunnels(view, nodes, membership, stores.cluster, {
+        node: stores.node,
+        address: opts.advertiseAddr,
+        ifname: opts.wgIfname,
+        listenPort: wireguard.port,
+        keyFile: join(opts.stateDir, 'wg.key'),
+        // Not the bare mark: a restart's sweep removes the links with that alias its state does not name.
+        owner: `${ownerMark(opts.stateDir)}/wg`,
+        netnsPrefix: opts.netnsPrefix,
+        guardTable: `${opts.nftTable}_ovenc`,
+        rotateEveryMs: wireguard.rotateEveryMs,
+        logger: logger.child({ part: 'tunnels' }),
+      });
       const manager = new Manager({
-        settled: () => peers.converge(),
+        // The tunnel's pass after the peers': a namespace a change removed may take the tunnel down.
+        settled: async () => {
+          await peers.converge();
+          await tunnels.converge();
+        },
+        tunnel: tunnels.up,
         saved,
         sandboxes: loaded.sandboxes,
         store: stores.cluster,
@@ -143,19 +177,23 @@ export function daemonCommand(program: Command): void {
       await manager.restore();
       // The socket is bound inside serveControl's synchronous part: created 0600, never chmod-ed later.
       const umask = process.umask(0o177);
-      const listening = serveControl({ manager, nodes, store: stores.cluster }, socket, logger);
+      const listening = serveControl({ manager, nodes, store: stores.cluster, tunnels }, socket, logger);
       process.umask(umask);
       const control = await listening;
       const metrics = metricsAt === undefined ? undefined : await serveMetrics(dns.metrics, metricsAt.address, metricsAt.port);
       logger.info({ socket, stateDir: opts.stateDir, node: stores.node, store: stores.cluster.kind, networks: manager.state.networks.length, sandboxes: manager.state.sandboxes.length }, 'ready');
       const stop = (signal: string): void => {
-        logger.info({ signal }, 'shutting down; networks and sandboxes stay');
+        logger.info({ signal }, 'shutting down; networks and sandboxes stay, the WireGuard tunnel goes');
         control.close();
         metrics?.close();
-        view.stop();
-        nodes.close();
-        // The lease is left to run out: the endpoints and tasks this node still runs keep answering until then, and a restart takes them over.
-        void Promise.all([dns.close(), stores.cluster.close(), stores.local.close()]).then(() => process.exit(0));
+        // The tunnel is the daemon's (wireguard-go is its child): it goes now, and comes back with the next start.
+        const tunnel = tunnels.stop().catch((err: Error) => logger.error({ err: err.message }, 'the WireGuard tunnel could not be removed'));
+        void tunnel.then(() => {
+          view.stop();
+          nodes.close();
+          // The lease is left to run out: the endpoints and tasks this node still runs keep answering until then, and a restart takes them over.
+          return Promise.all([dns.close(), stores.cluster.close(), stores.local.close()]);
+        }).then(() => process.exit(0));
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

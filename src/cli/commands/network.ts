@@ -83,6 +83,16 @@ export function networkCommand(program: Command): void {
       });
     });
 
+  // Node-wide: one WireGuard interface and key per node carry every encrypted overlay on it, and
+  // the private key never leaves its node, so each node rotates its own (run it on each node).
+  net
+    .command('rotate-key')
+    .description("rotate this node's WireGuard key (every encrypted overlay on the node uses it); peers take the new public key from the store")
+    .action(async () => {
+      const res = await call<{ Node: string; PublicKey: string }>(socket(), 'POST', '/networks/rotate-key');
+      process.stdout.write(`${res.Node} ${res.PublicKey}\n`);
+    });
+
   net.command('disconnect <network> <sandbox>').action(async (network: string, sandbox: string) => {
     await call(socket(), 'POST', `/networks/${encodeURIComponent(network)}/disconnect`, { Container: sandbox });
   });

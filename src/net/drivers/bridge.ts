@@ -62,7 +62,9 @@ export const bridgeDriver: NetworkDriver = {
  * 11.8 ms between the first 100 and the last; without the addresses, 6.0 → 8.2 and 6.8 → 7.9 ms.
  */
 export const vethOnBridge = (info: AttachInfo, master: string): string[][] => [
-  ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'netns', info.netns],
+  // Both ends carry the network's MTU: without `mtu` after `peer` the sandbox's end gets 1500,
+  // and an overlay's too-large packet died silently at the host end instead of failing with EMSGSIZE.
+  ['link', 'add', 'name', info.hostIf, 'mtu', String(info.mtu), 'type', 'veth', 'peer', 'name', info.ifname, 'mtu', String(info.mtu), 'netns', info.netns],
   ['link', 'set', 'dev', info.hostIf, 'master', master],
   ['link', 'set', 'dev', info.hostIf, 'alias', info.owner],
   ['link', 'set', 'dev', info.hostIf, 'addrgenmode', 'none'],

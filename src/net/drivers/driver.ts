@@ -35,6 +35,8 @@ export interface NetworkInfo {
   netns?: string;
   /** overlay: the VXLAN network identifier. */
   vni?: number;
+  /** overlay: carried only inside this node's WireGuard tunnel (`-o encrypted=true`). */
+  encrypted?: boolean;
   /** Written as the device's alias (see AttachInfo.owner). */
   owner: string;
 }

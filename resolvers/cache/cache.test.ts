@@ -1,5 +1,6 @@
 import test from 'ava';
 import dnsPacket from 'dns-packet';
+import { decodeEntry, encodeEntry, entryBytes, storedAt, ttlOf } from './entry.js';
 import { cacheable } from './ttl.js';
 
 const reply = (extra: Partial<dnsPacket.Packet>): Buffer =>
@@ -24,4 +25,16 @@ test('SERVFAIL, truncated, zero-TTL and malformed replies are not cached', (t) =
   t.is(cacheable(reply({ flags: 0x8380, answers: [{ name: 'x.example', type: 'A', ttl: 60, data: '127.0.0.1' }] })), null);
   t.is(cacheable(reply({ answers: [{ name: 'x.example', type: 'A', ttl: 0, data: '127.0.0.1' }] })), null);
   t.is(cacheable(Buffer.from([1, 2, 3])), null);
+});
+
+test('an entry keeps the reply, rcode, TTL offsets, TTL and time stored bit for bit, odd lengths and every byte value too', (t) => {
+  for (const length of [0, 1, 12, 61, 512]) {
+    const bytes = Buffer.from(Array.from({ length }, (_, i) => (i * 37 + 0xd8) & 0xff));
+    const at = 2 ** 40 + 123.75;
+    const e = encodeEntry(bytes, at, 86_400, 0x10a, [12, 300, 65_535]);
+    t.deepEqual(decodeEntry(e), { bytes, rcode: 0x10a, ttlOffsets: [12, 300, 65_535] });
+    t.is(storedAt(e), Math.floor(at));
+    t.is(ttlOf(e), 86_400);
+    t.is(entryBytes(e), 16 + 2 * (8 + 3 + Math.ceil(length / 2)));
+  }
 });

@@ -241,3 +241,31 @@ test.serial('encrypted=true is an overlay option; Docker’s bare --opt encrypte
   t.is((await inspect(a, id)).Tunnel?.Kind, 'down');
   t.false((await run('ip', ['-n', a.netns, 'link'])).stdout.includes(a.wgIfname));
 });
+
+test.serial('node rm frees a gone node’s tunnel address (kept past its lease, as it is its VXLAN devices’ local address), and the survivor drops it as a peer', async (t) => {
+  t.timeout(90_000);
+  const c = await startClusterHosts(t, { hosts: 2, leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, b] = c.hosts as [ClusterHost, ClusterHost];
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '-o', 'encrypted=true', '--subnet', c.subnet(), 'sec');
+  await a.tsnet('sandbox', 'create', '--name', 'web', '--network', 'sec');
+  await within(5000, 'sec on n2', async () => (await b.tsnet('network', 'ls')).includes('sec'));
+  await b.tsnet('sandbox', 'create', '--name', 'client', '--network', 'sec');
+  const gone = (await tunnelOf(b, 'sec')).Address;
+  // What etcd holds under ipam/tunnels/: tunnel address → node.
+  const claims = async (): Promise<Record<string, string>> => {
+    const { stdout } = await run('ip', ['netns', 'exec', c.lan, 'etcdctl', `--endpoints=${c.etcd.endpoints.join(',')}`, 'get', '--prefix', '/tsnet/v1/ipam/tunnels/'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    const lines = stdout.split('\n').filter(Boolean);
+    const out: Record<string, string> = {};
+    for (let i = 0; i + 1 < lines.length; i += 2) out[lines[i]!.slice('/tsnet/v1/ipam/tunnels/'.length)] = (JSON.parse(lines[i + 1]!) as { node: string }).node;
+    return out;
+  };
+  await within(5000, 'n2 is n1’s peer', async () => (await tunnelOf(a, 'sec')).Peers.some((p) => p.Node === 'n2'));
+  t.is((await claims())[gone], 'n2');
+  await b.kill9();
+  await within((LEASE_TTL + 2) * 1000, 'n2 no longer n1’s peer', async () => !(await tunnelOf(a, 'sec')).Peers.some((p) => p.Node === 'n2'));
+  t.is((await claims())[gone], 'n2', 'past its lease the address stays n2’s');
+  await within(5000, 'n2 down', async () => (await a.tsnet('node', 'ls')).includes('down'));
+  t.is((await a.tsnet('node', 'rm', b.name)).trim(), b.name);
+  t.deepEqual(Object.values(await claims()), ['n1'], 'only n1’s own address is left');
+});

@@ -143,6 +143,40 @@ test.serial('a VIP service on an overlay with a replica on each host: 3000 conne
   }
 });
 
+test.serial('health and draining act cluster-wide: a task marked unhealthy on its node, or draining, leaves every node’s answers and VIP within 2 s', async (t) => {
+  t.timeout(180_000);
+  const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
+  await Promise.all(c.hosts.map((h) => h.start()));
+  const [a, b, n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
+  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'app');
+  await within(5000, 'app on every node', async () => (await Promise.all(c.hosts.map((h) => inspect(h, 'app').then(() => true)))).every(Boolean));
+  // No health check of its own: what a task's node says of it is all there is to go by.
+  await a.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80', '--replicas', '3', '--', process.execPath, fixture('self-echo.mjs'), '80');
+  await a.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
+  const tasks = async (): Promise<{ Id: string; Address: string; Node: string }[]> => (JSON.parse(await a.tsnet('service', 'inspect', 'api')) as { Tasks: { Id: string; Address: string; Node: string }[] }[])[0]!.Tasks;
+  await within(30_000, 'three tasks, one per node', async () => new Set((await tasks()).map((x) => x.Node)).size === 3);
+  await within(30_000, 'every task answers', async () => Object.keys((await spread(a, 'client', 'api', 60)).by).length === 3);
+  const all = await tasks();
+  const on = (node: string): { Id: string; Address: string } => all.find((x) => x.Node === node)!;
+
+  await n3.tsnet('service', 'task', 'health', 'api', on('n3').Id, '--healthy', 'false');
+  const gone = await within(2000, 'n3’s unhealthy task out of n1’s answers', async () => !(await a.dig('client', 'tasks.api')).includes(on('n3').Address));
+  t.log(`unhealthy on n3 → out of n1's tasks.api in ${gone} ms`);
+  const healthy = await spread(a, 'client', 'api', 300);
+  t.is(healthy.failed, 0);
+  t.deepEqual(Object.keys(healthy.by).sort(), [on('n1').Address, on('n2').Address].sort(), 'n1’s VIP sends nothing to n3’s unhealthy task');
+
+  await b.tsnet('service', 'task', 'health', 'api', on('n2').Id, '--draining', 'true');
+  await within(2000, 'n2’s draining task out of n1’s answers', async () => !(await a.dig('client', 'tasks.api')).includes(on('n2').Address));
+  const drained = await spread(a, 'client', 'api', 300);
+  t.deepEqual(drained.by, { [on('n1').Address]: 300 }, 'nor to n2’s draining one');
+  t.regex((await a.fails('service', 'task', 'health', 'api', on('n2').Id, '--draining', 'false')).stderr, /runs on node n2: change it there/);
+
+  await n3.tsnet('service', 'task', 'health', 'api', on('n3').Id, '--healthy', 'true');
+  await within(2000, 'n3’s task back in n1’s answers', async () => (await a.dig('client', 'tasks.api')).includes(on('n3').Address));
+  t.deepEqual(Object.keys((await spread(a, 'client', 'api', 300)).by).sort(), [on('n1').Address, on('n3').Address].sort(), 'healthy again, it is balanced to again');
+});
+
 test.serial('an overlay sandbox gets out through its node’s docker_gwbridge (default route, masquerade), which names nothing and joins no two sandboxes, is not for hands, and goes with the last overlay', async (t) => {
   const c = await startClusterHosts(t, { hosts: 2, leaseTtl: LEASE_TTL });
   await Promise.all(c.hosts.map((h) => h.start()));

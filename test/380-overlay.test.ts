@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -120,13 +120,19 @@ async function spread(h: ClusterHost, sb: string, target: string, count: number)
   return JSON.parse(stdout) as { ok: number; failed: number; by: Record<string, number> };
 }
 
-test.serial('a VIP service on an overlay with a replica on each host: 3000 connections from a sandbox on any host spread over all three within ±10 %; tasks.S answers every node’s task', async (t) => {
-  t.timeout(180_000);
+/** Three hosts with their daemons started and an attachable overlay `app` made on n1 and seen on every node. */
+async function threeHostsOnApp(t: ExecutionContext): Promise<[ClusterHost, ClusterHost, ClusterHost]> {
   const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
   await Promise.all(c.hosts.map((h) => h.start()));
-  const [a, b, n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
+  const [a] = c.hosts as [ClusterHost];
   await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'app');
   await within(5000, 'app on every node', async () => (await Promise.all(c.hosts.map((h) => inspect(h, 'app').then(() => true)))).every(Boolean));
+  return c.hosts as [ClusterHost, ClusterHost, ClusterHost];
+}
+
+test.serial('a VIP service on an overlay with a replica on each host: 3000 connections from a sandbox on any host spread over all three within ±10 %; tasks.S answers every node’s task', async (t) => {
+  t.timeout(180_000);
+  const [a, b, n3] = await threeHostsOnApp(t);
   await a.tsnet('service', 'create', '--name', 'web', '--network', 'app', '--port', 'http:tcp:80', '--replicas', '3', '--health-tcp', '80', '--health-interval', '200', '--', process.execPath, fixture('self-echo.mjs'), '80');
   await a.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
   await b.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');
@@ -145,11 +151,7 @@ test.serial('a VIP service on an overlay with a replica on each host: 3000 conne
 
 test.serial('health and draining act cluster-wide: a task marked unhealthy on its node, or draining, leaves every node’s answers and VIP within 2 s', async (t) => {
   t.timeout(180_000);
-  const c = await startClusterHosts(t, { leaseTtl: LEASE_TTL });
-  await Promise.all(c.hosts.map((h) => h.start()));
-  const [a, b, n3] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
-  await a.tsnet('network', 'create', '-d', 'overlay', '--attachable', '--subnet', c.subnet(), 'app');
-  await within(5000, 'app on every node', async () => (await Promise.all(c.hosts.map((h) => inspect(h, 'app').then(() => true)))).every(Boolean));
+  const [a, b, n3] = await threeHostsOnApp(t);
   // No health check of its own: what a task's node says of it is all there is to go by.
   await a.tsnet('service', 'create', '--name', 'api', '--network', 'app', '--port', 'http:tcp:80', '--replicas', '3', '--', process.execPath, fixture('self-echo.mjs'), '80');
   await a.tsnet('sandbox', 'create', '--name', 'client', '--network', 'app');

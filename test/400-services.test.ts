@@ -1,6 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { killAllIn } from '../src/daemon/replica-process.js';
 import { systemTool } from '../src/net/tools.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { across, holdConnection, startLoad } from './helpers/load.js';
@@ -180,11 +181,8 @@ test.serial('a TCP health check takes a replica whose server died out of DNS; a 
   const ns = JSON.parse(await d.tsnet('sandbox', 'inspect', 'web.1'))[0].NetnsName as string;
   // Killed again whenever the replica restarts it (after 2 s): on a loaded machine the polls
   // below could otherwise miss the window between the check's verdict and the restart.
-  const killAll = async (): Promise<void> => {
-    for (const pid of (await run(systemTool('ip'), ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-  };
-  await killAll();
-  const keepDead = setInterval(() => void killAll().catch(() => {}), 100);
+  await killAllIn(ns);
+  const keepDead = setInterval(() => void killAllIn(ns), 100);
   try {
     t.is((await until(1)).length, 1, 'the replica whose server died leaves the answers');
   } finally {

@@ -2,6 +2,7 @@ import type { TaskObject } from '../cluster/objects.js';
 import type { PlacedTask } from '../cluster/placement.js';
 import type { PortMapping } from '../net/ports/spec.js';
 import type { Condition, Operation, Store } from '../store/store.js';
+import type { TakenElsewhere } from './plan.js';
 import type { SandboxCreate } from './requests.js';
 import type { ServiceRecord } from './services.js';
 import type { DaemonState, NetworkRecord, SandboxRecord } from './state.js';
@@ -29,6 +30,8 @@ export interface DaemonCore {
   /** Puts and deletes this node's tasks under its lease; `onlyNew` claims the puts' keys (false when one exists). */
   writeTasks(put: readonly TaskObject[], remove: readonly string[], onlyNew?: boolean): Promise<boolean>;
   claimAddress(net: NetworkRecord, ip: string, holder: string, requested: boolean): Promise<string>;
+  /** Addresses other nodes hold on `net`, for planning the one `claimAddress` is given. */
+  readonly takenElsewhere: TakenElsewhere;
   /** A service's tasks as placement weighs them (slot, node, age). */
   placedTasks(service: string): PlacedTask[];
   reserveHostPorts(ports: readonly PortMapping[]): Promise<PortMapping[]>;

@@ -152,7 +152,10 @@ function planPorts(req: SandboxCreate): PortMapping[] {
 }
 
 /** A sandbox record for `req`, its addresses allocated; its namespace and links are made after. */
-export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix: string): SandboxRecord {
+/** Addresses on a network that the state does not hold but the caller knows are taken (other nodes' endpoints on a swarm network). */
+export type TakenElsewhere = (net: NetworkRecord) => Iterable<string>;
+
+export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix: string, elsewhere: TakenElsewhere = () => []): SandboxRecord {
   if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${show(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.sandboxes.some((s) => s.name === req.name)) throw conflict(`sandbox name ${req.name} is already in use`);
   const id = newId();
@@ -196,14 +199,15 @@ export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix:
   for (const w of special === undefined ? wanted : []) {
     const net = findNetwork(state, w.network);
     if (net.name in sb.attachments) throw badRequest(`network ${net.name} is given twice`);
-    attachRecord(state, sb, net, w);
+    attachRecord(state, sb, net, w, elsewhere);
   }
   return sb;
 }
 
-/** Every address taken on a network: sandboxes' addresses, VIPs and tasks' addresses. */
-export function usedAddresses(state: DaemonState, network: string): Set<string> {
-  const used = new Set<string>();
+/** Every address taken on a network: sandboxes' addresses, VIPs and tasks' addresses, and what `elsewhere` adds. */
+export function usedAddresses(state: DaemonState, net: NetworkRecord, elsewhere: TakenElsewhere = () => []): Set<string> {
+  const network = net.name;
+  const used = new Set<string>(elsewhere(net));
   const add = (a: string | undefined): void => void (a === undefined || used.add(a));
   for (const s of state.sandboxes) {
     const att = s.attachments[network];
@@ -216,10 +220,14 @@ export function usedAddresses(state: DaemonState, network: string): Set<string> 
 /** Where a network's IPv4 endpoint addresses come from: its subnet, or the part of it `--ip-range` gives. */
 export const addressSpace = (net: NetworkRecord): AddressSpace => ({ network: net.name, subnet: net.ipam!.subnet, gateway: net.ipam!.gateway, ipRange: net.ipam!.ipRange });
 
-/** Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after). */
-export function attachRecord(state: DaemonState, sb: SandboxRecord, net: NetworkRecord, req: AttachRequest): void {
+/**
+ * Allocates addresses and an interface for `sb` on `net` (records only; the kernel comes after).
+ * On a swarm network the address is only a plan, which the claim in the store confirms: the
+ * closer the plan is to the store, the fewer claims lose and fall back to reading every claim.
+ */
+export function attachRecord(state: DaemonState, sb: SandboxRecord, net: NetworkRecord, req: AttachRequest, elsewhere: TakenElsewhere = () => []): void {
   const aliases = fields(req.aliases, `network ${net.name}: aliases`, validName);
-  const inUse = usedAddresses(state, net.name);
+  const inUse = usedAddresses(state, net, elsewhere);
   for (const a of Object.values(sb.attachments)) for (const ip of [a.ipv4, a.ipv6]) if (ip !== undefined) inUse.add(ip);
   try {
     const ipv4 = allocateAddress(addressSpace(net), inUse, req.ip);

@@ -82,7 +82,7 @@ export class ServiceManager {
       }
       try {
         if (mode === 'vip') {
-          const planned = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net.name));
+          const planned = allocateAddress({ network: net.name, subnet: net.ipam.subnet, gateway: net.ipam.gateway }, usedAddresses(this.m.state, net, this.m.takenElsewhere));
           svc.vip = await this.m.claimAddress(net, planned, `vip of service ${svc.name}`, false);
         }
         const { tasks: _tasks, ...stored } = svc;

@@ -26,10 +26,16 @@ function keyOf(q: Query, upstreams: string): string {
   return key;
 }
 
-/** A cached reply, aged: TTLs lowered by the seconds it has been held, the asker's ID, RD, CD, question case and OPT. */
+/**
+ * A cached reply, aged: TTLs lowered by the seconds it has been held, the asker's ID, RD, CD,
+ * question case and OPT; with the kept reply itself, which the batched UDP path replays too.
+ * Only a hit offers it, not the first answer: a name asked once (a unique workload) then costs
+ * the batched path no copy to its worker and no table space there.
+ */
 function serve(q: Query, entry: string, elapsed: number): Reply {
   const e = decodeEntry(entry);
-  return { bytes: relayTo(q, e, elapsed, e.ttlOffsets), rcode: e.rcode, resolver: 'cache' };
+  const cached = { kept: e, ttlOffsets: e.ttlOffsets, storedAt: performance.timeOrigin + storedAt(entry), ttl: ttlOf(entry) };
+  return { bytes: relayTo(q, e, elapsed, e.ttlOffsets), rcode: e.rcode, resolver: 'cache', cached };
 }
 
 /**

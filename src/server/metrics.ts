@@ -32,10 +32,12 @@ export function bucketOf(seconds: number): number {
   return i;
 }
 
-/** Queries answered elsewhere (the batched UDP worker's replays), read at every scrape. */
+/** Queries answered elsewhere (the batched UDP worker's replays and cache hits), read at every scrape. */
 export interface QueryTally {
   /** Replayed answers by query type. */
   replays(): Iterable<[type: number, count: number]>;
+  /** Answers from the forward cache, by query type and rcode. */
+  cached(): Iterable<[type: number, rcode: number, count: number]>;
   /** Their counts per histogram bucket, and the sum of their times in seconds. */
   buckets(): readonly number[];
   seconds(): number;
@@ -79,7 +81,7 @@ export class DnsMetrics {
         }),
       ),
       scraped('tsnet_dns_cache_total', 'Lookups in the forwarded-answer cache, by result.', 'counter', () => [
-        { labels: { result: 'hit' }, value: this.#cacheHits },
+        { labels: { result: 'hit' }, value: this.#cacheHits + this.#tallies.reduce((n, t) => n + [...t.cached()].reduce((m, [, , c]) => m + c, 0), 0) },
         { labels: { result: 'miss' }, value: this.#cacheMisses },
       ]),
       scraped('tsnet_dns_tcp_connections_dropped_total', 'TCP connections refused or closed by the server, by reason.', 'counter', () =>
@@ -125,6 +127,10 @@ export class DnsMetrics {
     for (const tally of this.#tallies) {
       for (const [type, count] of tally.replays()) {
         const key = this.#key('replay', type, 0);
+        all.set(key, (all.get(key) ?? 0) + count);
+      }
+      for (const [type, rcode, count] of tally.cached()) {
+        const key = this.#key('cache', type, rcode);
         all.set(key, (all.get(key) ?? 0) + count);
       }
     }

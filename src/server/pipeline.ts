@@ -5,7 +5,7 @@ import { parseQuery, type Query } from '../wire/query.js';
 import { emptyReply } from '../wire/reply.js';
 import type { DnsMetrics } from './metrics.js';
 import { ReplayCache, type Replay } from './replay.js';
-import { rcodeReply, type QueryContext, type Reply } from './resolver.js';
+import { rcodeReply, type CachedAnswer, type QueryContext, type Reply } from './resolver.js';
 import type { UpstreamSet } from './upstreams.js';
 
 /** What a listener adds to a query: the scope for askers the registry does not know, and upstreams. */
@@ -17,11 +17,14 @@ export interface ListenerContext {
 }
 
 /**
- * Writes one reply; `q` is null for replies to queries that did not parse. `replay` is set when
- * the reply is a stored registry answer (just stored, or replayed): what the batched UDP path
- * copies into its own table, with the scope it was made for.
+ * What a reply may be made from again, for the batched UDP path's own table: a stored registry
+ * answer (just stored, or replayed) with the scope it was made for, or a forwarded reply the
+ * cache holds, with the scope and upstreams it was asked for (what its chain run depended on).
  */
-export type Send = (reply: Buffer, q: Query | null, replay?: { scope: Scope; stored: Replay }) => void;
+export type Keep = { kind: 'replay'; scope: Scope; stored: Replay } | { kind: 'cached'; scope: Scope; upstreams: string; cached: CachedAnswer };
+
+/** Writes one reply; `q` is null for replies to queries that did not parse. */
+export type Send = (reply: Buffer, q: Query | null, keep?: Keep) => void;
 
 export interface PipelineOptions {
   registry: Registry;
@@ -69,16 +72,19 @@ export class Pipeline {
     const scope = this.#registry.scopeOf(source.address) ?? listener.defaultScope();
     const replay = this.#replays.get(scope, q);
     if (replay !== undefined) {
-      send(ReplayCache.render(replay, q), q, { scope, stored: replay });
+      send(ReplayCache.render(replay, q), q, { kind: 'replay', scope, stored: replay });
       this.#metrics.query(q.type, Rcode.NOERROR, 'replay', (performance.now() - started) / 1000);
       return true;
     }
     const generation = this.#registry.generation;
+    const upstreams = listener.upstreamsFor?.(source.address) ?? listener.upstreams;
     const finish = (reply: Reply): void => {
       if (reply.replayable !== undefined && this.#replayable.has(reply.resolver) && generation === this.#registry.generation) {
         const stored = { bytes: reply.bytes, shuffle: reply.replayable.shuffle };
         const kept = this.#replays.set(scope, q, stored);
-        send(ReplayCache.render(stored, q), q, kept ? { scope, stored } : undefined);
+        send(ReplayCache.render(stored, q), q, kept ? { kind: 'replay', scope, stored } : undefined);
+      } else if (reply.cached !== undefined) {
+        send(reply.bytes, q, { kind: 'cached', scope, upstreams: upstreams.key, cached: reply.cached });
       } else {
         send(reply.bytes, q);
       }
@@ -89,7 +95,7 @@ export class Pipeline {
       finish(rcodeReply(q, Rcode.SERVFAIL, 'error'));
     };
     try {
-      const reply = this.#chain(q, { scope, source, transport, upstreams: listener.upstreamsFor?.(source.address) ?? listener.upstreams });
+      const reply = this.#chain(q, { scope, source, transport, upstreams });
       if (reply instanceof Promise) reply.then(finish, fail);
       else finish(reply);
     } catch (err) {

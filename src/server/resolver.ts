@@ -18,6 +18,27 @@ export interface Reply {
   replayable?: { shuffle: ShuffleSpan | null };
   /** Set by `forward`: the scrubbed upstream reply, without OPT, that a cache may keep. */
   upstream?: Relayable;
+  /**
+   * Set by `cache` on what it answers from what it keeps: the kept reply, which answers the same
+   * question to the same upstreams (DO and CD as asked) until its TTL runs out, aged.
+   */
+  cached?: CachedAnswer;
+}
+
+/** A kept upstream reply as `relayTo` serves it, and how long it holds. */
+export interface CachedAnswer {
+  kept: Relayable;
+  ttlOffsets: readonly number[];
+  /** When it was kept, in ms since the epoch (`performance.timeOrigin + performance.now()`): the same clock in every thread. */
+  storedAt: number;
+  /** Seconds it holds from then. */
+  ttl: number;
+}
+
+/** Whole seconds `answer` has been held at `now` (ms since the epoch), or undefined once its TTL ran out. */
+export function cachedAge(answer: CachedAnswer, now: number): number | undefined {
+  const age = Math.floor((now - answer.storedAt) / 1000);
+  return age < answer.ttl ? Math.max(0, age) : undefined;
 }
 
 export interface ShuffleSpan {

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -34,6 +34,19 @@ export const dig = (port: number, ...args: string[]): Promise<DigResult> => digA
 export async function digAt(server: string, port: number, ...args: string[]): Promise<DigResult> {
   const { stdout } = await run('dig', [`@${server}`, '-p', String(port), '+tries=1', '+time=3', ...args]);
   return parse(stdout);
+}
+
+/**
+ * dig run synchronously: this thread (the server's main thread, in-process) does nothing until
+ * it ends, so what answers can only be another thread. Null when no reply came within `+time`.
+ */
+export function digBlocking(port: number, ...args: string[]): DigResult | null {
+  const r = spawnSync('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=1', ...args], { encoding: 'utf8', timeout: 10_000 });
+  if (r.error !== undefined) throw r.error;
+  // dig's exit status 9: no reply from the server.
+  if (r.status === 9) return null;
+  if (r.status !== 0) throw new Error(`dig exited ${r.status}: ${r.stderr}`);
+  return parse(r.stdout);
 }
 
 /** Runs Knot's kdig against 127.0.0.1:`port`. */

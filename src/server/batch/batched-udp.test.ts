@@ -3,7 +3,10 @@ import { createSocket, type Socket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { Registry } from '../../registry/registry.js';
 import type { EndpointSpec } from '../../registry/types.js';
+import { dig, digBlocking } from '../../../test/helpers/dig.js';
+import { startUpstream } from '../../../test/helpers/upstream.js';
 import { createServer, type ServerOptions } from '../server.js';
+import { parseUpstream } from '../upstreams.js';
 
 const web = (ipv4: string): EndpointSpec => ({ id: 'a1b2c3d4e5f6', name: 'web', networks: { app: { ipv4 } } });
 const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `t${i}`, ipv4: `172.30.1.${i + 1}` }));
@@ -138,4 +141,35 @@ test('the batched path serves IPv6 listeners; without it plain dgram sockets giv
   const c = await client();
   t.teardown(() => c.close());
   for (let i = 0; i < 3; i++) t.deepEqual((await c.ask(l.port, 'web'))?.addresses, ['172.30.0.2']);
+});
+
+test.serial('on the batched path a forwarded reply the cache hit once is answered by the worker while the main thread is busy, aged; CD and DO queries and one past its TTL go to the main thread', async (t) => {
+  const upstream = await startUpstream(t, { ttl: 6 });
+  const { server, registry: reg } = await serve(t, { upstreams: [parseUpstream(upstream.label)] });
+  const { port } = await server.listen({ address: '127.0.0.1', port: 0 });
+  const first = await dig(port, 'ext.example', 'A');
+  t.deepEqual(first.answers.map((a) => [a.data, a.ttl]), [['127.77.0.1', 6]], 'forwarded');
+  t.is(digBlocking(port, 'ext.example', 'A'), null, 'a first answer is not copied to the worker: a name asked once costs it nothing');
+  // The main thread's cache answers it, and copies it to the worker's table.
+  t.deepEqual((await dig(port, 'ext.example', 'A')).answers.map((a) => a.data), ['127.77.0.1']);
+  // From here dig runs while this thread (the main one: the pipeline and the fake upstream) waits on it.
+  t.deepEqual(digBlocking(port, 'ext.example', 'A')?.answers.map((a) => a.data), ['127.77.0.1'], 'answered by the worker');
+  await new Promise((r) => setTimeout(r, 1100));
+  const aged = digBlocking(port, 'ext.example', 'A');
+  t.true(aged !== null && aged.answers[0]!.ttl <= 5, `aged by the time held: TTL ${aged?.answers[0]?.ttl}`);
+  t.is(digBlocking(port, 'ext.example', 'A', '+dnssec'), null, 'DO makes another cache entry: the first with DO goes to the main thread, busy');
+  t.is(digBlocking(port, 'ext.example', 'A', '+cd'), null, 'CD is in the cache key, not the worker’s: the main thread’s, busy');
+  // Six seconds after the first answer.
+  await new Promise((r) => setTimeout(r, 3000));
+  t.is(digBlocking(port, 'ext.example', 'A'), null, 'past its TTL the worker no longer has it');
+  const fresh = await dig(port, 'ext.example', 'A');
+  t.true(fresh.answers[0]!.ttl >= 5, `kept again: TTL ${fresh.answers[0]?.ttl}`);
+  t.is(upstream.udpQueries, 4, 'asked upstream: the first, the DO and CD ones and the one past the TTL, once the main thread ran them');
+  t.deepEqual(digBlocking(port, 'ext.example', 'A')?.answers.map((a) => a.data), ['127.77.0.1'], 'and in the worker’s table again after its first hit');
+  await new Promise((r) => setTimeout(r, 1200));
+  const text = await server.metrics.text();
+  t.regex(text, /tsnet_dns_queries_total\{type="A",rcode="NOERROR",resolver="cache"\} [1-9]/, 'the worker’s cache answers are counted as the cache’s');
+  t.regex(text, /tsnet_dns_cache_total\{result="hit"\} [1-9]/);
+  reg.setEndpoint({ id: 'c1b2c3d4e5f6', name: 'ext.example', networks: { app: { ipv4: '172.30.0.99' } } });
+  t.deepEqual((await dig(port, 'ext.example', 'A')).answers.map((a) => a.data), ['172.30.0.99'], 'a registry name made since comes first');
 });

@@ -1,14 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Registry, Scope } from '../../registry/registry.js';
-import { PLAIN_UDP_SIZE } from '../../wire/constants.js';
+import { Flag, PLAIN_UDP_SIZE } from '../../wire/constants.js';
 import { truncate, udpLimit } from '../../wire/reply.js';
 import type { DnsMetrics } from '../metrics.js';
 import type { ListenerContext, Pipeline } from '../pipeline.js';
 import type { RateLimitOptions } from '../rate-limit.js';
 import { ednsSlot } from '../replay.js';
 import { addressOf, Batch, Wakeup } from './mmsg.js';
-import { BUCKET_AT, CONTROL_SLOTS, GENERATION, SENDER_BYTES, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { BUCKET_AT, CACHED_AT, CONTROL_SLOTS, RCODE_SLOTS, GENERATION, SENDER_BYTES, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 /** A listener's UDP socket as given to `add`: the fd, its context, where it listens. */
 export interface BatchedListener {
@@ -36,12 +36,14 @@ export interface BatchedUdpOptions {
 
 /**
  * UDP past libuv's one-callback-one-syscall-per-datagram floor: a worker thread polls every
- * listener's socket and answers replayable registry names itself, a batch per recvmmsg and
- * sendmmsg (src/server/batch/worker.ts). What it cannot answer comes here whole and runs the
- * usual pipeline (the resolver chain, forwarding); the reply goes out on the same socket, and a
- * stored registry answer is copied into the worker's table for the next time. The worker's
- * table is emptied with every registry change, before the next query is read. Rate limiting
- * happens in the worker, for every datagram; TCP is untouched.
+ * listener's socket and answers replayable registry names and cached forwarded replies itself,
+ * a batch per recvmmsg and sendmmsg (src/server/batch/worker.ts). What it cannot answer comes
+ * here whole and runs the usual pipeline (the resolver chain, forwarding); the reply goes out
+ * on the same socket, and a stored registry answer, or a reply the cache answered from what it
+ * keeps, is copied into the worker's table for the next time (a cached one for the askers of
+ * the same scope and upstreams, aged there, until its TTL runs out). The worker's tables are
+ * emptied with every registry change, before the next query is read. Rate limiting happens in
+ * the worker, for every datagram; TCP is untouched.
  */
 export class BatchedUdp {
   readonly #o: BatchedUdpOptions;
@@ -62,6 +64,7 @@ export class BatchedUdp {
     const tally = new Float64Array(stats);
     options.metrics.addTally({
       replays: () => [...tally.subarray(0, BUCKET_AT).entries()].filter(([, n]) => n > 0),
+      cached: () => [...tally.subarray(CACHED_AT).entries()].flatMap(([i, n]): [number, number, number][] => (n > 0 ? [[Math.floor(i / RCODE_SLOTS), i % RCODE_SLOTS, n]] : [])),
       buckets: () => [...tally.subarray(BUCKET_AT, SUM_AT)],
       seconds: () => tally[SUM_AT]!,
     });
@@ -210,15 +213,34 @@ export class BatchedUdp {
   #answer(index: number, listener: BatchedListener, sa: Buffer, raw: Buffer, slip: boolean): void {
     const source = addressOf(sa);
     const generation = Atomics.load(this.#ctl, GENERATION);
-    this.#o.pipeline.handle(raw, source, 'udp', listener.ctx, (reply, q, replay) => {
+    this.#o.pipeline.handle(raw, source, 'udp', listener.ctx, (reply, q, keep) => {
       const limit = slip ? 0 : q === null ? PLAIN_UDP_SIZE : udpLimit(q.edns);
       this.#send(index, listener, truncate(reply, limit), sa);
-      if (replay === undefined || q === null || generation !== Atomics.load(this.#ctl, GENERATION)) return;
-      // A copy of its own: a Buffer may be a view into a pool, which a post would copy whole.
-      const bytes = Uint8Array.from(replay.stored.bytes);
-      this.#post({ kind: 'entry', generation, index, address: source.address, scope: this.#scopeId(replay.scope), key: q.key, slot: ednsSlot(q), bytes, shuffle: replay.stored.shuffle });
+      if (keep === undefined || q === null || generation !== Atomics.load(this.#ctl, GENERATION)) return;
+      const at = { generation, index, address: source.address, key: q.key, slot: ednsSlot(q) };
+      if (keep.kind === 'replay') {
+        // A copy of its own: a Buffer may be a view into a pool, which a post would copy whole.
+        this.#post({ kind: 'entry', ...at, scope: this.#scopeId(keep.scope), bytes: Uint8Array.from(keep.stored.bytes), shuffle: keep.stored.shuffle });
+      } else if ((q.flags & Flag.CD) === 0) {
+        const { kept, ttlOffsets, storedAt, ttl } = keep.cached;
+        this.#post({ kind: 'cached', ...at, context: this.#contextId(generation, keep.scope, keep.upstreams), bytes: Uint8Array.from(kept.bytes), rcode: kept.rcode, ttlOffsets, storedAt, ttl });
+      }
     });
   }
+
+  /**
+   * One id per (scope, upstream set) that forwarded answers were kept for: askers of the same
+   * context share them. Ids start afresh with each generation, as the worker's tables do.
+   */
+  #contextId(generation: number, scope: Scope, upstreams: string): number {
+    if (this.#contexts.generation !== generation) this.#contexts = { generation, ids: new Map() };
+    const key = `${this.#scopeId(scope)}|${upstreams}`;
+    let id = this.#contexts.ids.get(key);
+    if (id === undefined) this.#contexts.ids.set(key, (id = this.#contexts.ids.size));
+    return id;
+  }
+
+  #contexts = { generation: -1, ids: new Map<string, number>() };
 }
 
 /**

@@ -10,12 +10,15 @@ export const CONTROL_SLOTS = 2;
 /**
  * Float64 slots of the worker's tally, which the main thread reads at every metrics scrape:
  * replays by query type (types from 256 up share the last slot), then the latency histogram's
- * buckets (metrics.ts's), then the sum of the times.
+ * buckets (metrics.ts's), then the sum of the times, then cache hits by type and rcode
+ * (`CACHED_AT + type slot × RCODE_SLOTS + rcode`, rcodes from 15 up in the last).
  */
 export const TYPE_SLOTS = 257;
 export const BUCKET_AT = TYPE_SLOTS;
 export const SUM_AT = BUCKET_AT + BUCKETS.length + 1;
-export const STAT_SLOTS = SUM_AT + 1;
+export const CACHED_AT = SUM_AT + 1;
+export const RCODE_SLOTS = 16;
+export const STAT_SLOTS = CACHED_AT + TYPE_SLOTS * RCODE_SLOTS;
 
 export interface WorkerInit {
   tsnetBatch: true;
@@ -32,11 +35,29 @@ export interface WorkerInit {
 /** Bytes of sender address before each missed query (a sockaddr_in6, which holds a sockaddr_in). */
 export const SENDER_BYTES = 28;
 
-/** Main → worker. `entry` is a replayable answer for one asker of one listener, made at `generation`. */
+/**
+ * Main → worker. `entry` is a replayable registry answer for one asker of one listener, made at
+ * `generation`; `cached` a forwarded reply the cache holds, for the askers of one `context` (a
+ * scope and upstream set), served aged until `storedAt` (ms since the epoch) + `ttl` seconds.
+ */
 export type ToWorker =
   | { kind: 'add'; index: number; fd: number }
   | { kind: 'remove'; index: number }
-  | { kind: 'entry'; generation: number; index: number; address: string; scope: number; key: string; slot: number; bytes: Uint8Array; shuffle: ShuffleSpan | null };
+  | { kind: 'entry'; generation: number; index: number; address: string; scope: number; key: string; slot: number; bytes: Uint8Array; shuffle: ShuffleSpan | null }
+  | {
+      kind: 'cached';
+      generation: number;
+      index: number;
+      address: string;
+      context: number;
+      key: string;
+      slot: number;
+      bytes: Uint8Array;
+      rcode: number;
+      ttlOffsets: readonly number[];
+      storedAt: number;
+      ttl: number;
+    };
 
 /** Worker → main: it runs; a query it had no answer for; a listener let go. */
 export type FromWorker =

@@ -1,23 +1,51 @@
 import { isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { PLAIN_UDP_SIZE } from '../../wire/constants.js';
-import { parseQuery } from '../../wire/query.js';
-import { truncate, udpLimit } from '../../wire/reply.js';
+import { Flag, PLAIN_UDP_SIZE } from '../../wire/constants.js';
+import { parseQuery, type Query } from '../../wire/query.js';
+import { relayTo, truncate, udpLimit } from '../../wire/reply.js';
 import { RateLimiter } from '../rate-limit.js';
 import { ednsSlot, ReplayCache } from '../replay.js';
-import type { ShuffleSpan } from '../resolver.js';
+import { cachedAge, type CachedAnswer, type ShuffleSpan } from '../resolver.js';
 import { addressOf, Batch, EAGAIN, EINTR, Poller, Wakeup } from './mmsg.js';
 import { bucketOf } from '../metrics.js';
-import { askerKey, BUCKET_AT, GENERATION, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { askerKey, BUCKET_AT, CACHED_AT, GENERATION, RCODE_SLOTS, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 /**
  * The batched UDP loop (see batched-udp.ts): every listener's socket in one epoll set, each
- * readable one drained with recvmmsg, queries with an answer in this thread's table replayed
+ * readable one drained with recvmmsg, queries with an answer in this thread's tables replayed
  * into one sendmmsg; the rest go to the main thread whole, with the asker's address. It never
  * returns to its event loop: messages from the main thread are read between batches.
  */
 interface Entry {
   bytes: Buffer;
   shuffle: ShuffleSpan | null;
+}
+
+/**
+ * Answers for askers: (listener, asker) → table id (a scope, or a scope with an upstream set),
+ * and table id → question key → one answer per EDNS form.
+ */
+class Tables<E> {
+  readonly askers = new Map<number | string, number>();
+  readonly #byId = new Map<number, Map<string, (E | undefined)[]>>();
+
+  put(asker: number | string, id: number, key: string, slot: number, e: E): void {
+    this.askers.set(asker, id);
+    let byKey = this.#byId.get(id);
+    if (byKey === undefined) this.#byId.set(id, (byKey = new Map()));
+    let slots = byKey.get(key);
+    if (slots === undefined) byKey.set(key, (slots = []));
+    slots[slot] = e;
+  }
+
+  get(asker: number | string, key: string, slot: number): E | undefined {
+    const id = this.askers.get(asker);
+    return id === undefined ? undefined : this.#byId.get(id)?.get(key)?.[slot];
+  }
+
+  drop(asker: number | string, key: string, slot: number): void {
+    const slots = this.#byId.get(this.askers.get(asker) ?? -1)?.get(key);
+    if (slots !== undefined) slots[slot] = undefined;
+  }
 }
 
 const BATCH = 64;
@@ -36,15 +64,15 @@ function run({ control, stats, wakeup, rateLimit, maxEntries, maxBytes }: Worker
   poller.add(wake.fd, WAKE);
   const batch = new Batch(BATCH);
   const limiter = rateLimit === undefined ? undefined : new RateLimiter(rateLimit);
-  /** (listener, asker) → scope id, and scope id → question key → one entry per EDNS form: both emptied on a registry change. */
-  let askers = new Map<number | string, number>();
-  let tables = new Map<number, Map<string, (Entry | undefined)[]>>();
+  /** Registry answers by scope and forwarded ones by scope and upstreams: emptied on a registry change. */
+  let replays = new Tables<Entry>();
+  let forwarded = new Tables<CachedAnswer>();
   let generation = Atomics.load(ctl, GENERATION);
   let entries = 0;
   let bytes = 0;
   const forget = (): void => {
-    askers = new Map();
-    tables = new Map();
+    replays = new Tables();
+    forwarded = new Tables();
     entries = bytes = 0;
   };
   const tally = new Float64Array(stats);
@@ -63,13 +91,35 @@ function run({ control, stats, wakeup, rateLimit, maxEntries, maxBytes }: Worker
       if (entries >= maxEntries || bytes >= maxBytes) forget();
       entries++;
       bytes += m.bytes.byteLength + m.key.length + 80;
-      askers.set(askerKey(m.index, m.address), m.scope);
-      let byKey = tables.get(m.scope);
-      if (byKey === undefined) tables.set(m.scope, (byKey = new Map()));
-      let slots = byKey.get(m.key);
-      if (slots === undefined) byKey.set(m.key, (slots = []));
-      slots[m.slot] = { bytes: Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength), shuffle: m.shuffle };
+      const asker = askerKey(m.index, m.address);
+      const b = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+      if (m.kind === 'entry') replays.put(asker, m.scope, m.key, m.slot, { bytes: b, shuffle: m.shuffle });
+      else forwarded.put(asker, m.context, m.key, m.slot, { kept: { bytes: b, rcode: m.rcode }, ttlOffsets: m.ttlOffsets, storedAt: m.storedAt, ttl: m.ttl });
     }
+  };
+
+  /**
+   * The reply this thread has for `q` from `asker`, counted: a registry answer, else (as the
+   * chain runs the cache only for names the registry does not own) a forwarded one the cache
+   * holds, unless it has run out. CD is in the cache's key, not here: CD queries go to the main thread.
+   */
+  const answer = (q: Query, asker: number | string): Buffer | undefined => {
+    const slot = ednsSlot(q);
+    const entry = replays.get(asker, q.key, slot);
+    if (entry !== undefined) {
+      tally[Math.min(q.type, TYPE_SLOTS - 1)]!++;
+      return ReplayCache.render(entry, q);
+    }
+    if (q.flags & Flag.CD) return undefined;
+    const cached = forwarded.get(asker, q.key, slot);
+    if (cached === undefined) return undefined;
+    const age = cachedAge(cached, performance.timeOrigin + performance.now());
+    if (age === undefined) {
+      forwarded.drop(asker, q.key, slot);
+      return undefined;
+    }
+    tally[CACHED_AT + Math.min(q.type, TYPE_SLOTS - 1) * RCODE_SLOTS + Math.min(cached.kept.rcode, RCODE_SLOTS - 1)]!++;
+    return relayTo(q, cached.kept, age, cached.ttlOffsets);
   };
 
   const serve = (index: number, fd: number): void => {
@@ -93,18 +143,13 @@ function run({ control, stats, wakeup, rateLimit, maxEntries, maxBytes }: Worker
         if (admission === 'drop') continue;
         const parsed = parseQuery(raw);
         if (parsed.kind === 'drop') continue;
-        let entry: Entry | undefined;
-        if (parsed.kind === 'query') {
-          const scope = askers.get(v4 ? index * 2 ** 32 + sa.readUInt32BE(4) : askerKey(index, addressOf(sa).address));
-          entry = scope === undefined ? undefined : tables.get(scope)?.get(parsed.query.key)?.[ednsSlot(parsed.query)];
-        }
-        if (entry === undefined || parsed.kind !== 'query') {
+        const reply = parsed.kind === 'query' ? answer(parsed.query, v4 ? index * 2 ** 32 + sa.readUInt32BE(4) : askerKey(index, addressOf(sa).address)) : undefined;
+        if (reply === undefined || parsed.kind !== 'query') {
           missed.push(i, admission === 'slip' ? 1 : 0);
           continue;
         }
         const q = parsed.query;
-        batch.queue(i, truncate(ReplayCache.render(entry, q), admission === 'slip' ? 0 : q.edns === null ? PLAIN_UDP_SIZE : udpLimit(q.edns)));
-        tally[Math.min(q.type, TYPE_SLOTS - 1)]!++;
+        batch.queue(i, truncate(reply, admission === 'slip' ? 0 : q.edns === null ? PLAIN_UDP_SIZE : udpLimit(q.edns)));
         replayed++;
       }
       batch.flush(fd);

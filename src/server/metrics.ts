@@ -1,9 +1,6 @@
 import { collectDefaultMetrics, Registry as PromRegistry, type Metric } from 'prom-client';
 import { QType, rcodeName, typeName } from '../wire/constants.js';
-
-/** Latency bucket bounds, seconds. */
-/** Upper bounds of the latency histogram, seconds. */
-export const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+import { BUCKETS, bucketOf } from './buckets.js';
 
 /** Query types counted by name: what resolvers ask for; the rest are OTHER. */
 const METERED_TYPES = new Set([...Object.values(QType), 64, 65, 257, 43, 48, 46, 47, 50, 52, 99]);
@@ -25,12 +22,6 @@ function scraped(name: string, help: string, type: 'counter' | 'histogram', samp
   } as unknown as Metric;
 }
 
-/** The histogram bucket `seconds` falls in (BUCKETS.length: above the last bound). */
-export function bucketOf(seconds: number): number {
-  let i = 0;
-  while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
-  return i;
-}
 
 /** Queries answered elsewhere (the batched UDP worker's replays and cache hits), read at every scrape. */
 export interface QueryTally {

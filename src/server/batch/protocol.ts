@@ -1,4 +1,4 @@
-import { BUCKETS } from '../metrics.js';
+import { BUCKETS } from '../buckets.js';
 import type { RateLimitOptions } from '../rate-limit.js';
 import type { ShuffleSpan } from '../resolver.js';
 

@@ -6,7 +6,7 @@ import { RateLimiter } from '../rate-limit.js';
 import { ednsSlot, ReplayCache } from '../replay.js';
 import { cachedAge, type CachedAnswer, type ShuffleSpan } from '../resolver.js';
 import { addressOf, Batch, EAGAIN, EINTR, Poller, Wakeup } from './mmsg.js';
-import { bucketOf } from '../metrics.js';
+import { bucketOf } from '../buckets.js';
 import { askerKey, BUCKET_AT, CACHED_AT, GENERATION, RCODE_SLOTS, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
 import { startEtcd } from '../../test/helpers/etcd.js';
@@ -89,6 +90,9 @@ test('etcd: a frozen member (SIGSTOP: connected, silent) fails calls by the dead
   const member = etcd.members[0]!;
   process.kill(member.pid, 'SIGSTOP');
   t.teardown(() => process.kill(member.pid, 'SIGCONT'));
+  // kill() returns once the signal is queued: a thread running on the other core may still answer
+  // one request (a full suite once saw the put below succeed). Frozen means every thread stopped.
+  await within(2000, async () => readdirSync(`/proc/${member.pid}/task`).every((task) => /^\d+ \(.*\) [tT] /.test(readFileSync(`/proc/${member.pid}/task/${task}/stat`, 'utf8'))));
   const start = Date.now();
   lease.onLost(() => (lostAfter = Date.now() - start));
   await t.throwsAsync(put(store, 'during', 1), { instanceOf: StoreUnavailableError });

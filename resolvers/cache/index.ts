@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { Reply, Resolver, ResolverPlugin } from '../../src/server/resolver.js';
+import { cachedAge, type Reply, type Resolver, type ResolverPlugin } from '../../src/server/resolver.js';
 import { Flag } from '../../src/wire/constants.js';
 import type { Query } from '../../src/wire/query.js';
 import { relayTo } from '../../src/wire/reply.js';
@@ -58,10 +58,10 @@ export const cache: ResolverPlugin = {
         const key = keyOf(q, ctx.upstreams.key);
         const hit = entries.get(key);
         // Expiry is checked here rather than by lru-cache's TTL, which costs a clock read per get.
-        const elapsed = hit === undefined ? 0 : Math.floor((performance.now() - storedAt(hit)) / 1000);
-        if (hit !== undefined && elapsed < ttlOf(hit)) {
+        const age = hit === undefined ? undefined : cachedAge(storedAt(hit), ttlOf(hit), performance.now());
+        if (hit !== undefined && age !== undefined) {
           onCache(true);
-          return serve(q, hit, elapsed);
+          return serve(q, hit, age);
         }
         onCache(false);
         return Promise.resolve(next()).then((reply) => {

@@ -151,10 +151,10 @@ function planPorts(req: SandboxCreate): PortMapping[] {
   }
 }
 
-/** A sandbox record for `req`, its addresses allocated; its namespace and links are made after. */
 /** Addresses on a network that the state does not hold but the caller knows are taken (other nodes' endpoints on a swarm network). */
 export type TakenElsewhere = (net: NetworkRecord) => Iterable<string>;
 
+/** A sandbox record for `req`, its addresses allocated; its namespace and links are made after. */
 export function planSandbox(state: DaemonState, req: SandboxCreate, netnsPrefix: string, elsewhere: TakenElsewhere = () => []): SandboxRecord {
   if (typeof req.name !== 'string' || !NAME.test(req.name)) throw badRequest(`invalid sandbox name ${show(req.name)}: letters, digits, '_', '.', '-'`);
   if (state.sandboxes.some((s) => s.name === req.name)) throw conflict(`sandbox name ${req.name} is already in use`);

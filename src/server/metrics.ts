@@ -22,7 +22,6 @@ function scraped(name: string, help: string, type: 'counter' | 'histogram', samp
   } as unknown as Metric;
 }
 
-
 /** Queries answered elsewhere (the batched UDP worker's replays and cache hits), read at every scrape. */
 export interface QueryTally {
   /** Replayed answers by query type. */

@@ -35,10 +35,13 @@ export interface CachedAnswer {
   ttl: number;
 }
 
-/** Whole seconds `answer` has been held at `now` (ms since the epoch), or undefined once its TTL ran out. */
-export function cachedAge(answer: CachedAnswer, now: number): number | undefined {
-  const age = Math.floor((now - answer.storedAt) / 1000);
-  return age < answer.ttl ? Math.max(0, age) : undefined;
+/**
+ * Whole seconds a reply kept at `storedAt` has been held at `now` (both ms on one clock), or
+ * undefined once its `ttl` ran out: the one expiry rule of the cache and the batched path's worker.
+ */
+export function cachedAge(storedAt: number, ttl: number, now: number): number | undefined {
+  const age = Math.floor((now - storedAt) / 1000);
+  return age < ttl ? Math.max(0, age) : undefined;
 }
 
 export interface ShuffleSpan {

@@ -258,7 +258,8 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
  */
 function startWorker(init: WorkerInit): Worker {
   const url = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
-  if (url.pathname.endsWith('.js')) return new Worker(url, { workerData: init, resourceLimits: WORKER_LIMITS });
+  const options = { workerData: init, resourceLimits: WORKER_LIMITS };
+  if (url.pathname.endsWith('.js')) return new Worker(url, options);
   const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: init, resourceLimits: WORKER_LIMITS });
+  return new Worker(boot, { ...options, eval: true });
 }

@@ -113,7 +113,7 @@ function run({ control, stats, wakeup, rateLimit, maxEntries, maxBytes }: Worker
     if (q.flags & Flag.CD) return undefined;
     const cached = forwarded.get(asker, q.key, slot);
     if (cached === undefined) return undefined;
-    const age = cachedAge(cached, performance.timeOrigin + performance.now());
+    const age = cachedAge(cached.storedAt, cached.ttl, performance.timeOrigin + performance.now());
     if (age === undefined) {
       forwarded.drop(asker, q.key, slot);
       return undefined;

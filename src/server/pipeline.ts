@@ -4,7 +4,7 @@ import { Rcode } from '../wire/constants.js';
 import { parseQuery, type Query } from '../wire/query.js';
 import { emptyReply } from '../wire/reply.js';
 import type { DnsMetrics } from './metrics.js';
-import { ReplayCache, type Replay } from './replay.js';
+import { ReplayCache, replayOf, type Replay } from './replay.js';
 import { rcodeReply, type CachedAnswer, type QueryContext, type Reply } from './resolver.js';
 import type { UpstreamSet } from './upstreams.js';
 
@@ -80,7 +80,7 @@ export class Pipeline {
     const upstreams = listener.upstreamsFor?.(source.address) ?? listener.upstreams;
     const finish = (reply: Reply): void => {
       if (reply.replayable !== undefined && this.#replayable.has(reply.resolver) && generation === this.#registry.generation) {
-        const stored = { bytes: reply.bytes, shuffle: reply.replayable.shuffle };
+        const stored = replayOf(reply.bytes, reply.replayable.shuffle);
         const kept = this.#replays.set(scope, q, stored);
         send(ReplayCache.render(stored, q), q, kept ? { kind: 'replay', scope, stored } : undefined);
       } else if (reply.cached !== undefined) {

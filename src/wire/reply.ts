@@ -127,10 +127,12 @@ export const TCP_MESSAGE_LIMIT = 65_535;
  * A copy of a stored or relayed reply made into the reply to `q`: its ID, its RD and CD bits and
  * its question bytes (so the asker's 0x20 letter case comes back as sent, in the question and in
  * every owner name that points at it); `extra` bytes are left at the end for a record to follow.
+ * A template kept as a latin1 string (a stored answer) is written as its bytes.
  */
-export function replyFor(q: Query, template: Buffer, extra = 0): Buffer {
+export function replyFor(q: Query, template: Buffer | string, extra = 0): Buffer {
   const out = Buffer.allocUnsafe(template.length + extra);
-  template.copy(out);
+  if (typeof template === 'string') out.write(template, 0, 'latin1');
+  else template.copy(out);
   out.writeUInt16BE(q.id, 0);
   out.writeUInt16BE((out.readUInt16BE(2) & ~(Flag.RD | Flag.CD)) | (q.flags & (Flag.RD | Flag.CD)), 2);
   if (template.length >= q.questionEnd) q.raw.copy(out, 12, 12, q.questionEnd);

@@ -8,7 +8,7 @@ import type { ListenerContext, Pipeline } from '../pipeline.js';
 import type { RateLimitOptions } from '../rate-limit.js';
 import { ednsSlot } from '../replay.js';
 import { addressOf, Batch, Wakeup } from './mmsg.js';
-import { BUCKET_AT, CACHED_AT, CONTROL_SLOTS, RCODE_SLOTS, GENERATION, SENDER_BYTES, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { BUCKET_AT, CACHED_AT, CONTROL_SLOTS, RCODE_SLOTS, GENERATION, SENDER_BYTES, STAT_SLOTS, STOP, SUM_AT, type FromWorker, type Learned, type ToWorker, type WorkerInit } from './protocol.js';
 
 /** A listener's UDP socket as given to `add`: the fd, its context, where it listens. */
 export interface BatchedListener {
@@ -144,6 +144,16 @@ export class BatchedUdp {
     this.#wakeup.wake();
   }
 
+  /**
+   * Answers for the worker's tables go in one message per turn of the event loop: a post and a
+   * wake-up per answer cost more than making it (every first answer is one).
+   */
+  #teach(item: Learned): void {
+    if (this.#learned.push(item) === 1) setImmediate(() => this.#post({ kind: 'learn', items: this.#learned.splice(0) }));
+  }
+
+  readonly #learned: Learned[] = [];
+
   #scopeId(scope: Scope): number {
     let id = this.#scopeIds.get(scope);
     if (id === undefined) this.#scopeIds.set(scope, (id = this.#nextScope++));
@@ -219,11 +229,10 @@ export class BatchedUdp {
       if (keep === undefined || q === null || generation !== Atomics.load(this.#ctl, GENERATION)) return;
       const at = { generation, index, address: source.address, key: q.key, slot: ednsSlot(q) };
       if (keep.kind === 'replay') {
-        // A copy of its own: a Buffer may be a view into a pool, which a post would copy whole.
-        this.#post({ kind: 'entry', ...at, scope: this.#scopeId(keep.scope), bytes: Uint8Array.from(keep.stored.bytes), shuffle: keep.stored.shuffle });
+        this.#teach({ kind: 'entry', ...at, scope: this.#scopeId(keep.scope), replay: keep.stored });
       } else if ((q.flags & Flag.CD) === 0) {
         const { kept, ttlOffsets, storedAt, ttl } = keep.cached;
-        this.#post({ kind: 'cached', ...at, context: this.#contextId(generation, keep.scope, keep.upstreams), bytes: Uint8Array.from(kept.bytes), rcode: kept.rcode, ttlOffsets, storedAt, ttl });
+        this.#teach({ kind: 'cached', ...at, context: this.#contextId(generation, keep.scope, keep.upstreams), bytes: Uint8Array.from(kept.bytes), rcode: kept.rcode, ttlOffsets, storedAt, ttl });
       }
     });
   }

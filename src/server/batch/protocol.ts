@@ -1,6 +1,6 @@
 import { BUCKETS } from '../buckets.js';
 import type { RateLimitOptions } from '../rate-limit.js';
-import type { ShuffleSpan } from '../resolver.js';
+import type { Replay } from '../replay.js';
 
 /** Int32 slots of the control block both threads share. */
 export const GENERATION = 0;
@@ -36,14 +36,13 @@ export interface WorkerInit {
 export const SENDER_BYTES = 28;
 
 /**
- * Main → worker. `entry` is a replayable registry answer for one asker of one listener, made at
- * `generation`; `cached` a forwarded reply the cache holds, for the askers of one `context` (a
- * scope and upstream set), served aged until `storedAt` (ms since the epoch) + `ttl` seconds.
+ * What the worker learns from the main thread: `entry` is a replayable registry answer for one
+ * asker of one listener, made at `generation`; `cached` a forwarded reply the cache holds, for
+ * the askers of one `context` (a scope and upstream set), served aged until `storedAt` (ms since
+ * the epoch) + `ttl` seconds.
  */
-export type ToWorker =
-  | { kind: 'add'; index: number; fd: number }
-  | { kind: 'remove'; index: number }
-  | { kind: 'entry'; generation: number; index: number; address: string; scope: number; key: string; slot: number; bytes: Uint8Array; shuffle: ShuffleSpan | null }
+export type Learned =
+  | { kind: 'entry'; generation: number; index: number; address: string; scope: number; key: string; slot: number; replay: Replay }
   | {
       kind: 'cached';
       generation: number;
@@ -58,6 +57,9 @@ export type ToWorker =
       storedAt: number;
       ttl: number;
     };
+
+/** Main → worker: listeners in and out, and what it learned, several answers to a message. */
+export type ToWorker = { kind: 'add'; index: number; fd: number } | { kind: 'remove'; index: number } | { kind: 'learn'; items: Learned[] };
 
 /** Worker → main: it runs; a query it had no answer for; a listener let go. */
 export type FromWorker =

@@ -3,11 +3,11 @@ import { Flag, PLAIN_UDP_SIZE } from '../../wire/constants.js';
 import { parseQuery, type Query } from '../../wire/query.js';
 import { relayTo, truncate, udpLimit } from '../../wire/reply.js';
 import { RateLimiter } from '../rate-limit.js';
-import { ednsSlot, ReplayCache } from '../replay.js';
-import { cachedAge, type CachedAnswer, type ShuffleSpan } from '../resolver.js';
+import { ednsSlot, emptySlots, ReplayCache, replayWeight, type Replay } from '../replay.js';
+import { cachedAge, type CachedAnswer } from '../resolver.js';
 import { addressOf, Batch, EAGAIN, EINTR, Poller, Wakeup } from './mmsg.js';
 import { bucketOf } from '../buckets.js';
-import { askerKey, BUCKET_AT, CACHED_AT, GENERATION, RCODE_SLOTS, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { askerKey, BUCKET_AT, CACHED_AT, GENERATION, RCODE_SLOTS, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type Learned, type ToWorker, type WorkerInit } from './protocol.js';
 
 /**
  * The batched UDP loop (see batched-udp.ts): every listener's socket in one epoll set, each
@@ -15,11 +15,6 @@ import { askerKey, BUCKET_AT, CACHED_AT, GENERATION, RCODE_SLOTS, SENDER_BYTES, 
  * into one sendmmsg; the rest go to the main thread whole, with the asker's address. It never
  * returns to its event loop: messages from the main thread are read between batches.
  */
-interface Entry {
-  bytes: Buffer;
-  shuffle: ShuffleSpan | null;
-}
-
 /**
  * Answers for askers: (listener, asker) → table id (a scope, or a scope with an upstream set),
  * and table id → question key → one answer per EDNS form.
@@ -33,7 +28,7 @@ class Tables<E> {
     let byKey = this.#byId.get(id);
     if (byKey === undefined) this.#byId.set(id, (byKey = new Map()));
     let slots = byKey.get(key);
-    if (slots === undefined) byKey.set(key, (slots = []));
+    if (slots === undefined) byKey.set(key, (slots = emptySlots()));
     slots[slot] = e;
   }
 
@@ -65,7 +60,7 @@ function run({ control, stats, wakeup, rateLimit, maxEntries, maxBytes }: Worker
   const batch = new Batch(BATCH);
   const limiter = rateLimit === undefined ? undefined : new RateLimiter(rateLimit);
   /** Registry answers by scope and forwarded ones by scope and upstreams: emptied on a registry change. */
-  let replays = new Tables<Entry>();
+  let replays = new Tables<Replay>();
   let forwarded = new Tables<CachedAnswer>();
   let generation = Atomics.load(ctl, GENERATION);
   let entries = 0;
@@ -87,15 +82,24 @@ function run({ control, stats, wakeup, rateLimit, maxEntries, maxBytes }: Worker
       if (fd !== undefined) poller.remove(fd);
       fds.delete(m.index);
       post({ kind: 'removed', index: m.index });
-    } else if (m.generation === generation && maxEntries > 0) {
-      if (entries >= maxEntries || bytes >= maxBytes) forget();
-      entries++;
-      bytes += m.bytes.byteLength + m.key.length + 80;
-      const asker = askerKey(m.index, m.address);
-      const b = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
-      if (m.kind === 'entry') replays.put(asker, m.scope, m.key, m.slot, { bytes: b, shuffle: m.shuffle });
-      else forwarded.put(asker, m.context, m.key, m.slot, { kept: { bytes: b, rcode: m.rcode }, ttlOffsets: m.ttlOffsets, storedAt: m.storedAt, ttl: m.ttl });
+    } else {
+      for (const item of m.items) learn(item);
     }
+  };
+
+  const learn = (m: Learned): void => {
+    if (m.generation !== generation || maxEntries === 0) return;
+    if (entries >= maxEntries || bytes >= maxBytes) forget();
+    entries++;
+    const asker = askerKey(m.index, m.address);
+    if (m.kind === 'entry') {
+      bytes += replayWeight(m.key, m.replay);
+      replays.put(asker, m.scope, m.key, m.slot, m.replay);
+      return;
+    }
+    bytes += m.bytes.byteLength + m.key.length + 80;
+    const b = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+    forwarded.put(asker, m.context, m.key, m.slot, { kept: { bytes: b, rcode: m.rcode }, ttlOffsets: m.ttlOffsets, storedAt: m.storedAt, ttl: m.ttl });
   };
 
   /**

@@ -7,26 +7,48 @@ import { isIPv4, isIPv6 } from 'node:net';
 export function addressKey(ip: string): string | undefined {
   if (isIPv4(ip)) return ip;
   if (!isIPv6(ip)) return undefined;
-  const lower = ip.toLowerCase();
-  const gap = lower.indexOf('::');
-  const left = groups(gap < 0 ? lower : lower.slice(0, gap));
-  const right = gap < 0 ? '' : groups(lower.slice(gap + 2));
-  return left + '0'.repeat(32 - left.length - right.length) + right;
+  // Written into one buffer and read out as one flat string: pieces joined by `+` stay a tree
+  // of strings, which for 100k IPv6 endpoints held 13 MB where the keys themselves are 5.
+  nibbles.fill(48);
+  const gap = ip.indexOf('::');
+  if (gap < 0) writeGroups(ip, 0, ip.length, 0);
+  else {
+    writeGroups(ip, 0, gap, 0);
+    writeGroups(ip, gap + 2, ip.length, 32 - nibblesIn(ip, gap + 2));
+  }
+  return nibbles.toString('latin1');
 }
 
-/** Colon-separated groups as 4 nibbles each; a trailing dotted quad is two groups. */
-function groups(part: string): string {
-  if (part === '') return '';
-  let out = '';
-  for (const g of part.split(':')) {
-    if (g.includes('.')) {
-      const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
-      out += (((a << 24) | (b << 16) | (c << 8) | d) >>> 0).toString(16).padStart(8, '0');
-    } else {
-      out += g.length === 4 ? g : '000'.slice(g.length - 1) + g;
-    }
+const nibbles = Buffer.alloc(32);
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+
+/** How many nibbles the groups from `from` to the end make: 4 a group, 8 for a dotted-quad tail. */
+function nibblesIn(ip: string, from: number): number {
+  if (from >= ip.length) return 0;
+  let n = 4;
+  for (let i = from; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 58) n += 4;
+    else if (c === 46) return n + 4;
   }
-  return out;
+  return n;
+}
+
+/** Writes the colon-separated groups of ip[from, to) at nibble `at`: each as 4 lowercase nibbles, a dotted-quad tail as 8. */
+function writeGroups(ip: string, from: number, to: number, at: number): void {
+  for (let start = from; start < to; at += 4) {
+    let end = ip.indexOf(':', start);
+    if (end < 0 || end > to) end = to;
+    const dot = ip.indexOf('.', start);
+    if (dot >= 0 && dot < end) {
+      let bits = ipv4Bits(ip.slice(start, end));
+      for (let k = 7; k >= 0; k--, bits = Math.floor(bits / 16)) nibbles[at + k] = HEX[bits % 16]!;
+      return;
+    }
+    // Letters folded to lower case by their 0x20 bit, which digits already have.
+    for (let k = 0; k < end - start; k++) nibbles[at + 4 - (end - start) + k] = ip.charCodeAt(start + k) | 0x20;
+    start = end + 1;
+  }
 }
 
 /** An IPv4 address (already checked) as a number, without splitting it into an array. */

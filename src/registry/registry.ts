@@ -288,8 +288,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   /** The scope of an endpoint's addresses: the networks with names it is on. */
   #scopeAddresses(ep: EndpointSpec): void {
-    const nets = Object.keys(ep.networks).filter((n) => this.#names.has(n)).sort();
-    const key = nets.join(',');
+    const on = Object.keys(ep.networks);
+    // Most endpoints are on one network: its name is the key, with no array sorted and joined.
+    const nets = on.length === 1 ? (this.#names.has(on[0]!) ? on : []) : on.filter((n) => this.#names.has(n)).sort();
+    const key = nets.length === 1 ? nets[0]! : nets.join(',');
     let scope = this.#scopeByKey.get(key);
     if (scope === undefined) this.#scopeByKey.set(key, (scope = new Scope(nets)));
     for (const att of Object.values(ep.networks)) for (const ip of attachmentAddresses(att)) this.#scopeByAddress.set(ip, scope);

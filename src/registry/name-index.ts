@@ -213,53 +213,38 @@ export function putServiceIndex(tables: ServiceTables, network: string, old: Ser
 }
 
 /**
- * The endpoint names of one network (container names, hostnames, aliases, short ids, which the
- * registry also finds as `name.network`; and their PTR targets), kept one endpoint at a time in
- * the shared tables: a change costs what that endpoint names, whatever else is on the network. A
- * name two endpoints share (an alias) answers with both, in the order they got it.
+ * An endpoint's names on one network (container name, hostname, aliases, short id, which the
+ * registry also finds as `name.network`; and its PTR targets), written into the shared tables
+ * one endpoint at a time: a change costs what that endpoint names, whatever else is on the
+ * network. A name two endpoints share (an alias) answers with both, in the order they got it.
+ * Nothing is kept per endpoint to take them out again: the spec they came from (specs are never
+ * edited in place) gives the same keys, and the tables match holders by id and network.
  */
-export class EndpointNames {
-  readonly #of = new Map<string, EndpointHolder>();
+export function addEndpointNames(tables: EndpointTables, network: string, ep: EndpointSpec): void {
+  const h = holderOf(ep, network);
+  if (h === undefined) return;
+  for (const key of h.names) tables.names.add(key, h);
+  for (const key of h.ptrKeys) tables.ptr.add(key, h);
+}
 
-  constructor(
-    readonly network: string,
-    readonly tables: EndpointTables,
-  ) {}
+/** Takes out what addEndpointNames put in for `ep` on `network`. */
+export function removeEndpointNames(tables: EndpointTables, network: string, ep: EndpointSpec): void {
+  const h = holderOf(ep, network);
+  if (h === undefined) return;
+  for (const key of h.names) tables.names.remove(key, h);
+  for (const key of h.ptrKeys) tables.ptr.remove(key, h);
+}
 
-  /** Adds or replaces an endpoint; one not on this network is removed. */
-  set(ep: EndpointSpec): void {
-    this.remove(ep.id);
-    const att = ep.networks[this.network];
-    if (att === undefined) return;
-    scratch.length = 0;
-    addName(ep.name);
-    if (ep.hostname !== undefined) addName(ep.hostname);
-    for (const a of att.aliases ?? []) addName(a);
-    addName(ep.id.slice(0, 12));
-    // A copy at its size: an array grown by push keeps room for 17 (152 bytes where 3 names take 48).
-    const h = new EndpointHolder(ep.id, this.network, ep.name, att.ipv4, att.ipv6, scratch.slice(), att.secondary?.length ? att.secondary : undefined);
-    this.#of.set(ep.id, h);
-    for (const key of h.names) this.tables.names.add(key, h);
-    for (const key of h.ptrKeys) this.tables.ptr.add(key, h);
-  }
-
-  remove(id: string): void {
-    const h = this.#of.get(id);
-    if (h === undefined) return;
-    this.#of.delete(id);
-    this.#drop(h);
-  }
-
-  /** Takes every name of this network out of the shared tables (the network went, or lost its names). */
-  clear(): void {
-    for (const h of this.#of.values()) this.#drop(h);
-    this.#of.clear();
-  }
-
-  #drop(h: EndpointHolder): void {
-    for (const key of h.names) this.tables.names.remove(key, h);
-    for (const key of h.ptrKeys) this.tables.ptr.remove(key, h);
-  }
+function holderOf(ep: EndpointSpec, network: string): EndpointHolder | undefined {
+  const att = ep.networks[network];
+  if (att === undefined) return undefined;
+  scratch.length = 0;
+  addName(ep.name);
+  if (ep.hostname !== undefined) addName(ep.hostname);
+  for (const a of att.aliases ?? []) addName(a);
+  addName(ep.id.slice(0, 12));
+  // A copy at its size: an array grown by push keeps room for 17 (152 bytes where 3 names take 48).
+  return new EndpointHolder(ep.id, network, ep.name, att.ipv4, att.ipv6, scratch.slice(), att.secondary?.length ? att.secondary : undefined);
 }
 
 /** The names an endpoint is being given, each once, case-folded (one array reused for every endpoint). */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { buildServiceIndex, EndpointNames, endpointTables, mergeEntries, putServiceIndex, serviceTables, type NameEntry, type ServiceIndex } from './name-index.js';
+import { addEndpointNames, buildServiceIndex, endpointTables, mergeEntries, putServiceIndex, removeEndpointNames, serviceTables, type NameEntry, type ServiceIndex } from './name-index.js';
 import { attachmentAddresses, type EndpointSpec, type NetworkSpec, type RecordsState, type ServiceSpec, type TaskSpec } from './types.js';
 import { parseRecords } from './validate.js';
 
@@ -49,8 +49,8 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #networks = new Map<string, NetworkSpec>();
   #endpoints = new Map<string, EndpointSpec>();
   #services = new Map<string, ServiceSpec>();
-  /** Per network with names: its endpoint names (kept one endpoint at a time) and its service tables. */
-  #names = new Map<string, EndpointNames>();
+  /** The networks with names (their endpoints' are in the shared tables), and their service tables. */
+  #named = new Set<string>();
   #serviceIndexes = new Map<string, ServiceIndex>();
   /** Every network's names in one table per kind, which lookups read (see HolderTable). */
   readonly #endpointTables = endpointTables();
@@ -97,7 +97,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     this.#networks = new Map(state.networks.map((n) => [n.name, n]));
     this.#endpoints = new Map(state.endpoints.map((e) => [e.id, e]));
     this.#services = new Map(state.services.map((s) => [serviceKey(s.network, s.name), s]));
-    this.#names = new Map();
+    this.#named = new Set();
     this.#serviceIndexes = new Map();
     for (const table of [this.#endpointTables.names, this.#endpointTables.ptr, this.#serviceTables.names, this.#serviceTables.ptr]) table.clear();
     this.#reindex(new Set([...before, ...this.#networks.keys()]), true);
@@ -223,10 +223,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #placeEndpoint(old: EndpointSpec | undefined, ep: EndpointSpec | undefined): void {
     const touched = new Set([...Object.keys(old?.networks ?? {}), ...Object.keys(ep?.networks ?? {})]);
     for (const net of touched) {
-      const names = this.#names.get(net);
-      if (names === undefined) continue;
-      if (ep === undefined) names.remove(old!.id);
-      else names.set(ep);
+      if (!this.#named.has(net)) continue;
+      if (old !== undefined) removeEndpointNames(this.#endpointTables, net, old);
+      if (ep !== undefined) addEndpointNames(this.#endpointTables, net, ep);
     }
     for (const att of Object.values(old?.networks ?? {})) for (const ip of attachmentAddresses(att)) this.#scopeByAddress.delete(ip);
     if (ep !== undefined) this.#scopeAddresses(ep);
@@ -240,18 +239,17 @@ export class Registry extends EventEmitter<RegistryEvents> {
     const servicesOn = groupBy(this.#services.values(), (s) => [s.network]);
     for (const name of changed) {
       const net = this.#networks.get(name);
+      // The endpoints on a network are the ones whose names it holds: changes to them go through #placeEndpoint.
+      const members = (): EndpointSpec[] => (endpointsOn ??= groupBy(this.#endpoints.values(), (e) => Object.keys(e.networks))).get(name) ?? [];
       if (net === undefined || net.dns === false) {
-        this.#names.get(name)?.clear();
-        this.#names.delete(name);
+        if (this.#named.delete(name)) for (const ep of members()) removeEndpointNames(this.#endpointTables, name, ep);
         this.#putServices(name, undefined);
         continue;
       }
-      if (networks || !this.#names.has(name)) {
-        endpointsOn ??= groupBy(this.#endpoints.values(), (e) => Object.keys(e.networks));
-        this.#names.get(name)?.clear();
-        const names = new EndpointNames(name, this.#endpointTables);
-        for (const ep of endpointsOn.get(name) ?? []) names.set(ep);
-        this.#names.set(name, names);
+      if (networks || !this.#named.has(name)) {
+        if (this.#named.has(name)) for (const ep of members()) removeEndpointNames(this.#endpointTables, name, ep);
+        for (const ep of members()) addEndpointNames(this.#endpointTables, name, ep);
+        this.#named.add(name);
       }
       this.#putServices(name, buildServiceIndex(net, servicesOn.get(name) ?? []));
     }
@@ -290,7 +288,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
   #scopeAddresses(ep: EndpointSpec): void {
     const on = Object.keys(ep.networks);
     // Most endpoints are on one network: its name is the key, with no array sorted and joined.
-    const nets = on.length === 1 ? (this.#names.has(on[0]!) ? on : []) : on.filter((n) => this.#names.has(n)).sort();
+    const nets = on.length === 1 ? (this.#named.has(on[0]!) ? on : []) : on.filter((n) => this.#named.has(n)).sort();
     const key = nets.length === 1 ? nets[0]! : nets.join(',');
     let scope = this.#scopeByKey.get(key);
     if (scope === undefined) this.#scopeByKey.set(key, (scope = new Scope(nets)));

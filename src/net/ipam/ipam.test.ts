@@ -61,3 +61,11 @@ test('IPv6 subnets allocate from ::2 and print in RFC 5952 form', (t) => {
   t.is(fromBigInt(toBigInt('fd00:0:0:1::'), 6), 'fd00:0:0:1::');
   t.is(Cidr.parse('fd00::1/64').toString(), 'fd00::/64');
 });
+
+test('IPv6 addresses in use count however they are spelled, and those outside the range or of IPv4 do not', (t) => {
+  const space = planSubnet('v6', { subnet: 'fd00:31::/64' }, []);
+  const inUse = new Set(['FD00:31:0:0::2', 'fd00:31::0003', '10.0.0.4', 'fd00:32::4', 'fd00:31::5']);
+  t.is(allocateAddress(space, inUse), 'fd00:31::4');
+  inUse.add('fd00:31::4');
+  t.is(allocateAddress(space, inUse), 'fd00:31::6');
+});

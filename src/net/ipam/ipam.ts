@@ -1,4 +1,5 @@
 import { Cidr, toBigInt } from './cidr.js';
+import { addressKey } from '../../registry/address.js';
 
 /** Docker's default address pools: 172.17-31.0.0/16, then 192.168.0-240.0/20. */
 export const DEFAULT_POOLS: readonly string[] = [
@@ -117,11 +118,18 @@ export function* freeAddresses(space: AddressSpace, inUse: ReadonlySet<string>):
   const reserved = reservedIn(space, subnet);
   const range = space.ipRange === undefined ? subnet : Cidr.parse(space.ipRange);
   if (subnet.family === 4) return yield* freeIpv4(range, reserved, inUse);
-  const used = new Set([...inUse].filter((a) => subnet.contains(a)).map(toBigInt));
-  for (let i = 0n; i < range.size; i++) {
-    const n = range.base + i;
-    if (!reserved.has(n) && !used.has(n)) yield range.at(i);
+  // Offsets into the range as numbers, and each address's number parsed once for all plans (the
+  // other family's skipped unparsed): BigInts parsed, walked one by one and looked up in a set
+  // cost 2.2 ms a plan beside 1000 sandboxes. A range past 2^53 addresses is walked that far.
+  const base = range.base;
+  const size = Number(range.size < 2n ** 53n ? range.size : 2n ** 53n);
+  const taken = new Set<number>();
+  for (const n of reserved) if (n >= base && n - base < size) taken.add(Number(n - base));
+  for (const a of inUse) {
+    const n = a.includes(':') ? ipv6Number(a) : undefined;
+    if (n !== undefined && n >= base && n - base < size) taken.add(Number(n - base));
   }
+  for (let i = 0; i < size; i++) if (!taken.has(i)) yield range.at(BigInt(i));
 }
 
 /**
@@ -137,6 +145,19 @@ function* freeIpv4(range: Cidr, reserved: ReadonlySet<bigint>, inUse: ReadonlySe
     const text = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
     if (!skip.has(n) && !inUse.has(text)) yield text;
   }
+}
+
+/** IPv6 addresses as numbers, by their text; bounded, as the addresses a daemon has seen are. */
+const ipv6Numbers = new Map<string, bigint>();
+function ipv6Number(address: string): bigint | undefined {
+  let n = ipv6Numbers.get(address);
+  if (n === undefined) {
+    const key = addressKey(address);
+    if (key === undefined) return undefined;
+    if (ipv6Numbers.size >= 65536) ipv6Numbers.clear();
+    ipv6Numbers.set(address, (n = BigInt(`0x${key}`)));
+  }
+  return n;
 }
 
 const reservedIn = (space: AddressSpace, subnet: Cidr): Set<bigint> =>

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { cachedAge, type Reply, type Resolver, type ResolverPlugin } from '../../src/server/resolver.js';
+import { cachedAge, rcodeReply, type Reply, type Resolver, type ResolverPlugin } from '../../src/server/resolver.js';
 import { Flag } from '../../src/wire/constants.js';
 import type { Query } from '../../src/wire/query.js';
 import { relayTo } from '../../src/wire/reply.js';
@@ -39,9 +39,21 @@ function serve(q: Query, entry: string, elapsed: number): Reply {
 }
 
 /**
+ * The answer for a query that waited on another's identical one (same key): the upstream's reply
+ * made into its own (ID, question case, OPT), or the same failure.
+ */
+function shared(q: Query, reply: Reply): Reply {
+  if (reply.upstream === undefined) return rcodeReply(q, reply.rcode, reply.resolver);
+  return { bytes: relayTo(q, reply.upstream), rcode: reply.upstream.rcode, resolver: reply.resolver };
+}
+
+/**
  * Caches forwarded replies by their TTL, and denials by their SOA (RFC 2308), within a byte
  * budget as well as an entry count. Names the registry owns are answered before this resolver
- * and never reach it, so a registry change is never hidden.
+ * and never reach it, so a registry change is never hidden. A miss whose question is already
+ * being asked of the same servers waits for that answer instead of asking again: one query in
+ * flight per question, as unbound and dnsmasq do, so a burst of one name costs the upstream one
+ * query and a spoofer gets one reply to race, not one per copy.
  */
 export const cache: ResolverPlugin = {
   name: 'cache',
@@ -52,6 +64,8 @@ export const cache: ResolverPlugin = {
       // What the entry takes on the heap: its string, its key (one byte a character) and the list's share.
       sizeCalculation: (e, key) => entryBytes(e) + 16 + key.length + ENTRY_OVERHEAD,
     });
+    /** Misses being asked upstream, by key; gone once answered (or failed), whatever the answer. */
+    const asking = new Map<string, Promise<Reply>>();
     return {
       name: 'cache',
       resolve(q, ctx, next) {
@@ -64,7 +78,9 @@ export const cache: ResolverPlugin = {
           return serve(q, hit, age);
         }
         onCache(false);
-        return Promise.resolve(next()).then((reply) => {
+        const asked = asking.get(key);
+        if (asked !== undefined) return asked.then((reply) => shared(q, reply));
+        const answered = Promise.resolve(next()).then((reply) => {
           const kept = reply.upstream;
           const c = kept === undefined ? null : cacheable(kept.bytes);
           if (c !== null && kept !== undefined) {
@@ -72,6 +88,10 @@ export const cache: ResolverPlugin = {
           }
           return reply;
         });
+        asking.set(key, answered);
+        const done = (): void => void asking.delete(key);
+        answered.then(done, done);
+        return answered;
       },
     };
   },

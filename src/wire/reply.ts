@@ -148,9 +148,9 @@ export interface Relayable {
 /**
  * A kept upstream reply made into the reply to `q` in one allocation: its ID, RD, CD and
  * question case, each TTL at `ttlOffsets` lowered by `age` seconds (a cached reply), and
- * tsnet's OPT when `q` had one.
+ * tsnet's OPT when `q` had one. Its bytes may be a latin1 string (as the batched path's worker keeps them).
  */
-export function relayTo(q: Query, kept: Relayable, age = 0, ttlOffsets: readonly number[] = []): Buffer {
+export function relayTo(q: Query, kept: Relayable | { bytes: string; rcode: number }, age = 0, ttlOffsets: readonly number[] = []): Buffer {
   const out = replyFor(q, kept.bytes, q.edns === null ? 0 : 11);
   if (age > 0) for (const off of ttlOffsets) out.writeUInt32BE(Math.max(0, out.readUInt32BE(off) - age), off);
   if (q.edns !== null) {

@@ -232,7 +232,7 @@ export class BatchedUdp {
         this.#teach({ kind: 'entry', ...at, scope: this.#scopeId(keep.scope), replay: keep.stored });
       } else if ((q.flags & Flag.CD) === 0) {
         const { kept, ttlOffsets, storedAt, ttl } = keep.cached;
-        this.#teach({ kind: 'cached', ...at, context: this.#contextId(generation, keep.scope, keep.upstreams), bytes: Uint8Array.from(kept.bytes), rcode: kept.rcode, ttlOffsets, storedAt, ttl });
+        this.#teach({ kind: 'cached', ...at, context: this.#contextId(generation, keep.scope, keep.upstreams), bytes: kept.bytes.toString('latin1'), rcode: kept.rcode, ttlOffsets, storedAt, ttl });
       }
     });
   }

@@ -51,7 +51,8 @@ export type Learned =
       context: number;
       key: string;
       slot: number;
-      bytes: Uint8Array;
+      /** The kept reply, latin1. */
+      bytes: string;
       rcode: number;
       ttlOffsets: readonly number[];
       storedAt: number;

@@ -81,21 +81,27 @@ export const cache: ResolverPlugin = {
       sizeCalculation: (e, key) => entryBytes(e) + 16 + key.length + ENTRY_OVERHEAD,
     });
     const asking: (Asking | undefined)[] = new Array<Asking | undefined>(ASKING_SLOTS).fill(undefined);
+    /** The kept answer to `q`, aged, unless there is none or it ran out. */
+    const fromCache = (q: Query, key: string): Reply | undefined => {
+      const hit = entries.get(key);
+      // Expiry is checked here rather than by lru-cache's TTL, which costs a clock read per get.
+      const age = hit === undefined ? undefined : cachedAge(storedAt(hit), ttlOf(hit), performance.now());
+      return hit === undefined || age === undefined ? undefined : serve(q, hit, age);
+    };
     return {
       name: 'cache',
       resolve(q, ctx, next) {
         const key = keyOf(q, ctx.upstreams.key);
-        const hit = entries.get(key);
-        // Expiry is checked here rather than by lru-cache's TTL, which costs a clock read per get.
-        const age = hit === undefined ? undefined : cachedAge(storedAt(hit), ttlOf(hit), performance.now());
-        if (hit !== undefined && age !== undefined) {
+        const served = fromCache(q, key);
+        if (served !== undefined) {
           onCache(true);
-          return serve(q, hit, age);
+          return served;
         }
         onCache(false);
         const at = slotOf(key);
         const asked = asking[at];
-        if (asked?.key === key) return asked.answer.then((reply) => shared(q, reply));
+        // Once answered, as a hit if the answer was kept (so the batched path learns it), else shared.
+        if (asked?.key === key) return asked.answer.then((reply) => fromCache(q, key) ?? shared(q, reply));
         const mine: Asking = { key, answer: Promise.resolve(next()) };
         asking[at] = mine;
         const done = (): void => void (asking[at] === mine && (asking[at] = undefined));

@@ -18,7 +18,7 @@ export interface ListenerContext {
 
 /**
  * What a reply may be made from again, for the batched UDP path's own table: a stored registry
- * answer (just stored, or replayed) with the scope it was made for, or a forwarded reply the
+ * answer replayed here with the scope it was made for, or a forwarded reply the
  * cache holds, with the scope and upstreams it was asked for (what its chain run depended on).
  */
 export type Keep = { kind: 'replay'; scope: Scope; stored: Replay } | { kind: 'cached'; scope: Scope; upstreams: string; cached: CachedAnswer };
@@ -80,9 +80,11 @@ export class Pipeline {
     const upstreams = listener.upstreamsFor?.(source.address) ?? listener.upstreams;
     const finish = (reply: Reply): void => {
       if (reply.replayable !== undefined && this.#replayable.has(reply.resolver) && generation === this.#registry.generation) {
+        // Stored, but offered to the batched path's worker only when replayed here (the query
+        // after): a name asked once costs the worker no copy.
         const stored = replayOf(reply.bytes, reply.replayable.shuffle);
-        const kept = this.#replays.set(scope, q, stored);
-        send(ReplayCache.render(stored, q), q, kept ? { kind: 'replay', scope, stored } : undefined);
+        this.#replays.set(scope, q, stored);
+        send(ReplayCache.render(stored, q), q);
       } else if (reply.cached !== undefined) {
         send(reply.bytes, q, { kind: 'cached', scope, upstreams: upstreams.key, cached: reply.cached });
       } else {

@@ -63,9 +63,9 @@ export class ReplayCache {
     return this.#entries.get(scope)?.get(q.key)?.[ednsSlot(q)];
   }
 
-  /** Stores `replay` for `q` in `scope`; false when nothing is stored (replay is off). */
-  set(scope: Scope, q: Query, replay: Replay): boolean {
-    if (this.#max === 0) return false;
+  /** Stores `replay` for `q` in `scope` (nothing when replay is off). */
+  set(scope: Scope, q: Query, replay: Replay): void {
+    if (this.#max === 0) return;
     if (this.#size >= this.#max || this.#bytes >= this.#maxBytes) this.clear();
     let byKey = this.#entries.get(scope);
     if (byKey === undefined) this.#entries.set(scope, (byKey = new Map()));
@@ -74,7 +74,6 @@ export class ReplayCache {
     slots[ednsSlot(q)] = replay;
     this.#size++;
     this.#bytes += replayWeight(q.key, replay);
-    return true;
   }
 
   /** A copy of `replay` made into the reply to `q`. */

@@ -1,5 +1,5 @@
+import { isIPv6 } from 'node:net';
 import { Cidr, toBigInt } from './cidr.js';
-import { addressKey } from '../../registry/address.js';
 
 /** Docker's default address pools: 172.17-31.0.0/16, then 192.168.0-240.0/20. */
 export const DEFAULT_POOLS: readonly string[] = [
@@ -147,15 +147,14 @@ function* freeIpv4(range: Cidr, reserved: ReadonlySet<bigint>, inUse: ReadonlySe
   }
 }
 
-/** IPv6 addresses as numbers, by their text; bounded, as the addresses a daemon has seen are. */
+/** IPv6 addresses as numbers (toBigInt's), by their text; bounded, as the addresses a daemon has seen are. */
 const ipv6Numbers = new Map<string, bigint>();
 function ipv6Number(address: string): bigint | undefined {
   let n = ipv6Numbers.get(address);
   if (n === undefined) {
-    const key = addressKey(address);
-    if (key === undefined) return undefined;
+    if (!isIPv6(address)) return undefined;
     if (ipv6Numbers.size >= 65536) ipv6Numbers.clear();
-    ipv6Numbers.set(address, (n = BigInt(`0x${key}`)));
+    ipv6Numbers.set(address, (n = toBigInt(address)));
   }
   return n;
 }

@@ -139,7 +139,13 @@ export class BatchedUdp {
     this.#wakeup.close();
   }
 
+  /**
+   * Nothing goes to a worker that has stopped or is stopping: answers learned later (the turn's
+   * batch, a forwarded reply that came after close) would wake an eventfd close() may have closed,
+   * whose number may by then be another file's.
+   */
   #post(m: ToWorker): void {
+    if (this.#down || Atomics.load(this.#ctl, STOP) === 1) return;
     this.#worker.postMessage(m);
     this.#wakeup.wake();
   }

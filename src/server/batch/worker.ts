@@ -4,7 +4,7 @@ import { parseQuery, type Query } from '../../wire/query.js';
 import { relayTo, truncate, udpLimit } from '../../wire/reply.js';
 import { RateLimiter } from '../rate-limit.js';
 import { ednsSlot, emptySlots, ReplayCache, replayWeight, type Replay } from '../replay.js';
-import { cachedAge } from '../resolver.js';
+import { cachedAge, type CachedAnswer } from '../resolver.js';
 import { addressOf, Batch, EAGAIN, EINTR, Poller, Wakeup } from './mmsg.js';
 import { bucketOf } from '../buckets.js';
 import { askerKey, BUCKET_AT, CACHED_AT, GENERATION, RCODE_SLOTS, SENDER_BYTES, STOP, SUM_AT, TYPE_SLOTS, type FromWorker, type Learned, type ToWorker, type WorkerInit } from './protocol.js';
@@ -43,13 +43,8 @@ class Tables<E> {
   }
 }
 
-/** A forwarded reply as this thread keeps it: as the cache's CachedAnswer, its bytes a latin1 string. */
-interface Forwarded {
-  kept: { bytes: string; rcode: number };
-  ttlOffsets: readonly number[];
-  storedAt: number;
-  ttl: number;
-}
+/** A forwarded reply as this thread keeps it: the cache's CachedAnswer, its bytes a latin1 string. */
+type Forwarded = Omit<CachedAnswer, 'kept'> & { kept: { bytes: string; rcode: number } };
 
 /**
  * The heap a Forwarded entry takes beside its bytes and key: its objects, the TTL offsets, the
